@@ -1,0 +1,214 @@
+"""The ``epochline`` command: ``ls`` and ``show`` read a store; ``run`` and ``ingest`` record one.
+
+Each subcommand lives in a function ``cmd_<name>(args) -> int`` registered in :data:`COMMANDS`
+with its argument parser; ``--json`` output is meant for scripts, the tables for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .store.reader import RunView, open_store
+
+COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _fmt_time(t: Optional[float]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _fmt_duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{sec:02d}s" if hours else f"{minutes}m{sec:02d}s"
+
+
+def _console():
+    from rich.console import Console
+
+    # piped output (CI logs, `| less`) gets a wide page instead of rich's 80-column default
+    width = None if sys.stdout.isatty() else 200
+    return Console(width=width, highlight=False)
+
+
+def _status_style(status: str) -> str:
+    return {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow",
+            "running": "cyan"}.get(status, "")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        runs = store.runs(path=args.path, tag=args.tag, status=args.status)
+        if args.json:
+            print(json.dumps([r.to_dict(full=False) for r in runs], allow_nan=False, default=str))
+            return 0
+        from rich.table import Table
+
+        table = Table(title=f"{len(runs)} runs in {store.uri}", title_justify="left")
+        for column in ("id", "path", "name", "status", "started", "duration", "primary", "tags"):
+            table.add_column(column, no_wrap=column in ("id", "started"))
+        for run in runs:
+            primary = ""
+            if run.primary_metric:
+                best = run.summary.get(f"best_{run.primary_metric}")
+                primary = f"{run.primary_metric}={_fmt_value(best)}" if best is not None else run.primary_metric
+            table.add_row(run.id, run.path, run.name,
+                          f"[{_status_style(run.status)}]{run.status}[/]", _fmt_time(run.start_time),
+                          _fmt_duration(run.duration), primary, ", ".join(run.tags))
+        _console().print(table)
+    return 0
+
+
+def _show_table(run: RunView) -> None:
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"[bold]{run.name}[/]  {run.id}  path={run.path}"
+                  f"{'  alias=' + run.alias if run.alias else ''}")
+    status = f"[{_status_style(run.status)}]{run.status}[/]"
+    console.print(f"status {status}{' (' + run.reason + ')' if run.reason else ''}  started "
+                  f"{_fmt_time(run.start_time)}  duration {_fmt_duration(run.duration)}  "
+                  f"host {run.host} pid {run.pid}{'  framework ' + run.framework if run.framework else ''}")
+    if run.tags:
+        console.print("tags: " + ", ".join(run.tags))
+    if run.lost:
+        console.print(f"[red]{run.lost} events were lost while recording (see warnings of that run)[/]")
+
+    def kv_table(title: str, items: Dict[str, Any]) -> None:
+        if not items:
+            return
+        table = Table(title=title, title_justify="left", show_header=False)
+        table.add_column("key")
+        table.add_column("value", overflow="fold")
+        for key, value in items.items():
+            table.add_row(key, _fmt_value(value))
+        console.print(table)
+
+    kv_table(f"params (fingerprint {run.fingerprint})", run.params)
+    kv_table("summary", run.summary)
+    epochs = run.epochs()
+    if epochs:
+        fields = []
+        for record in epochs:
+            fields += [k for k in record["values"] if k not in fields]
+        table = Table(title="epochs", title_justify="left")
+        table.add_column("epoch", justify="right")
+        for field in fields:
+            table.add_column(field + (" %" if any(field in r["percent"] for r in epochs) else ""),
+                             justify="right")
+        for record in epochs:
+            table.add_row(str(record["epoch"]), *(_fmt_value(record["values"].get(f, "")) for f in fields))
+        console.print(table)
+    keys = run.metric_keys()
+    if keys:
+        table = Table(title="metrics", title_justify="left")
+        for column in ("key", "points", "first step", "last step", "last", "min", "max"):
+            table.add_column(column, justify="left" if column == "key" else "right")
+        for key in keys:
+            points = run.metrics(key)
+            numbers = [v for _, _, v in points if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and v == v]
+            table.add_row(key, str(len(points)), str(points[0][1]), str(points[-1][1]),
+                          _fmt_value(points[-1][2]), _fmt_value(min(numbers)) if numbers else "",
+                          _fmt_value(max(numbers)) if numbers else "")
+        console.print(table)
+    images, artifacts = run.images(), run.artifacts()
+    for image in images:
+        console.print(f"image {image.key} step {image.step}: {image.path}"
+                      f"{'  ' + image.caption if image.caption else ''}")
+    for artifact in artifacts:
+        console.print(f"artifact {artifact.name} ({artifact.size} bytes): {artifact.path}")
+    texts = run.texts()
+    if texts:
+        console.print(f"text ({len(texts)} lines, last 10):")
+        for text in texts[-10:]:
+            console.print(f"  {text.text}", markup=False)
+    for comment in run.comments():
+        console.print(f"comment: {comment}", markup=False)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        try:
+            run = store.run(args.run)
+        except KeyError as exc:
+            print(f"epochline: {exc.args[0]}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(_json_safe(run.to_dict()), allow_nan=False, default=str))
+        else:
+            _show_table(run)
+    return 0
+
+
+def _json_safe(obj: Any) -> Any:
+    """Strict JSON for scripts: NaN/inf as the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="epochline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--store", default=None,
+                       help="store directory or URI (default: $EPOCHLINE_STORE or ./epochline-runs)")
+        return p
+
+    p = with_store(sub.add_parser("ls", help="list runs"))
+    p.add_argument("--path", help="only runs at this path or below it")
+    p.add_argument("--tag")
+    p.add_argument("--status", choices=["running", "completed", "failed", "interrupted", "crashed"])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_ls)
+
+    p = with_store(sub.add_parser("show", help="show one run"))
+    p.add_argument("run", help="run id, unique id prefix, name or alias")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
+
+    for extend in _EXTENSIONS:
+        extend(sub, with_store)
+    return parser
+
+
+_EXTENSIONS: List[Callable[[Any, Callable], None]] = []
+"""Functions that add subcommands (the line-protocol commands register here)."""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    for module in ("epochline.ingest_cli",):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

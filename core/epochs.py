@@ -1,0 +1,92 @@
+"""The per-epoch record: which logged names are which PROGRESS fields, and accuracies in percent.
+
+An adapter (or a user) calls ``run.end_epoch(epoch, values)`` once per completed epoch. This module
+turns ``values`` into the record the line emitters print:
+
+* **Names** follow one table (:func:`canonical_field`): the name is lower-cased, ``/ - . space``
+  become ``_``, a trailing ``_epoch`` is dropped; a ``train_``/``training_`` prefix (or none) means
+  train, ``val_``/``valid_``/``validation_``/``eval_`` means val, ``test_`` means test; ``loss``
+  is a loss and ``acc``, ``accuracy``, ``categorical_accuracy``, ``sparse_categorical_accuracy``,
+  ``binary_accuracy`` are accuracies. So ``val_acc``, ``eval_accuracy``, ``val/accuracy`` and
+  ``val_accuracy_epoch`` all become ``val_accuracy``. ``field_map`` overrides or extends the table.
+* **Scale** is declared, never guessed: each accuracy is a fraction (0..1) or in percent by the
+  run's ``accuracy_scale`` (default ``"fraction"``, which is what torchmetrics, Keras, scikit-learn
+  and transformers' ``compute_metrics`` usually return) or a per-metric ``scales`` entry. Fractions
+  are multiplied by 100. A value that contradicts its declared scale (a "fraction" above 1, a
+  percent above 100) is kept as declared and warned about once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+SCALES = ("fraction", "percent")
+ACCURACY_NAMES = frozenset({"acc", "accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+                            "binary_accuracy"})
+_STAGE_PREFIXES = (("training_", "train"), ("train_", "train"), ("validation_", "val"),
+                   ("valid_", "val"), ("val_", "val"), ("eval_", "val"), ("test_", "test"))
+_SEPARATORS = re.compile(r"[/\-. ]+")
+
+
+def normalise_name(name: str) -> str:
+    text = _SEPARATORS.sub("_", name.strip().lower())
+    return text[: -len("_epoch")] if text.endswith("_epoch") else text
+
+
+def canonical_field(name: str, field_map: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The PROGRESS field a logged metric name stands for, or None."""
+    if field_map and name in field_map:
+        return field_map[name]
+    text = normalise_name(name)
+    stage = "train"
+    for prefix, which in _STAGE_PREFIXES:
+        if text.startswith(prefix):
+            stage, text = which, text[len(prefix):]
+            break
+    if text == "loss":
+        return f"{stage}_loss"
+    if text in ACCURACY_NAMES:
+        return f"{stage}_accuracy"
+    return None
+
+
+def is_accuracy(field: str) -> bool:
+    return field.endswith("_accuracy")
+
+
+def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
+                 scales: Optional[Mapping[str, str]] = None,
+                 field_map: Optional[Mapping[str, str]] = None) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
+    """(record, percent_keys, warnings) for one epoch's values.
+
+    ``record`` holds every numeric value: known ones under their canonical field (accuracies in
+    percent), the others under their own name. When two names map to one field the first wins
+    and the other keeps its own name, so nothing is silently merged.
+    """
+    if accuracy_scale not in SCALES:
+        raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
+    record: Dict[str, Any] = {}
+    percent = []
+    problems = []
+    for name, value in values.items():
+        if type(value) is bool or not isinstance(value, (int, float)):
+            continue
+        field = canonical_field(name, field_map)
+        if field is None or field in record:
+            record.setdefault(name, value)
+            continue
+        if is_accuracy(field):
+            scale = (scales or {}).get(name, accuracy_scale)
+            if scale not in SCALES:
+                raise ValueError(f"scale of {name!r} must be 'fraction' or 'percent', got {scale!r}")
+            if value == value:
+                if scale == "fraction" and not (0.0 <= value <= 1.0):
+                    problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")
+                elif scale == "percent" and not (0.0 <= value <= 100.0):
+                    problems.append(f"{name}={value!r} is declared in percent but is outside 0..100")
+            value = float(value) * 100.0 if scale == "fraction" else float(value)
+            percent.append(field)
+        record[field] = value
+    return record, tuple(percent), problems

@@ -1,0 +1,211 @@
+"""The typed events that flow from a run to its sinks.
+
+Every call on the run API becomes one immutable event; sinks (the store, the line emitters,
+third-party plugins) only ever see these, never a framework object. Events are msgspec Structs:
+they cost a few hundred nanoseconds to build on the hot path and serialise to strict JSON with a
+``type`` tag, so a sink can persist or forward them without knowing their Python classes.
+
+Values inside events are already normalised by :mod:`epochline.values` (plain ``float``, ``int``,
+``bool``, ``str``). JSON cannot hold NaN or infinities, so :func:`to_json` writes them as the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` inside a ``{"$float": ...}`` wrapper and
+:func:`from_json` turns them back, which makes every event round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Scalar = Union[bool, int, float, str]
+ParamValue = Union[None, bool, int, float, str, List[Any]]
+
+STATUSES = ("completed", "failed", "interrupted", "crashed")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    run_id: str
+    wall_time: float
+
+
+class RunStarted(Event, tag="run_started"):
+    name: str
+    path: str
+    alias: Optional[str] = None
+    tags: Tuple[str, ...] = ()
+    host: str = ""
+    pid: int = 0
+    pid_start: Optional[float] = None
+    framework: Optional[str] = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class Params(Event, tag="params"):
+    params: Dict[str, ParamValue]
+    ignored: Tuple[str, ...] = ()
+    """Keys that do not count towards the run's identity (e.g. ``num_workers``)."""
+
+
+class Metrics(Event, tag="metrics"):
+    step: int
+    values: Dict[str, Scalar]
+    epoch: Optional[int] = None
+    stage: Optional[str] = None
+
+
+class Image(Event, tag="image"):
+    key: str
+    step: int
+    media: str
+    """Path of the PNG/JPEG file relative to the store's media root (content-addressed)."""
+    width: int = 0
+    height: int = 0
+    caption: Optional[str] = None
+
+
+class Text(Event, tag="text"):
+    text: str
+    level: Optional[str] = None
+    logger: Optional[str] = None
+
+
+class Comment(Event, tag="comment"):
+    text: str
+
+
+class Tag(Event, tag="tag"):
+    tag: str
+
+
+class Untag(Event, tag="untag"):
+    tag: str
+
+
+class Rename(Event, tag="rename"):
+    name: str
+
+
+class Artifact(Event, tag="artifact"):
+    name: str
+    media: str
+    """Path relative to the store's media root (content-addressed)."""
+    size: int = 0
+    sha256: str = ""
+    source: str = ""
+    """Where the file was copied from, as the user named it."""
+
+
+class PlotDeclared(Event, tag="plot"):
+    name: str
+    metrics: Tuple[str, ...]
+    y_label: str = ""
+    kind: str = "line"
+
+
+class Histogram(Event, tag="histogram"):
+    key: str
+    step: int
+    min: float
+    max: float
+    num: int
+    bucket_limits: Tuple[float, ...]
+    bucket_counts: Tuple[float, ...]
+    sum: float = 0.0
+    sum_squares: float = 0.0
+
+
+class SummaryUpdate(Event, tag="summary"):
+    values: Dict[str, Any]
+
+
+class PrimaryMetric(Event, tag="primary_metric"):
+    name: str
+    mode: str = "max"
+
+
+class EpochEnd(Event, tag="epoch_end"):
+    """One per completed epoch: what the line emitters turn into a PROGRESS line."""
+
+    epoch: int
+    """1-indexed."""
+    values: Dict[str, Scalar]
+    total_epochs: Optional[int] = None
+    percent: Tuple[str, ...] = ()
+    """Keys of ``values`` that are accuracies already scaled to percent."""
+
+
+class RunFinished(Event, tag="run_finished"):
+    status: str
+    reason: Optional[str] = None
+    lost: int = 0
+    """Events this process could not hand to every sink (see the run's finish report)."""
+
+
+class Heartbeat(Event, tag="heartbeat"):
+    """Sent by the dispatcher every few seconds so readers can tell a live run from a dead one."""
+
+
+AnyEvent = Union[
+    RunStarted, Params, Metrics, Image, Text, Comment, Tag, Untag, Rename, Artifact,
+    PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, RunFinished, Heartbeat,
+]
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _enc_hook(obj: Any) -> Any:
+    raise TypeError(f"epochline events hold only plain values, got {type(obj).__name__}")
+
+
+def _wrap_nonfinite(obj: Any) -> Any:
+    if type(obj) is float:
+        if obj != obj:
+            return {"$float": "NaN"}
+        if obj in (math.inf, -math.inf):
+            return {"$float": "Infinity" if obj > 0 else "-Infinity"}
+        return obj
+    if isinstance(obj, dict):
+        return {k: _wrap_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_wrap_nonfinite(v) for v in obj]
+    return obj
+
+
+def _unwrap_nonfinite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE:
+            return _NONFINITE[obj["$float"]]
+        return {k: _unwrap_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unwrap_nonfinite(v) for v in obj]
+    return obj
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def to_builtins(event: Event) -> Dict[str, Any]:
+    """The event as a JSON-ready dict (strict JSON: non-finite floats wrapped)."""
+    return _wrap_nonfinite(msgspec.to_builtins(event))
+
+
+def to_json(event: Event) -> bytes:
+    """Strict RFC 8259 JSON with a ``type`` tag; see the module docstring for NaN/inf."""
+    return _encoder.encode(to_builtins(event))
+
+
+def from_json(data: Union[bytes, str]) -> AnyEvent:
+    raw = msgspec.json.decode(data)
+    return msgspec.convert(_unwrap_nonfinite(raw), AnyEvent)
+
+
+def dumps_value(value: Any) -> str:
+    """A parameter/summary value as strict JSON text (non-finite floats wrapped, see to_json)."""
+    return _encoder.encode(_wrap_nonfinite(value)).decode()
+
+
+def loads_value(text: str) -> Any:
+    return _unwrap_nonfinite(msgspec.json.decode(text))

@@ -1,0 +1,193 @@
+"""Starting runs, the global off switch, and ending runs the user did not end.
+
+A run the user forgets to finish is finished when the interpreter exits: ``failed`` with the
+exception's type and message if an uncaught exception ended the program (``interrupted`` for
+Ctrl-C), ``completed`` otherwise (its reason says ``finish()`` was not called). A process killed
+outright (kill -9, OOM) cannot do that; readers then see it as ``crashed`` (see the store reader).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Iterable, Optional, Union
+
+from . import events as ev
+from .dispatch import FLUSH_INTERVAL_S, Dispatcher
+from .noop import NoOpRun
+from .plugins import get_plugin_manager
+from .procinfo import process_start
+from .run import Run, exit_status
+from .runinfo import RunInfo
+from .store import open_backend
+from .store.unavailable import UnavailableBackend
+
+_enabled = True
+_active: "set[Run]" = set()
+_lock = threading.Lock()
+_hooks_installed = False
+_uncaught: Optional[BaseException] = None
+
+RANK_ENV_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK")
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn tracking off (``init`` then returns a no-op run) or back on, for the whole process."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def is_enabled() -> bool:
+    return _enabled and os.environ.get("EPOCHLINE_DISABLED", "").strip().lower() not in (
+        "1", "true", "yes", "on")
+
+
+def global_rank() -> int:
+    """This process's rank in a distributed job (0 when not distributed)."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank())
+    except Exception:
+        pass
+    for name in RANK_ENV_VARS:
+        value = os.environ.get(name)
+        if value and value.strip().lstrip("-").isdigit():
+            return int(value)
+    return 0
+
+
+def new_run_id() -> str:
+    """Sortable by start time, readable, and unique enough for concurrent starts."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def _clean_path(path: Any) -> str:
+    if type(path) is not str:
+        raise TypeError(f"path must be a string such as 'cv/resnet50/baseline', got {path!r}")
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts or any("\x00" in p for p in parts):
+        raise ValueError(f"path {path!r} may not contain '..'")
+    return "/".join(parts) or "default"
+
+
+def resolve_emit(emit: Union[str, Iterable[str], None]) -> frozenset:
+    """Which line emitters print for a run: ``emit=``, else ``EPOCHLINE_EMIT``, else none."""
+    if emit is None:
+        emit = os.environ.get("EPOCHLINE_EMIT", "")
+    if isinstance(emit, str):
+        emit = emit.split(",")
+    names = frozenset(e.strip().lower() for e in emit if e and e.strip())
+    return frozenset() if names <= {"none"} else names - {"none"}
+
+
+def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[str] = None,
+         params: Any = None, ignore_params: Iterable[str] = (), tags: Iterable[str] = (),
+         store: Any = None, run_id: Optional[str] = None, framework: Optional[str] = None,
+         emit: Union[str, Iterable[str], None] = None, total_epochs: Optional[int] = None,
+         accuracy_scale: str = "fraction", all_ranks: bool = False,
+         flush_interval: float = FLUSH_INTERVAL_S) -> Union[Run, NoOpRun]:
+    """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
+
+    Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
+    or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
+    """
+    if not is_enabled() or (not all_ranks and global_rank() != 0):
+        return NoOpRun()
+    path = _clean_path(path)
+    if isinstance(tags, str):
+        tags = (tags,)
+    tags = tuple(tags)
+    for value, what in [(name, "name"), (alias, "alias"), (run_id, "run_id")] + [(t, "tag") for t in tags]:
+        if value is not None and (type(value) is not str or not value):
+            raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+    if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
+        raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
+    try:
+        backend = open_backend(store)
+    except (ValueError, TypeError):
+        raise
+    except Exception as exc:  # a broken store must not stop the training
+        warnings.warn(f"epochline: the store {store or ''} cannot be opened ({type(exc).__name__}: "
+                      f"{exc}); training goes on, this run's events are counted as lost",
+                      RuntimeWarning, stacklevel=2)
+        backend = UnavailableBackend(str(store), exc)
+    start_step = -1
+    resumed = None
+    if run_id is not None:
+        resumed = backend.resume_point(run_id)
+        if resumed is not None:
+            start_step = resumed["step"]
+    run_id = run_id or new_run_id()
+    if name is None:
+        name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
+    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit),
+                   total_epochs=total_epochs)
+    pm = get_plugin_manager()
+    dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
+    run = Run(info, dispatcher, start_step=start_step, on_finish=_forget,
+              accuracy_scale=accuracy_scale)
+    pid = os.getpid()
+    dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
+                                 alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
+                                 pid_start=process_start(pid), framework=framework))
+    if params is not None:
+        run.log_params(params, ignore=ignore_params)
+    elif ignore_params:
+        run.log_params(ignore=ignore_params)
+    with _lock:
+        _active.add(run)
+    _install_exit_hooks()
+    return run
+
+
+def _forget(run: Run) -> None:
+    with _lock:
+        _active.discard(run)
+
+
+def _finish_active(status: str, reason: Optional[str]) -> None:
+    with _lock:
+        runs = list(_active)
+    for run in runs:
+        try:
+            run.finish(status, reason)
+        except Exception:  # never let our exit handling mask the program's own outcome
+            pass
+
+
+def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
+    global _uncaught
+    _uncaught = exc
+    _finish_active(*exit_status(exc))
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _at_exit() -> None:
+    if _uncaught is None:
+        _finish_active("completed", "finish() was not called; finished at interpreter exit")
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _install_exit_hooks() -> None:
+    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once."""
+    global _hooks_installed, _previous_excepthook
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    atexit.register(_at_exit)
+
+
+def active_runs() -> list:
+    with _lock:
+        return list(_active)

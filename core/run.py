@@ -1,0 +1,493 @@
+"""The run API: what users and framework adapters call. It turns calls into events and queues them.
+
+Nothing here does I/O on the hot path: :meth:`Run.log` normalises the values it was given, builds
+one :class:`~epochline.events.Metrics` event and appends it to the dispatcher's queue. Images and
+artifacts are the exception: they are written to the content-addressed media folder when logged, so
+that the file stored is the file as it was at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+
+from . import events as ev
+from .dispatch import Dispatcher
+from .epochs import SCALES, epoch_record
+from .errors import RunFinishedError
+from .identity import fingerprint
+from .media import encode_image, store_bytes, store_file
+from .runinfo import RunInfo
+from .values import PLAIN, OddValue, flatten_params, metric_value
+
+_PLAIN_TYPES = frozenset(PLAIN)
+_now = time.time
+
+
+def exit_status(exc: Optional[BaseException]) -> tuple:
+    """(status, reason) for a run that ends with ``exc`` in flight (None: completed)."""
+    if exc is None:
+        return "completed", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "KeyboardInterrupt"
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code in (None, 0):
+            return "completed", None
+        context = exc.__context__
+        if isinstance(context, KeyboardInterrupt):
+            return "interrupted", "KeyboardInterrupt"
+        return "failed", f"SystemExit: {code}"
+    message = str(exc)
+    return "failed", f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+class Run:
+    """One training run. Create it with :func:`epochline.init`."""
+
+    def __init__(self, info: RunInfo, dispatcher: Dispatcher, *, start_step: int = -1,
+                 on_finish: Any = None, accuracy_scale: str = "fraction"):
+        self._info = info
+        self._dispatcher = dispatcher
+        self._put = dispatcher.put
+        self._step = start_step
+        self._finished = False
+        self._params: Dict[str, Any] = {}
+        self._ignored: set = set()
+        self._primary: Optional[tuple] = None  # (name, mode)
+        self._best: Optional[tuple] = None  # (value, step)
+        self._warned: set = set()
+        self._skipped = 0
+        self._on_finish = on_finish
+        if accuracy_scale not in SCALES:
+            raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
+        self.accuracy_scale = accuracy_scale
+        self.scales: Dict[str, str] = {}
+        """Per-metric accuracy scale overrides, e.g. ``{"top1": "percent"}``."""
+        self.field_map: Dict[str, str] = {}
+        """Extra name -> PROGRESS field entries, e.g. ``{"acc@1": "val_accuracy"}``."""
+        self.epochs_done = 0
+        self.status: str = "running"
+        self.reason: Optional[str] = None
+        self.lost: int = 0
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._info.id
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def path(self) -> str:
+        return self._info.path
+
+    @property
+    def store_uri(self) -> str:
+        return self._info.store.uri
+
+    @property
+    def step(self) -> int:
+        """The last step logged (-1 before the first)."""
+        return self._step
+
+    @property
+    def params(self) -> Dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of the parameters that count; equal for runs of the same configuration."""
+        return fingerprint(self._params, self._ignored)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __repr__(self) -> str:
+        return f"<epochline.Run {self.id} path={self.path!r} status={self.status}>"
+
+    # -- metrics: the hot path -----------------------------------------------------------------
+    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,
+            stage: Optional[str] = None, epoch: Optional[int] = None, **kwargs: Any) -> None:
+        """Record metric values at ``step`` (next step when omitted).
+
+        Values logged twice for the same key and step merge: the later wins. Values that are not
+        numbers, bools or text (e.g. a 3-element tensor) are skipped with one warning per key.
+        """
+        if self._finished:
+            self._raise_finished("log")
+        if data is None:
+            values = kwargs
+        elif type(data) is dict:
+            values = {**data, **kwargs} if kwargs else data.copy()
+        elif isinstance(data, Mapping):
+            values = dict(data)
+            values.update(kwargs)
+        else:
+            raise TypeError(f"run.log() takes a dict of metric values or keyword arguments, got "
+                            f"{type(data).__name__}; e.g. run.log({{'loss': 0.25}}, step=10)")
+        for key, value in values.items():
+            if type(value) not in _PLAIN_TYPES or type(key) is not str:
+                values = self._clean(values)
+                break
+        if not values:
+            return
+        if step is None:
+            step = self._step + 1
+        elif type(step) is not int:
+            step = self._as_int("step", step)
+        if step > self._step:
+            self._step = step
+        if epoch is not None and type(epoch) is not int:
+            epoch = self._as_int("epoch", epoch)
+        if stage is not None and type(stage) is not str:
+            raise TypeError(f"stage must be text such as 'train' or 'val', got {type(stage).__name__}")
+        if self._primary is not None:
+            self._track_primary(values, step)
+        self._put(ev.Metrics(run_id=self._info.id, wall_time=_now(), step=step, values=values,
+                             epoch=epoch, stage=stage))
+
+    def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for key, value in values.items():
+            key = key if type(key) is str else str(key)
+            try:
+                out[key] = metric_value(value)
+            except OddValue as exc:
+                self._skipped += 1
+                self._warn_once(("odd", key), f"epochline: metric {key!r} skipped: {exc}")
+        return out
+
+    @staticmethod
+    def _as_int(what: str, value: Any) -> int:
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+        return int(value.__index__())
+
+    def _track_primary(self, values: Mapping[str, Any], step: int) -> None:
+        name, mode = self._primary
+        value = values.get(name)
+        if value is None or type(value) is str or type(value) is bool or value != value:
+            return
+        if self._best is None or (value > self._best[0] if mode == "max" else value < self._best[0]):
+            self._best = (value, step)
+
+    # -- everything else -----------------------------------------------------------------------
+    def log_params(self, params: Any = None, *, ignore: Iterable[str] = (), **kwargs: Any) -> None:
+        """Record hyper-parameters (flattened to dotted keys; see :mod:`epochline.values`).
+
+        ``ignore`` names keys that do not count towards the run's identity (``num_workers``...).
+        """
+        self._check_open("log_params")
+        flat: Dict[str, Any] = {}
+        if params is not None:
+            flat.update(flatten_params(params))
+        if kwargs:
+            flat.update(flatten_params(kwargs))
+        if isinstance(ignore, str):
+            ignore = (ignore,)
+        self._ignored.update(ignore)
+        if not flat:
+            return
+        self._params.update(flat)
+        ignored = tuple(k for k in flat if k in self._ignored or
+                        any(k.startswith(f"{i}.") for i in self._ignored))
+        self._put(ev.Params(run_id=self._info.id, wall_time=_now(), params=flat, ignored=ignored))
+
+    def log_image(self, key: str, image: Any, step: Optional[int] = None,
+                  caption: Optional[str] = None) -> Optional[str]:
+        """Store an image (PIL, array HW/HWC/CHW, tensor, PNG/JPEG bytes or path) at ``step``.
+
+        Returns the stored file's path, or None if it could not be stored (warned once, counted).
+        """
+        self._check_open("log_image")
+        self._check_text("key", key)
+        if caption is not None:
+            caption = str(caption)
+        step = self._step_or_current(step)
+        try:
+            data, suffix, width, height = encode_image(image)
+            rel = store_bytes(self._info.store.media_root, data, suffix)
+        except Exception as exc:
+            self._lose(("image", type(exc).__name__), f"epochline: image {key!r} not stored: {exc}")
+            return None
+        self._put(ev.Image(run_id=self._info.id, wall_time=_now(), key=key, step=step, media=rel,
+                           width=width, height=height, caption=caption))
+        return str(self._info.store.media_root / rel)
+
+    def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]:
+        """Copy a file (or every file of a folder) into the store now, content-addressed.
+
+        ``name`` is a label (default: the file name); it never becomes a path, and may not
+        contain ``..`` or start with ``/``. Returns the stored path (None if it failed: warned).
+        """
+        self._check_open("log_artifact")
+        source = Path(os.fspath(path))
+        label = _artifact_name(name if name is not None else source.name)
+        if source.is_dir():
+            stored = None
+            for child in sorted(p for p in source.rglob("*") if p.is_file()):
+                stored = self.log_artifact(child, f"{label}/{child.relative_to(source).as_posix()}")
+            return stored
+        try:
+            rel, size, digest = store_file(self._info.store.media_root, source)
+        except Exception as exc:
+            self._lose(("artifact", type(exc).__name__),
+                       f"epochline: artifact {label!r} from {source} not stored: {exc}")
+            return None
+        self._put(ev.Artifact(run_id=self._info.id, wall_time=_now(), name=label, media=rel,
+                              size=size, sha256=digest, source=str(source)))
+        return str(self._info.store.media_root / rel)
+
+    def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
+        self._check_open("log_text")
+        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
+                          logger=logger))
+
+    def logging_handler(self, level: int = logging.INFO, fmt: Optional[str] = None) -> logging.Handler:
+        """A ``logging.Handler`` that records log records as the run's text lines."""
+        return RunLogHandler(self, level, fmt)
+
+    def comment(self, text: str) -> None:
+        self._check_open("comment")
+        self._put(ev.Comment(run_id=self._info.id, wall_time=_now(), text=str(text)))
+
+    def tag(self, *tags: str) -> None:
+        self._check_open("tag")
+        for tag in tags:
+            self._check_text("tag", tag)
+            self._put(ev.Tag(run_id=self._info.id, wall_time=_now(), tag=tag))
+
+    def untag(self, *tags: str) -> None:
+        self._check_open("untag")
+        for tag in tags:
+            self._check_text("tag", tag)
+            self._put(ev.Untag(run_id=self._info.id, wall_time=_now(), tag=tag))
+
+    def rename(self, name: str) -> None:
+        self._check_open("rename")
+        self._check_text("name", name)
+        self._info.name = name
+        self._put(ev.Rename(run_id=self._info.id, wall_time=_now(), name=name))
+
+    def declare_plot(self, name: str, metrics: Sequence[str], y_label: str = "") -> None:
+        """Declare a line plot of some numeric metrics (the Kogu ``plot`` message)."""
+        self._check_open("declare_plot")
+        self._check_text("name", name)
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        self._put(ev.PlotDeclared(run_id=self._info.id, wall_time=_now(), name=name,
+                                  metrics=tuple(str(m) for m in metrics), y_label=str(y_label)))
+
+    def log_histogram(self, key: str, values: Any = None, *, hist: Optional[Mapping[str, Any]] = None,
+                      step: Optional[int] = None, bins: int = 64) -> None:
+        """A histogram at ``step``: from raw ``values`` (list/array/tensor), or a ready ``hist`` dict
+        with min, max, num, bucket_limit(s), bucket(s)/bucket_counts and optional sum, sum_squares."""
+        self._check_open("log_histogram")
+        self._check_text("key", key)
+        step = self._step_or_current(step)
+        if (values is None) == (hist is None):
+            raise TypeError("log_histogram() takes either values or hist=, not both or neither")
+        data = _histogram_from_dict(hist) if hist is not None else _histogram(values, bins)
+        self._put(ev.Histogram(run_id=self._info.id, wall_time=_now(), key=key, step=step, **data))
+
+    def set_primary_metric(self, name: str, mode: str = "max") -> None:
+        """Track the best value of ``name``; at finish it lands in the summary with its step."""
+        self._check_open("set_primary_metric")
+        self._check_text("name", name)
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self._primary = (name, mode)
+        self._best = None
+        self._put(ev.PrimaryMetric(run_id=self._info.id, wall_time=_now(), name=name, mode=mode))
+
+    @property
+    def best(self) -> Optional[Dict[str, Any]]:
+        """``{"name", "mode", "value", "step"}`` of the primary metric so far, or None."""
+        if self._primary is None or self._best is None:
+            return None
+        return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
+                "step": self._best[1]}
+
+    def summary(self, values: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        """Final results and notes (flattened like params); later keys overwrite earlier ones."""
+        self._check_open("summary")
+        flat = flatten_params({**(values or {}), **kwargs})
+        if flat:
+            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values=flat))
+
+    def end_epoch(self, epoch: int, values: Mapping[str, Any], *, total_epochs: Optional[int] = None,
+                  scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """Close epoch ``epoch`` (1-indexed) with its values: one record, one PROGRESS line.
+
+        ``values`` are the epoch's metrics as logged (also log them with :meth:`log` to keep the
+        series); names and accuracy scales follow :mod:`epochline.epochs`. Returns the record.
+        """
+        self._check_open("end_epoch")
+        epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
+        if epoch < 1:
+            raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")
+        if total_epochs is not None:
+            total_epochs = self._as_int("total_epochs", total_epochs)
+            self._info.total_epochs = total_epochs
+        clean = self._clean(values) if values else {}
+        record, percent, problems = epoch_record(
+            clean, accuracy_scale=self.accuracy_scale, scales={**self.scales, **(scales or {})},
+            field_map=self.field_map)
+        for problem in problems:
+            self._warn_once(("scale", problem.split("=", 1)[0]), f"epochline: {problem}")
+        self.epochs_done = max(self.epochs_done, epoch)
+        self._put(ev.EpochEnd(run_id=self._info.id, wall_time=_now(), epoch=epoch, values=record,
+                              total_epochs=self._info.total_epochs, percent=percent))
+        self._dispatcher.nudge()
+        return record
+
+    # -- the end -------------------------------------------------------------------------------
+    def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
+        """End the run. Calling it again does nothing. Warns if any event could not be stored."""
+        if status not in ev.STATUSES:
+            raise ValueError(f"status must be one of {', '.join(ev.STATUSES)}; got {status!r}")
+        if self._finished:
+            return
+        self._finished = True
+        self.status, self.reason = status, reason
+        best = self.best
+        if best is not None:
+            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values={
+                "primary_metric": best["name"], f"best_{best['name']}": best["value"],
+                f"best_{best['name']}_step": best["step"]}))
+        if self._skipped:
+            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(),
+                                       values={"epochline_skipped_values": self._skipped}))
+        run_id, local = self._info.id, self.lost
+
+        def final(lost: int) -> ev.RunFinished:
+            return ev.RunFinished(run_id=run_id, wall_time=_now(), status=status, reason=reason,
+                                  lost=lost + local)
+
+        done = self._dispatcher.close(final)
+        self.lost += self._dispatcher.total_lost
+        if self._on_finish is not None:
+            self._on_finish(self)
+        if self.lost or not done:
+            detail = self._dispatcher.report()
+            warnings.warn(f"epochline: run {run_id} finished as {status}, but {self.lost} events "
+                          f"were not recorded{': ' + detail if detail else ''}"
+                          f"{'' if done else ' (the writer did not finish in time)'}",
+                          RuntimeWarning, stacklevel=2)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        self.finish(*exit_status(exc))
+        return False
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _step_or_current(self, step: Any) -> int:
+        if step is None:
+            return max(self._step, 0)
+        return step if type(step) is int else self._as_int("step", step)
+
+    def _check_open(self, what: str) -> None:
+        if self._finished:
+            self._raise_finished(what)
+
+    def _raise_finished(self, what: str) -> None:
+        raise RunFinishedError(
+            f"run {self._info.id} is already finished ({self.status}); run.{what}() must come "
+            f"before run.finish(), or start a new run with epochline.init()")
+
+    @staticmethod
+    def _check_text(what: str, value: Any) -> None:
+        if type(value) is not str or not value:
+            raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+
+    def _warn_once(self, key: tuple, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def _lose(self, key: tuple, message: str) -> None:
+        self.lost += 1
+        self._warn_once(key, message + " (training goes on; counted in the finish report)")
+
+
+class RunLogHandler(logging.Handler):
+    def __init__(self, run: Run, level: int = logging.INFO, fmt: Optional[str] = None):
+        super().__init__(level)
+        self._run = run
+        if fmt:
+            self.setFormatter(logging.Formatter(fmt))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._run.finished:
+            return
+        try:
+            self._run.log_text(self.format(record), level=record.levelname, logger=record.name)
+        except Exception:
+            self.handleError(record)
+
+
+def _artifact_name(name: Any) -> str:
+    text = str(name).replace("\\", "/")
+    parts = PurePosixPath(text).parts
+    if not text or text.startswith("/") or ".." in parts or "\x00" in text:
+        raise ValueError(f"artifact name {name!r} must be a relative label without '..'")
+    return "/".join(p for p in parts if p not in (".", ""))
+
+
+def _histogram(values: Any, bins: int) -> Dict[str, Any]:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
+        np = None
+    if np is not None:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        arr = arr[np.isfinite(arr)]
+        if arr.size == 0:
+            raise ValueError("log_histogram() needs at least one finite value")
+        counts, edges = np.histogram(arr, bins=bins)
+        return {"min": float(arr.min()), "max": float(arr.max()), "num": int(arr.size),
+                "bucket_limits": tuple(float(x) for x in edges[1:]),
+                "bucket_counts": tuple(float(c) for c in counts),
+                "sum": float(arr.sum()), "sum_squares": float((arr * arr).sum())}
+    xs = [float(v) for v in values if math.isfinite(float(v))]
+    if not xs:
+        raise ValueError("log_histogram() needs at least one finite value")
+    lo, hi = min(xs), max(xs)
+    width = (hi - lo) / bins or 1.0
+    counts = [0.0] * bins
+    for x in xs:
+        counts[min(int((x - lo) / width), bins - 1)] += 1
+    return {"min": lo, "max": hi, "num": len(xs),
+            "bucket_limits": tuple(lo + width * (i + 1) for i in range(bins)),
+            "bucket_counts": tuple(counts), "sum": sum(xs), "sum_squares": sum(x * x for x in xs)}
+
+
+def _histogram_from_dict(hist: Mapping[str, Any]) -> Dict[str, Any]:
+    try:
+        limits = hist.get("bucket_limits", hist.get("bucket_limit"))
+        counts = hist.get("bucket_counts", hist.get("bucket"))
+        out = {"min": float(hist["min"]), "max": float(hist["max"]), "num": int(hist["num"]),
+               "bucket_limits": tuple(float(x) for x in limits),
+               "bucket_counts": tuple(float(x) for x in counts),
+               "sum": float(hist.get("sum", 0.0)), "sum_squares": float(hist.get("sum_squares", 0.0))}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TypeError("hist= needs min, max, num, bucket_limit(s) and bucket(s)/bucket_counts: "
+                        f"{exc}") from None
+    if len(out["bucket_limits"]) != len(out["bucket_counts"]):
+        raise ValueError("hist= needs as many bucket limits as bucket counts")
+    return out

@@ -1,0 +1,22 @@
+"""What a sink learns about the run whose events it receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, FrozenSet
+
+if TYPE_CHECKING:
+    from .store.base import Backend
+
+
+@dataclass(eq=False)
+class RunInfo:
+    id: str
+    name: str
+    path: str
+    store: "Backend"
+    emit: FrozenSet[str] = frozenset()
+    """Names of the line emitters that are on for this run (``kogu``, ``progress``)."""
+    total_epochs: int | None = None
+    state: dict = field(default_factory=dict)
+    """Per-run scratch space for sinks, keyed by the sink's own name."""

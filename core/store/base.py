@@ -1,0 +1,331 @@
+"""The SQL backend shared by SQLite and PostgreSQL: schema, migrations, writes and reads.
+
+A dialect subclass supplies a DB-API connection, its placeholder and the few DDL words that differ.
+All SQL is parameterised; table and column names are constants of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .. import events as ev
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema from version i to i+1; never edit a released entry, append one.
+# "{blob}" / "{norowid}" are filled in by the dialect.
+MIGRATIONS: List[List[str]] = [
+    [
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL, alias TEXT,
+            framework TEXT, status TEXT NOT NULL, reason TEXT, host TEXT, pid BIGINT,
+            pid_start DOUBLE PRECISION, start_time DOUBLE PRECISION, end_time DOUBLE PRECISION,
+            heartbeat DOUBLE PRECISION, lost BIGINT NOT NULL DEFAULT 0,
+            primary_metric TEXT, primary_mode TEXT)""",
+        "CREATE INDEX runs_path ON runs (path)",
+        "CREATE TABLE tags (run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag))",
+        """CREATE TABLE params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            counts SMALLINT NOT NULL, PRIMARY KEY (run_id, key))""",
+        """CREATE TABLE metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL,
+            epoch BIGINT, stage TEXT, wall_time DOUBLE PRECISION NOT NULL, kind SMALLINT NOT NULL,
+            value DOUBLE PRECISION, text TEXT, PRIMARY KEY (run_id, key, step)){norowid}""",
+        """CREATE TABLE media (run_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+            step BIGINT, wall_time DOUBLE PRECISION NOT NULL, path TEXT NOT NULL, caption TEXT,
+            width BIGINT, height BIGINT, size BIGINT, sha256 TEXT, source TEXT)""",
+        "CREATE INDEX media_run ON media (run_id, kind, key)",
+        """CREATE TABLE texts (run_id TEXT NOT NULL, wall_time DOUBLE PRECISION NOT NULL,
+            kind TEXT NOT NULL, level TEXT, logger TEXT, text TEXT NOT NULL)""",
+        "CREATE INDEX texts_run ON texts (run_id, wall_time)",
+        """CREATE TABLE histograms (run_id TEXT NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL,
+            wall_time DOUBLE PRECISION NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, key, step))""",
+        """CREATE TABLE plots (run_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+            y_label TEXT, metrics TEXT NOT NULL, PRIMARY KEY (run_id, name))""",
+        """CREATE TABLE summary (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key))""",
+        """CREATE TABLE epochs (run_id TEXT NOT NULL, epoch BIGINT NOT NULL,
+            total_epochs BIGINT, wall_time DOUBLE PRECISION NOT NULL, vals TEXT NOT NULL,
+            percent TEXT NOT NULL, PRIMARY KEY (run_id, epoch))""",
+    ],
+]
+
+KIND_FLOAT, KIND_INT, KIND_BOOL, KIND_TEXT = 0, 1, 2, 3
+
+
+def metric_row(value: Any) -> Tuple[int, Optional[float], Optional[str]]:
+    """(kind, value, text) for one metric value. NaN is stored as NULL with kind float, because
+    SQLite turns NaN into NULL anyway; infinities are stored as they are (both engines keep them)."""
+    t = type(value)
+    if t is float:
+        return KIND_FLOAT, (None if value != value else value), None
+    if t is bool:
+        return KIND_BOOL, float(value), None
+    if t is int:
+        return KIND_INT, float(value), None
+    return KIND_TEXT, None, str(value)
+
+
+def metric_value(kind: int, value: Optional[float], text: Optional[str]) -> Any:
+    if kind == KIND_FLOAT:
+        return math.nan if value is None else value
+    if kind == KIND_INT:
+        return int(value)
+    if kind == KIND_BOOL:
+        return bool(value)
+    return text
+
+
+class Backend:
+    """A store: one database plus a media folder. Subclasses provide :meth:`_connect`."""
+
+    placeholder = "?"
+    norowid = ""
+    retryable: Tuple[type, ...] = ()
+
+    def __init__(self, uri: str, media_root: Path):
+        self.uri = uri
+        self.media_root = Path(media_root)
+        self._writer = None
+        self._reader = None
+
+    # -- dialect --------------------------------------------------------------------------
+    def _connect(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _begin(self, cur) -> None:
+        cur.execute("BEGIN")
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def _is_retryable(self, exc: Exception) -> bool:
+        return isinstance(exc, self.retryable)
+
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema; refuse a store written by a newer epochline."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            self._begin(cur)
+            cur.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
+            row = cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                conn.rollback()
+                raise RuntimeError(
+                    f"the store at {self.uri} has schema version {version}, newer than this "
+                    f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
+            for target in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[target]:
+                    cur.execute(stmt.format(norowid=self.norowid))
+            if version < SCHEMA_VERSION:
+                cur.execute(self._sql("DELETE FROM meta WHERE key = ?"), ("schema_version",))
+                cur.execute(self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"),
+                            ("schema_version", str(SCHEMA_VERSION)))
+            conn.commit()
+        finally:
+            conn.close()
+
+    # -- writing (the dispatcher thread only) ---------------------------------------------
+    def write(self, events: Sequence[ev.Event]) -> None:
+        """Write a batch of events in one transaction, in order; retried while the DB is busy."""
+        groups: List[Tuple[str, List[tuple]]] = []
+        for event in events:
+            handler = _WRITERS.get(type(event))
+            if handler is None:
+                continue
+            for sql, rows in handler(event):
+                if groups and groups[-1][0] == sql:
+                    groups[-1][1].extend(rows)
+                else:
+                    groups.append((sql, list(rows)))
+        if not groups:
+            return
+        for attempt in range(5):
+            try:
+                self._write_groups(groups)
+                return
+            except Exception as exc:
+                self._reset_writer()
+                if attempt == 4 or not self._is_retryable(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
+        if self._writer is None:
+            self._writer = self._connect()
+        conn = self._writer
+        cur = conn.cursor()
+        self._begin(cur)
+        try:
+            for sql, rows in groups:
+                cur.executemany(self._sql(sql), rows)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _reset_writer(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:
+                pass
+            self._writer = None
+
+    def close(self) -> None:
+        self._reset_writer()
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except Exception:
+                pass
+            self._reader = None
+
+    # -- reading --------------------------------------------------------------------------
+    def query(self, sql: str, params: Iterable[Any] = ()) -> List[tuple]:
+        if self._reader is None:
+            self._reader = self._connect()
+        cur = self._reader.cursor()
+        try:
+            cur.execute(self._sql(sql), tuple(params))
+            rows = cur.fetchall()
+        finally:
+            self._reader.commit()  # end the read transaction so the next query sees new writes
+        return rows
+
+    def resume_point(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """Name, path and last step of an existing run (to resume it), or None."""
+        rows = self.query("SELECT name, path FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            return None
+        step = self.query("SELECT MAX(step) FROM metrics WHERE run_id = ?", (run_id,))[0][0]
+        return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step)}
+
+
+# -- one writer per event type: (sql, rows) pairs ------------------------------------------------
+_RUN_UPSERT = """INSERT INTO runs (id, name, path, alias, framework, status, host, pid, pid_start,
+    start_time, heartbeat) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET status = 'running', reason = NULL, end_time = NULL,
+    host = excluded.host, pid = excluded.pid, pid_start = excluded.pid_start,
+    heartbeat = excluded.heartbeat"""
+_METRIC_UPSERT = """INSERT INTO metrics (run_id, key, step, epoch, stage, wall_time, kind, value, text)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, step) DO UPDATE SET
+    epoch = excluded.epoch, stage = excluded.stage, wall_time = excluded.wall_time,
+    kind = excluded.kind, value = excluded.value, text = excluded.text"""
+_PARAM_UPSERT = """INSERT INTO params (run_id, key, value, counts) VALUES (?, ?, ?, ?)
+    ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, counts = excluded.counts"""
+_TAG_INSERT = "INSERT INTO tags (run_id, tag) VALUES (?, ?) ON CONFLICT (run_id, tag) DO NOTHING"
+_SUMMARY_UPSERT = """INSERT INTO summary (run_id, key, value) VALUES (?, ?, ?)
+    ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"""
+_MEDIA_INSERT = """INSERT INTO media (run_id, kind, key, step, wall_time, path, caption, width,
+    height, size, sha256, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_TEXT_INSERT = "INSERT INTO texts (run_id, wall_time, kind, level, logger, text) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _w_run_started(e: ev.RunStarted):
+    yield _RUN_UPSERT, [(e.run_id, e.name, e.path, e.alias, e.framework, e.host, e.pid,
+                         e.pid_start, e.wall_time, e.wall_time)]
+    if e.tags:
+        yield _TAG_INSERT, [(e.run_id, t) for t in e.tags]
+
+
+def _w_metrics(e: ev.Metrics):
+    run_id, step, epoch, stage, t = e.run_id, e.step, e.epoch, e.stage, e.wall_time
+    rows = []
+    for key, value in e.values.items():
+        kind, num, text = metric_row(value)
+        rows.append((run_id, key, step, epoch, stage, t, kind, num, text))
+    yield _METRIC_UPSERT, rows
+
+
+def _w_params(e: ev.Params):
+    ignored = set(e.ignored)
+    yield _PARAM_UPSERT, [(e.run_id, k, ev.dumps_value(v), 0 if k in ignored else 1)
+                          for k, v in e.params.items()]
+
+
+def _w_image(e: ev.Image):
+    yield _MEDIA_INSERT, [(e.run_id, "image", e.key, e.step, e.wall_time, e.media, e.caption,
+                           e.width, e.height, None, None, None)]
+
+
+def _w_artifact(e: ev.Artifact):
+    yield _MEDIA_INSERT, [(e.run_id, "artifact", e.name, None, e.wall_time, e.media, None, None,
+                           None, e.size, e.sha256, e.source)]
+
+
+def _w_text(e: ev.Text):
+    yield _TEXT_INSERT, [(e.run_id, e.wall_time, "text", e.level, e.logger, e.text)]
+
+
+def _w_comment(e: ev.Comment):
+    yield _TEXT_INSERT, [(e.run_id, e.wall_time, "comment", None, None, e.text)]
+
+
+def _w_tag(e: ev.Tag):
+    yield _TAG_INSERT, [(e.run_id, e.tag)]
+
+
+def _w_untag(e: ev.Untag):
+    yield "DELETE FROM tags WHERE run_id = ? AND tag = ?", [(e.run_id, e.tag)]
+
+
+def _w_rename(e: ev.Rename):
+    yield "UPDATE runs SET name = ? WHERE id = ?", [(e.name, e.run_id)]
+
+
+def _w_plot(e: ev.PlotDeclared):
+    yield ("""INSERT INTO plots (run_id, name, kind, y_label, metrics) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (run_id, name) DO UPDATE SET kind = excluded.kind,
+           y_label = excluded.y_label, metrics = excluded.metrics""",
+           [(e.run_id, e.name, e.kind, e.y_label, json.dumps(list(e.metrics)))])
+
+
+def _w_histogram(e: ev.Histogram):
+    data = {"min": e.min, "max": e.max, "num": e.num, "bucket_limits": list(e.bucket_limits),
+            "bucket_counts": list(e.bucket_counts), "sum": e.sum, "sum_squares": e.sum_squares}
+    yield ("""INSERT INTO histograms (run_id, key, step, wall_time, data) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (run_id, key, step) DO UPDATE SET wall_time = excluded.wall_time,
+           data = excluded.data""", [(e.run_id, e.key, e.step, e.wall_time, ev.dumps_value(data))])
+
+
+def _w_summary(e: ev.SummaryUpdate):
+    yield _SUMMARY_UPSERT, [(e.run_id, k, ev.dumps_value(v)) for k, v in e.values.items()]
+
+
+def _w_primary(e: ev.PrimaryMetric):
+    yield ("UPDATE runs SET primary_metric = ?, primary_mode = ? WHERE id = ?",
+           [(e.name, e.mode, e.run_id)])
+
+
+def _w_epoch(e: ev.EpochEnd):
+    yield ("""INSERT INTO epochs (run_id, epoch, total_epochs, wall_time, vals, percent)
+           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, epoch) DO UPDATE SET
+           total_epochs = excluded.total_epochs, wall_time = excluded.wall_time,
+           vals = excluded.vals, percent = excluded.percent""",
+           [(e.run_id, e.epoch, e.total_epochs, e.wall_time, ev.dumps_value(e.values),
+             json.dumps(list(e.percent)))])
+
+
+def _w_finished(e: ev.RunFinished):
+    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? "
+           "WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
+
+
+def _w_heartbeat(e: ev.Heartbeat):
+    yield "UPDATE runs SET heartbeat = ? WHERE id = ?", [(e.wall_time, e.run_id)]
+
+
+_WRITERS: Dict[type, Callable[[Any], Iterable[Tuple[str, List[tuple]]]]] = {
+    ev.RunStarted: _w_run_started, ev.Metrics: _w_metrics, ev.Params: _w_params,
+    ev.Image: _w_image, ev.Artifact: _w_artifact, ev.Text: _w_text, ev.Comment: _w_comment,
+    ev.Tag: _w_tag, ev.Untag: _w_untag, ev.Rename: _w_rename, ev.PlotDeclared: _w_plot,
+    ev.Histogram: _w_histogram, ev.SummaryUpdate: _w_summary, ev.PrimaryMetric: _w_primary,
+    ev.EpochEnd: _w_epoch, ev.RunFinished: _w_finished, ev.Heartbeat: _w_heartbeat,
+}

@@ -1,0 +1,192 @@
+"""One place that turns whatever users and frameworks pass into the plain values events hold.
+
+Rules (documented in docs/api.md):
+
+* Metric values: ``bool``, ``int``, ``float`` and ``str`` pass as they are; numpy and torch scalars
+  (and one-element arrays/tensors) become Python numbers through their ``item()``; ``Decimal`` and
+  ``Fraction`` become ``float``. Anything else is not a metric value: :func:`metric_value` raises
+  :class:`OddValue` and the run warns once per key and skips it, never crashing the training.
+* Parameters: nested mappings, argparse ``Namespace``, dataclasses and OmegaConf configs are
+  flattened into dotted keys; ``Path`` becomes ``str``, ``Enum`` its name, small arrays a list, a
+  callable its qualified name (never called). Anything else becomes its ``repr`` (a ``repr`` that
+  raises gives ``<TypeName object>``). Long values are kept whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import os
+import sys
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Dict, Iterable, Mapping
+
+PLAIN = (bool, int, float, str)
+_PLAIN_TYPES = frozenset(PLAIN)
+MAX_ARRAY_PARAM = 256
+"""Arrays with at most this many elements are kept as a list parameter; larger ones are described."""
+_MAX_DEPTH = 32
+
+
+class OddValue(TypeError):
+    """A value that cannot be stored as a metric."""
+
+
+def _is_array_like(value: Any) -> bool:
+    module = type(value).__module__ or ""
+    return (module.startswith("numpy") or module.startswith("torch") or module.startswith("jax")
+            or module.startswith("tensorflow")) and hasattr(value, "shape")
+
+
+def _item(value: Any) -> Any:
+    """Python scalar from a numpy/torch/jax scalar or one-element array, else raise OddValue."""
+    size = getattr(value, "size", None)
+    if callable(size):  # torch: size() is a method; numel() is the count
+        size = value.numel()
+    if size != 1:
+        raise OddValue(f"an array of shape {tuple(value.shape)} is not a scalar metric; "
+                       "log its mean, or use run.log_histogram()")
+    if hasattr(value, "detach"):
+        value = value.detach()
+    return value.item()
+
+
+def metric_value(value: Any) -> Any:
+    """A plain bool/int/float/str for a metric, or raise OddValue."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    if isinstance(value, PLAIN):  # subclasses (IntEnum, numpy.float64 is a float subclass)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value)
+        return str(value)
+    if isinstance(value, (Decimal, Fraction)):
+        return float(value)
+    if hasattr(value, "item") and (hasattr(value, "shape") or hasattr(value, "dtype")):
+        out = _item(value)
+        if type(out) not in _PLAIN_TYPES:
+            raise OddValue(f"{type(value).__name__} holds a {type(out).__name__}, not a number")
+        return out
+    raise OddValue(f"{type(value).__name__} is not a metric value (numbers, bools and text are)")
+
+
+def is_finite_number(value: Any) -> bool:
+    return type(value) is not bool and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _qualname(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or ""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+    return f"{module}.{name}" if module and module != "builtins" else str(name)
+
+
+def _safe_repr(obj: Any) -> str:
+    try:
+        return repr(obj)
+    except Exception:  # a user __repr__ that raises must not reach the training
+        return f"<{type(obj).__name__} object>"
+
+
+def _scalar_param(value: Any) -> Any:
+    """A plain leaf value, or the sentinel _NOT_SCALAR."""
+    if value is None or type(value) in _PLAIN_TYPES:
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, PLAIN):
+        return metric_value(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (Decimal, Fraction)):
+        return float(value)
+    if _is_array_like(value):
+        try:
+            size = value.numel() if callable(getattr(value, "size", None)) else value.size
+            if size == 1:
+                return _item(value)
+            if size <= MAX_ARRAY_PARAM:
+                data = value.detach().cpu() if hasattr(value, "detach") else value
+                return data.tolist()
+            return f"<{type(value).__name__} shape={tuple(value.shape)} dtype={getattr(value, 'dtype', '?')}>"
+        except Exception:
+            return _safe_repr(value)
+    return _NOT_SCALAR
+
+
+_NOT_SCALAR = object()
+
+
+def _omegaconf_container(value: Any) -> Any:
+    """An OmegaConf config as plain containers, if OmegaConf is already imported by the user."""
+    omegaconf = sys.modules.get("omegaconf")
+    if omegaconf is None:
+        return None
+    try:
+        if isinstance(value, (omegaconf.DictConfig, omegaconf.ListConfig)):
+            return omegaconf.OmegaConf.to_container(value, resolve=True)
+    except Exception:
+        try:
+            return omegaconf.OmegaConf.to_container(value, resolve=False)
+        except Exception:
+            return None
+    return None
+
+
+def _children(value: Any) -> Iterable[tuple] | None:
+    """(key, child) pairs of a container-like parameter value, or None for a leaf."""
+    if isinstance(value, Mapping):
+        return ((str(k), v) for k, v in value.items())
+    container = _omegaconf_container(value)
+    if container is not None:
+        return _children(container)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return ((f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value))
+    if type(value).__name__ == "Namespace" and hasattr(value, "__dict__"):
+        return ((str(k), v) for k, v in vars(value).items())
+    return None
+
+
+def flatten_params(params: Any, prefix: str = "") -> Dict[str, Any]:
+    """Flatten a params object into ``{dotted.key: plain value}`` without calling user code."""
+    out: Dict[str, Any] = {}
+    _flatten(params, prefix, out, set(), 0)
+    return out
+
+
+def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -> None:
+    leaf = _scalar_param(value)
+    if leaf is not _NOT_SCALAR:
+        out[key or "value"] = leaf
+        return
+    if id(value) in seen or depth > _MAX_DEPTH:
+        out[key or "value"] = f"<recursive {type(value).__name__}>"
+        return
+    children = _children(value)
+    if children is None and isinstance(value, (list, tuple)):
+        leaves = [_scalar_param(v) for v in value]
+        if all(v is not _NOT_SCALAR for v in leaves):
+            out[key or "value"] = leaves
+            return
+        children = ((str(i), v) for i, v in enumerate(value))
+    if children is None and isinstance(value, (set, frozenset)):
+        out[key or "value"] = sorted(_safe_repr(v) for v in value)
+        return
+    if children is None:
+        if callable(value):
+            out[key or "value"] = _qualname(value)
+        else:
+            out[key or "value"] = _safe_repr(value)
+        return
+    seen.add(id(value))
+    empty = True
+    for child_key, child in children:
+        empty = False
+        _flatten(child, f"{key}.{child_key}" if key else child_key, out, seen, depth + 1)
+    seen.discard(id(value))
+    if empty and key:
+        out[key] = None if not isinstance(value, (list, tuple)) else []

@@ -1,0 +1,32 @@
+"""Shared fixtures. Every test gets its own store directory: tests run in parallel (xdist)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+@pytest.fixture
+def store_dir(tmp_path, monkeypatch):
+    """A fresh store directory, also set as EPOCHLINE_STORE so default init() lands there."""
+    path = tmp_path / "store"
+    monkeypatch.setenv("EPOCHLINE_STORE", str(path))
+    monkeypatch.delenv("EPOCHLINE_EMIT", raising=False)
+    monkeypatch.delenv("EPOCHLINE_DISABLED", raising=False)
+    return path
+
+
+@pytest.fixture
+def store(store_dir):
+    """The read API over ``store_dir`` (opened after the test's runs have finished)."""
+    import epochline
+
+    class Opener:
+        def __call__(self):
+            return epochline.open(store_dir)
+
+    return Opener()
