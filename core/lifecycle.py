@@ -77,10 +77,13 @@ def _clean_path(path: Any) -> str:
     return "/".join(parts) or "default"
 
 
-def resolve_emit(emit: Union[str, Iterable[str], None]) -> frozenset:
-    """Which line emitters print for a run: ``emit=``, else ``EPOCHLINE_EMIT``, else none."""
+def resolve_emit(emit: Union[str, Iterable[str], None], default: Union[str, Iterable[str]] = "") -> frozenset:
+    """Which line emitters print for a run: ``emit=``, else ``EPOCHLINE_EMIT``, else ``default``
+    (none for plain ``init``; framework adapters pass their own default)."""
     if emit is None:
-        emit = os.environ.get("EPOCHLINE_EMIT", "")
+        emit = os.environ.get("EPOCHLINE_EMIT")
+    if emit is None:
+        emit = default
     if isinstance(emit, str):
         emit = emit.split(",")
     names = frozenset(e.strip().lower() for e in emit if e and e.strip())
@@ -90,7 +93,8 @@ def resolve_emit(emit: Union[str, Iterable[str], None]) -> frozenset:
 def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[str] = None,
          params: Any = None, ignore_params: Iterable[str] = (), tags: Iterable[str] = (),
          store: Any = None, run_id: Optional[str] = None, framework: Optional[str] = None,
-         emit: Union[str, Iterable[str], None] = None, total_epochs: Optional[int] = None,
+         emit: Union[str, Iterable[str], None] = None, default_emit: Union[str, Iterable[str]] = "",
+         total_epochs: Optional[int] = None,
          accuracy_scale: str = "fraction", all_ranks: bool = False,
          flush_interval: float = FLUSH_INTERVAL_S) -> Union[Run, NoOpRun]:
     """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
@@ -100,6 +104,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     """
     if not is_enabled() or (not all_ranks and global_rank() != 0):
         return NoOpRun()
+    if accuracy_scale not in ("fraction", "percent"):
+        raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
     path = _clean_path(path)
     if isinstance(tags, str):
         tags = (tags,)
@@ -127,7 +133,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     run_id = run_id or new_run_id()
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
-    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit),
+    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
                    total_epochs=total_epochs)
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
@@ -162,6 +168,7 @@ def _finish_active(status: str, reason: Optional[str]) -> None:
             pass
 
 
+
 def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
     global _uncaught
     _uncaught = exc
@@ -170,8 +177,19 @@ def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
 
 
 def _at_exit() -> None:
-    if _uncaught is None:
-        _finish_active("completed", "finish() was not called; finished at interpreter exit")
+    if _uncaught is not None:
+        return
+    with _lock:
+        runs = list(_active)
+    for run in runs:
+        try:
+            if run.in_progress:
+                run.finish("failed", f"{run.in_progress} did not reach its end (an exception was "
+                           "raised and caught by the caller, or the process was told to exit)")
+            else:
+                run.finish("completed", "finish() was not called; finished at interpreter exit")
+        except Exception:
+            pass
 
 
 _previous_excepthook = sys.excepthook

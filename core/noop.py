@@ -26,6 +26,11 @@ class NoOpRun:
     log = log_params = log_image = log_artifact = log_text = comment = tag = untag = _noop
     rename = declare_plot = log_histogram = set_primary_metric = summary = finish = _noop
     end_epoch = _noop
+    in_progress = None
+    accuracy_scale = "fraction"
+    scales: dict = {}
+    field_map: dict = {}
+    epochs_done = 0
 
     def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
         return logging.NullHandler(level)

@@ -72,6 +72,10 @@ class Run:
         self.field_map: Dict[str, str] = {}
         """Extra name -> PROGRESS field entries, e.g. ``{"acc@1": "val_accuracy"}``."""
         self.epochs_done = 0
+        self.in_progress: Optional[str] = None
+        """Set by adapters while e.g. ``"fit"`` runs: a run still unfinished at interpreter exit
+        with this set is ``failed`` (the framework raised and the caller swallowed it), not
+        ``completed``. Uncaught exceptions and Ctrl-C are handled by the chained excepthook."""
         self.status: str = "running"
         self.reason: Optional[str] = None
         self.lost: int = 0
