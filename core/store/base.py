@@ -17,7 +17,7 @@ from .. import events as ev
 SCHEMA_VERSION = 1
 
 # Each entry upgrades the schema from version i to i+1; never edit a released entry, append one.
-# "{blob}" / "{norowid}" are filled in by the dialect.
+# "{norowid}", "{serial_pk}" and "{value_columns}" are filled in by the dialect.
 MIGRATIONS: List[List[str]] = [
     [
         """CREATE TABLE runs (
@@ -30,9 +30,16 @@ MIGRATIONS: List[List[str]] = [
         "CREATE TABLE tags (run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag))",
         """CREATE TABLE params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
             counts SMALLINT NOT NULL, PRIMARY KEY (run_id, key))""",
-        """CREATE TABLE metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL,
-            epoch BIGINT, stage TEXT, wall_time DOUBLE PRECISION NOT NULL, kind SMALLINT NOT NULL,
-            value DOUBLE PRECISION, text TEXT, PRIMARY KEY (run_id, key, step)){norowid}""",
+        # one row per (run, metric name); points refer to it by a small integer
+        """CREATE TABLE series (id {serial_pk}, run_id TEXT NOT NULL, key TEXT NOT NULL,
+            kind SMALLINT NOT NULL, stage TEXT, UNIQUE (run_id, key))""",
+        # one row per point: as few columns as possible, since binding them is the write cost
+        """CREATE TABLE metrics (series BIGINT NOT NULL, step BIGINT NOT NULL,
+            wall_time DOUBLE PRECISION NOT NULL, {value_columns},
+            PRIMARY KEY (series, step)){norowid}""",
+        # the epoch of a step, written only when an epoch was given
+        """CREATE TABLE steps (run_id TEXT NOT NULL, step BIGINT NOT NULL, epoch BIGINT NOT NULL,
+            PRIMARY KEY (run_id, step)){norowid}""",
         """CREATE TABLE media (run_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
             step BIGINT, wall_time DOUBLE PRECISION NOT NULL, path TEXT NOT NULL, caption TEXT,
             width BIGINT, height BIGINT, size BIGINT, sha256 TEXT, source TEXT)""",
@@ -52,38 +59,46 @@ MIGRATIONS: List[List[str]] = [
     ],
 ]
 
-KIND_FLOAT, KIND_INT, KIND_BOOL, KIND_TEXT = 0, 1, 2, 3
-
-
-def metric_row(value: Any) -> Tuple[int, Optional[float], Optional[str]]:
-    """(kind, value, text) for one metric value. NaN is stored as NULL with kind float, because
-    SQLite turns NaN into NULL anyway; infinities are stored as they are (both engines keep them)."""
-    t = type(value)
-    if t is float:
-        return KIND_FLOAT, (None if value != value else value), None
-    if t is bool:
-        return KIND_BOOL, float(value), None
-    if t is int:
-        return KIND_INT, float(value), None
-    return KIND_TEXT, None, str(value)
-
-
-def metric_value(kind: int, value: Optional[float], text: Optional[str]) -> Any:
-    if kind == KIND_FLOAT:
-        return math.nan if value is None else value
-    if kind == KIND_INT:
-        return int(value)
-    if kind == KIND_BOOL:
-        return bool(value)
-    return text
+KIND_NUMBER, KIND_BOOL = 0, 1
 
 
 class Backend:
-    """A store: one database plus a media folder. Subclasses provide :meth:`_connect`."""
+    """A store: one database plus a media folder. Subclasses provide :meth:`_connect`.
+
+    Metric values: a dialect either has one dynamically typed ``value`` column (SQLite keeps
+    int, float and text apart by itself) or a ``value`` number and a ``text`` column. NaN is
+    stored as NULL (SQLite turns NaN into NULL anyway); infinities are stored as they are. A
+    series whose first value was a bool reads its values back as bools.
+    """
 
     placeholder = "?"
     norowid = ""
+    serial_pk = "BIGSERIAL PRIMARY KEY"
+    value_columns = "value DOUBLE PRECISION, text TEXT"
     retryable: Tuple[type, ...] = ()
+
+    def _point(self, series: int, step: int, wall_time: float, value: Any) -> tuple:
+        """The metrics row of one point (two value columns: number and text)."""
+        t = type(value)
+        if t is float or t is int or t is bool:
+            return (series, step, wall_time, None if value != value else float(value), None)
+        return (series, step, wall_time, None, str(value))
+
+    _POINT_SQL = ("INSERT INTO metrics (series, step, wall_time, value, text) VALUES (?, ?, ?, ?, ?) "
+                  "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
+                  "value = excluded.value, text = excluded.text")
+    POINT_COLUMNS = "m.value, m.text"
+
+    @staticmethod
+    def read_point(kind: int, value: Any, text: Optional[str] = None) -> Any:
+        """The Python value of a stored point (columns as in :attr:`POINT_COLUMNS`)."""
+        if text is not None:
+            return text
+        if value is None:
+            return math.nan
+        if kind == KIND_BOOL and type(value) is not str:
+            return bool(value)
+        return value
 
     def __init__(self, uri: str, media_root: Path):
         self.uri = uri
@@ -122,7 +137,8 @@ class Backend:
                     f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
             for target in range(version, SCHEMA_VERSION):
                 for stmt in MIGRATIONS[target]:
-                    cur.execute(stmt.format(norowid=self.norowid))
+                    cur.execute(stmt.format(norowid=self.norowid, serial_pk=self.serial_pk,
+                                            value_columns=self.value_columns))
             if version < SCHEMA_VERSION:
                 cur.execute(self._sql("DELETE FROM meta WHERE key = ?"), ("schema_version",))
                 cur.execute(self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"),
@@ -159,16 +175,57 @@ class Backend:
     def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
         if self._writer is None:
             self._writer = self._connect()
+            self._series: Dict[Tuple[str, str], Tuple[int, Optional[str]]] = {}
         conn = self._writer
         cur = conn.cursor()
         self._begin(cur)
         try:
             for sql, rows in groups:
-                cur.executemany(self._sql(sql), rows)
+                if sql is _METRICS:
+                    self._write_points(cur, rows)
+                else:
+                    cur.executemany(self._sql(sql), rows)
             conn.commit()
         except BaseException:
             conn.rollback()
+            self._series = {}  # ids created in the rolled-back transaction are gone
             raise
+
+    def _write_points(self, cur: Any, events: List[ev.Metrics]) -> None:
+        series = self._series
+        point = self._point
+        points: List[tuple] = []
+        append = points.append
+        epochs: List[tuple] = []
+        for e in events:
+            run_id, step, t, stage = e.run_id, e.step, e.wall_time, e.stage
+            for key, value in e.values.items():
+                known = series.get((run_id, key))
+                if known is None or known[1] != stage:
+                    known = self._series_id(cur, run_id, key, value, stage)
+                append(point(known[0], step, t, value))
+            if e.epoch is not None:
+                epochs.append((run_id, step, e.epoch))
+        cur.executemany(self._sql(self._POINT_SQL), points)
+        if epochs:
+            cur.executemany(self._sql(
+                "INSERT INTO steps (run_id, step, epoch) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch"), epochs)
+
+    def _series_id(self, cur: Any, run_id: str, key: str, value: Any,
+                   stage: Optional[str]) -> Tuple[int, Optional[str]]:
+        kind = KIND_BOOL if type(value) is bool else KIND_NUMBER
+        cur.execute(self._sql("INSERT INTO series (run_id, key, kind, stage) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT (run_id, key) DO NOTHING"), (run_id, key, kind, stage))
+        if stage is not None:
+            cur.execute(self._sql("UPDATE series SET stage = ? WHERE run_id = ? AND key = ?"),
+                        (stage, run_id, key))
+        cur.execute(self._sql("SELECT id, stage FROM series WHERE run_id = ? AND key = ?"),
+                    (run_id, key))
+        row = cur.fetchone()
+        known = (int(row[0]), row[1] if stage is None else stage)
+        self._series[(run_id, key)] = known
+        return known
 
     def _reset_writer(self) -> None:
         if self._writer is not None:
@@ -204,20 +261,19 @@ class Backend:
         rows = self.query("SELECT name, path FROM runs WHERE id = ?", (run_id,))
         if not rows:
             return None
-        step = self.query("SELECT MAX(step) FROM metrics WHERE run_id = ?", (run_id,))[0][0]
+        step = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
+                          "WHERE s.run_id = ?", (run_id,))[0][0]
         return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step)}
 
 
 # -- one writer per event type: (sql, rows) pairs ------------------------------------------------
+_METRICS = "metrics"
+"""Marker: these rows are Metrics events, written by Backend._write_points."""
 _RUN_UPSERT = """INSERT INTO runs (id, name, path, alias, framework, status, host, pid, pid_start,
     start_time, heartbeat) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET status = 'running', reason = NULL, end_time = NULL,
     host = excluded.host, pid = excluded.pid, pid_start = excluded.pid_start,
     heartbeat = excluded.heartbeat"""
-_METRIC_UPSERT = """INSERT INTO metrics (run_id, key, step, epoch, stage, wall_time, kind, value, text)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key, step) DO UPDATE SET
-    epoch = excluded.epoch, stage = excluded.stage, wall_time = excluded.wall_time,
-    kind = excluded.kind, value = excluded.value, text = excluded.text"""
 _PARAM_UPSERT = """INSERT INTO params (run_id, key, value, counts) VALUES (?, ?, ?, ?)
     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, counts = excluded.counts"""
 _TAG_INSERT = "INSERT INTO tags (run_id, tag) VALUES (?, ?) ON CONFLICT (run_id, tag) DO NOTHING"
@@ -236,12 +292,7 @@ def _w_run_started(e: ev.RunStarted):
 
 
 def _w_metrics(e: ev.Metrics):
-    run_id, step, epoch, stage, t = e.run_id, e.step, e.epoch, e.stage, e.wall_time
-    rows = []
-    for key, value in e.values.items():
-        kind, num, text = metric_row(value)
-        rows.append((run_id, key, step, epoch, stage, t, kind, num, text))
-    yield _METRIC_UPSERT, rows
+    yield _METRICS, (e,)
 
 
 def _w_params(e: ev.Params):

@@ -18,7 +18,6 @@ from .. import events as ev
 from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
-from .base import metric_value
 
 STALE_AFTER_S = 120.0
 _RUN_COLUMNS = ("id, name, path, alias, framework, status, reason, host, pid, pid_start, "
@@ -118,20 +117,27 @@ class RunView:
         return None if end is None or self.start_time is None else max(0.0, end - self.start_time)
 
     def metric_keys(self) -> List[str]:
-        return [r[0] for r in self._q("SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key")]
+        return [r[0] for r in self._q("SELECT key FROM series WHERE run_id = ? ORDER BY key")]
 
     def metrics(self, key: str) -> List[Tuple[float, int, Any]]:
         """``[(wall_time, step, value), ...]`` ordered by step (one value per step: the last logged)."""
-        rows = self._q("SELECT wall_time, step, kind, value, text FROM metrics "
-                       "WHERE run_id = ? AND key = ? ORDER BY step", key)
-        return [(t, s, metric_value(k, v, x)) for t, s, k, v, x in rows]
+        backend = self._store.backend
+        rows = self._q(f"SELECT m.wall_time, m.step, s.kind, {backend.POINT_COLUMNS} FROM metrics m "
+                       "JOIN series s ON s.id = m.series WHERE s.run_id = ? AND s.key = ? "
+                       "ORDER BY m.step", key)
+        read = backend.read_point
+        return [(r[0], r[1], read(*r[2:])) for r in rows]
 
     def metric_rows(self, key: str) -> List[Dict[str, Any]]:
-        """Like :meth:`metrics`, with the epoch and stage each value was logged with."""
-        rows = self._q("SELECT wall_time, step, epoch, stage, kind, value, text FROM metrics "
-                       "WHERE run_id = ? AND key = ? ORDER BY step", key)
-        return [{"wall_time": t, "step": s, "epoch": e, "stage": st, "value": metric_value(k, v, x)}
-                for t, s, e, st, k, v, x in rows]
+        """Like :meth:`metrics`, with the epoch of each step and the stage the metric was logged in."""
+        backend = self._store.backend
+        rows = self._q(f"SELECT m.wall_time, m.step, st.epoch, s.stage, s.kind, {backend.POINT_COLUMNS} "
+                       "FROM metrics m JOIN series s ON s.id = m.series LEFT JOIN steps st "
+                       "ON st.run_id = s.run_id AND st.step = m.step "
+                       "WHERE s.run_id = ? AND s.key = ? ORDER BY m.step", key)
+        read = backend.read_point
+        return [{"wall_time": r[0], "step": r[1], "epoch": r[2], "stage": r[3], "value": read(*r[4:])}
+                for r in rows]
 
     def last(self, key: str) -> Any:
         rows = self.metrics(key)

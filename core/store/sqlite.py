@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..plugins import hookimpl
 from .base import Backend
@@ -22,7 +22,18 @@ BUSY_TIMEOUT_S = 60.0
 
 class SQLiteBackend(Backend):
     norowid = " WITHOUT ROWID"
+    serial_pk = "INTEGER PRIMARY KEY"
+    # no declared type: SQLite keeps each int, float and text value as it was given
+    value_columns = "value"
     retryable = (sqlite3.OperationalError,)
+    _POINT_SQL = ("INSERT INTO metrics (series, step, wall_time, value) VALUES (?, ?, ?, ?) "
+                  "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
+                  "value = excluded.value")
+    POINT_COLUMNS = "m.value"
+
+    @staticmethod
+    def _point(series: int, step: int, wall_time: float, value: Any) -> tuple:
+        return (series, step, wall_time, value)  # NaN binds as NULL; bools as 0/1
 
     def __init__(self, directory: Path, uri: Optional[str] = None):
         self.directory = Path(directory)
