@@ -91,17 +91,18 @@ def _show_table(run: RunView) -> None:
     if run.lost:
         console.print(f"[red]{run.lost} events were lost while recording (see warnings of that run)[/]")
 
-    def kv_table(title: str, items: Dict[str, Any]) -> None:
+    def kv_table(title: str, items: Dict[str, Any], caption: Optional[str] = None) -> None:
         if not items:
             return
-        table = Table(title=title, title_justify="left", show_header=False)
+        table = Table(title=title, title_justify="left", show_header=False, caption=caption,
+                      caption_justify="left")
         table.add_column("key")
         table.add_column("value", overflow="fold")
         for key, value in items.items():
             table.add_row(key, _fmt_value(value))
         console.print(table)
 
-    kv_table(f"params (fingerprint {run.fingerprint})", run.params)
+    kv_table("params", run.params, caption=f"fingerprint {run.fingerprint}")
     kv_table("summary", run.summary)
     epochs = run.epochs()
     if epochs:

@@ -113,6 +113,9 @@ class Backend:
     def _begin(self, cur) -> None:
         cur.execute("BEGIN")
 
+    def _lock_schema(self, cur: Any) -> None:
+        """Keep two processes from migrating at once (SQLite's BEGIN IMMEDIATE already does)."""
+
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
@@ -126,6 +129,7 @@ class Backend:
         try:
             cur = conn.cursor()
             self._begin(cur)
+            self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
             row = cur.fetchone()
