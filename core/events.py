@@ -40,6 +40,8 @@ class RunStarted(Event, tag="run_started"):
     pid: int = 0
     pid_start: Optional[float] = None
     framework: Optional[str] = None
+    named: bool = False
+    """True when the user chose the name (or alias); False for a generated one."""
     schema_version: int = SCHEMA_VERSION
 
 

@@ -131,6 +131,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         if resumed is not None:
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
+    named = name is not None or alias is not None or resumed is not None
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
@@ -142,7 +143,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     pid = os.getpid()
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
-                                 pid_start=process_start(pid), framework=framework))
+                                 pid_start=process_start(pid), framework=framework,
+                                 named=named))
     if params is not None:
         run.log_params(params, ignore=ignore_params)
     elif ignore_params:

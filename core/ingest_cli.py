@@ -1,0 +1,287 @@
+"""``epochline run -- CMD ...`` and ``epochline ingest FILE``: record any program from its output.
+
+``run`` starts the command as a subprocess with ``PYTHONUNBUFFERED=1``, copies its stdout and
+stderr to ours as the bytes arrive (each stream in order), parses its stdout with
+:class:`epochline.ingest.LineParser`, keeps the whole console output (both streams, line by line
+in arrival order) as the artifact ``console.log``, copies uploaded files into the store after the
+command ended, records the outcome (:func:`epochline.ingest.outcome`) and exits with the
+command's exit code (128 + N when it was killed by signal N). SIGTERM is forwarded to the command;
+SIGINT too, except when it came from the terminal, which already sent it to the command (same
+process group, and ours is the terminal's foreground group). The recording run prints no lines of
+its own unless ``--emit`` asks for it; then stdout is passed through whole lines at a time so the
+emitted lines start at column 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Any, Callable, List, Optional
+
+from . import cli
+from .ingest import LineParser, outcome
+
+READ_CHUNK = 65536
+DRAIN_TIMEOUT_S = 10.0
+"""How long to wait for the output pipes after the command exited (a grandchild may hold them)."""
+
+
+class _Console:
+    """Collects both streams line by line, in arrival order, into one file."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="epochline-console-", suffix=".log")
+        self._file = os.fdopen(fd, "wb")
+        self._lock = threading.Lock()
+
+    def write_line(self, line: bytes) -> None:
+        with self._lock:
+            self._file.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class _Out:
+    """Our stdout/stderr as bytes; with ``whole_lines`` only complete lines are written, under a
+    lock shared with :class:`_LineLockedText` (so emitted lines never land mid-line)."""
+
+    def __init__(self, stream: Any, lock: threading.Lock, whole_lines: bool = False):
+        self._stream = stream
+        self._lock = lock
+        self._whole = whole_lines
+        self._partial = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self._whole:
+            self._partial += data
+            cut = self._partial.rfind(b"\n") + 1
+            if not cut:
+                return
+            data, self._partial = bytes(self._partial[:cut]), self._partial[cut:]
+        self._emit(data)
+
+    def close(self) -> None:
+        if self._partial:
+            self._emit(bytes(self._partial))
+            self._partial.clear()
+
+    def _emit(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                self._stream.flush()
+                buffer = getattr(self._stream, "buffer", None)
+                if buffer is not None:
+                    buffer.write(data)
+                    buffer.flush()
+                else:
+                    self._stream.write(data.decode("utf-8", "replace"))
+                    self._stream.flush()
+            except (OSError, ValueError):  # our own stdout closed (e.g. `| head`): keep recording
+                pass
+
+
+class _LineLockedText:
+    """A stand-in for ``sys.stdout`` while ``--emit`` is on: writes whole lines under the lock."""
+
+    def __init__(self, stream: Any, lock: threading.Lock):
+        self._stream = stream
+        self._lock = lock
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        cut = self._partial.rfind("\n") + 1
+        if cut:
+            data, self._partial = self._partial[:cut], self._partial[cut:]
+            with self._lock:
+                self._stream.write(data)
+                self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _pump(fd: int, out: _Out, console: _Console, parser: Optional[LineParser],
+          stop: threading.Event) -> None:
+    partial = bytearray()
+    while True:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        out.write(data)
+        partial += data
+        cut = partial.rfind(b"\n") + 1
+        if cut:
+            console.write_line(bytes(partial[:cut]))
+            del partial[:cut]
+        if parser is not None and not stop.is_set():
+            parser.feed(data)
+    if partial:
+        console.write_line(bytes(partial))
+
+
+def _terminal_sent_sigint(child_pgid: int) -> bool:
+    """True when a Ctrl-C on our terminal has already reached the child itself."""
+    if child_pgid != os.getpgrp():
+        return False
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
+
+
+def _init_run(args: argparse.Namespace, framework: str) -> Any:
+    import epochline
+
+    return epochline.init(path=args.path, name=args.name, store=args.store, tags=tuple(args.tag or ()),
+                          emit=args.emit or "none", accuracy_scale="percent", framework=framework)
+
+
+def _finish(run: Any, parser: LineParser, status: str, reason: Optional[str]) -> None:
+    run.finish(status, reason)
+    where = f"run {run.id} ({run.path}) in {run.store_uri}" if run else "tracking off, nothing stored"
+    print(f"epochline: {where}: {status}{' (' + reason + ')' if reason else ''}; {parser.report()}",
+          file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command: List[str] = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("epochline run: no command given; e.g. epochline run -- python train.py", file=sys.stderr)
+        return 2
+    run = _init_run(args, "epochline-run")
+    parser = LineParser(run)
+    if run:
+        run.log_text(f"$ {shlex.join(command)}", logger="epochline.run")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except OSError as exc:
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        print(f"epochline run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
+        _finish(run, parser, "failed", f"command could not be started: {exc}")
+        return code
+
+    lock = threading.Lock()
+    emitting = bool(run) and bool(run._info.emit)
+    out = _Out(sys.stdout, lock, whole_lines=emitting)
+    err = _Out(sys.stderr, threading.Lock())
+    real_stdout = sys.stdout
+    if emitting:
+        sys.stdout = _LineLockedText(real_stdout, lock)
+    console = _Console()
+    stop = threading.Event()
+    pumps = [threading.Thread(target=_pump, args=(proc.stdout.fileno(), out, console, parser, stop),
+                              name="epochline-run-stdout", daemon=True),
+             threading.Thread(target=_pump, args=(proc.stderr.fileno(), err, console, None, stop),
+                              name="epochline-run-stderr", daemon=True)]
+    for pump in pumps:
+        pump.start()
+
+    child_pgid = os.getpgid(proc.pid)
+
+    def forward(signum: int, frame: Any) -> None:
+        if proc.poll() is not None:
+            return
+        if signum == signal.SIGINT and _terminal_sent_sigint(child_pgid):
+            return
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        returncode = proc.wait()
+        for pump in pumps:
+            pump.join(DRAIN_TIMEOUT_S)
+        stop.set()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        sys.stdout = real_stdout
+    err.close()
+    if not emitting:
+        out.close()
+    console.close()
+    parser.close()
+    parser.copy_uploads()
+    if run:
+        run.log_artifact(console.path, name="console.log")
+    console.remove()
+    _finish(run, parser, *outcome(parser, returncode))
+    if emitting:  # the command's last, unterminated line comes after our lines, not before them
+        out.close()
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.file):
+        print(f"epochline ingest: no such file: {args.file}", file=sys.stderr)
+        return 2
+    run = _init_run(args, "epochline-ingest")
+    parser = LineParser(run)
+    with open(args.file, "rb") as fh:
+        while True:
+            data = fh.read(READ_CHUNK)
+            if not data:
+                break
+            parser.feed(data)
+    parser.close()
+    parser.copy_uploads(args.base_dir)
+    if run:
+        run.log_artifact(args.file, name="console.log")
+    _finish(run, parser, *outcome(parser, None))
+    return 0
+
+
+def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--path", default="default", help="where the run goes (e.g. cv/resnet50)")
+        p.add_argument("--name", default=None, help="the run's name (a Kogu name line renames it)")
+        p.add_argument("--tag", action="append", help="tag the run (repeatable)")
+        p.add_argument("--emit", default=None,
+                       help="line emitters the recording run prints itself (kogu,progress); "
+                            "default none: the command's own lines are passed through already")
+
+    p = with_store(sub.add_parser("run", help="run a command and record its output as a run",
+                                  description=__doc__.split("\n\n")[1]))
+    common(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+    p.set_defaults(func=cmd_run)
+
+    p = with_store(sub.add_parser("ingest", help="record a saved console log as a run"))
+    common(p)
+    p.add_argument("file", help="the saved output (stdout) of a training script")
+    p.add_argument("--base-dir", default=None,
+                   help="directory relative upload paths are resolved in (default: the current one)")
+    p.set_defaults(func=cmd_ingest)
+
+
+cli._EXTENSIONS.append(extend)

@@ -1,0 +1,199 @@
+"""Shared rules of the two line protocols (Kogu JSON lines and ``PROGRESS:`` lines).
+
+One module so that the emitters (:mod:`epochline.sinks.kogu`, :mod:`epochline.sinks.progress`) and
+the reader (:mod:`epochline.ingest`) cannot disagree. The rules, also in docs/protocols.md:
+
+* **Key rule** (Kogu consumers accept only ``^[a-zA-Z]\\w*$`` and reject a whole object for one bad
+  key): strip the name; replace every run of characters other than ASCII letters, digits and ``_``
+  by one ``_``; if the result does not start with an ASCII letter, prefix ``k_``. So ``val/acc`` ->
+  ``val_acc``, ``train-loss`` -> ``train_loss``, ``1st`` -> ``k_1st``, ``acc@1`` -> ``acc_1``.
+  Two different names that give the same key are never merged: the later one (in the order the
+  run first used them) gets ``_2`` (``_3``, ...) appended. Parameters and metrics are separate
+  namespaces, each with its own :class:`KeyMapper` per run.
+* **Non-finite rule**: every line is strict JSON (RFC 8259). Kogu lines write NaN, +inf and -inf
+  as the text values ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (Kogu allows text values); the
+  reader turns exactly these three strings back into floats. PROGRESS lines omit a non-finite
+  field altogether, because their consumer reads only JSON numbers and drops invalid lines.
+* **Kogu values**: numbers, booleans and text pass; ``None`` is dropped (as Kogu's own library
+  does); numpy/torch scalars become Python numbers; a list whose elements all share the first
+  element's kind (all finite numbers, all booleans, all text) stays an array, any other list
+  (mixed, nested, holding ``None`` or non-finite numbers) is written as its strict-JSON text.
+  Metric values may not be arrays: a list there is written as text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+KOGU_KEY_RE = re.compile(r"^[a-zA-Z]\w*$", re.ASCII)
+_BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
+KEY_PREFIX = "k_"
+
+NONFINITE_TEXT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+PROGRESS_PREFIX = "PROGRESS:"
+PROGRESS_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+                   "test_accuracy")
+"""The per-epoch value fields of a PROGRESS line, in the order epochline writes them."""
+PROGRESS_KEYS = ("epoch", "total_epochs") + PROGRESS_FIELDS + ("status",)
+ACCURACY_PRIORITY = ("test_accuracy", "val_accuracy", "train_accuracy")
+LOSS_FIELDS = ("train_loss", "val_loss", "test_loss")
+
+KOGU_MESSAGES = ("parameters", "metric", "plot", "comment", "upload", "tag", "untag", "name", "fail")
+FINAL_ITERATION = -1
+
+
+def kogu_key(name: Any) -> str:
+    """The key rule without collision handling (see the module docstring)."""
+    text = _BAD_RUN.sub("_", str(name).strip())
+    if not text[:1].isascii() or not text[:1].isalpha():
+        text = KEY_PREFIX + text
+    return text
+
+
+class KeyMapper:
+    """Maps names to valid Kogu keys for one run and one namespace; stable and collision-free."""
+
+    def __init__(self) -> None:
+        self._keys: Dict[str, str] = {}
+        self._used: set = set()
+
+    def __call__(self, name: str) -> str:
+        key = self._keys.get(name)
+        if key is not None:
+            return key
+        base = kogu_key(name)
+        key, n = base, 1
+        while key in self._used:
+            n += 1
+            key = f"{base}_{n}"
+        self._keys[name] = key
+        self._used.add(key)
+        return key
+
+
+def is_number(value: Any) -> bool:
+    return type(value) is not bool and isinstance(value, (int, float))
+
+
+def nonfinite_text(value: float) -> str:
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def plain(value: Any) -> Any:
+    """A plain Python value for anything a user or framework might hand over (never raises)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    try:
+        from .values import metric_value
+
+        return metric_value(value)
+    except Exception:
+        try:
+            return str(value)
+        except Exception:
+            return f"<{type(value).__name__} object>"
+
+
+def _kind(value: Any) -> Optional[str]:
+    if type(value) is bool:
+        return "bool"
+    if is_number(value):
+        return "number" if math.isfinite(value) else None
+    if type(value) is str:
+        return "text"
+    return None
+
+
+def strict_text(value: Any) -> str:
+    """Strict-JSON text of a value, non-finite floats as their text values."""
+    return json.dumps(_strict(value), allow_nan=False, separators=(",", ":"))
+
+
+def _strict(value: Any) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return nonfinite_text(value)
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def kogu_scalar(value: Any) -> Any:
+    """A Kogu metric value (number, bool, text), or None to drop it."""
+    value = plain(value)
+    if value is None:
+        return None
+    if type(value) is float and not math.isfinite(value):
+        return nonfinite_text(value)
+    if type(value) in (bool, int, float, str):
+        return value
+    return strict_text(value)
+
+
+def kogu_param(value: Any) -> Any:
+    """A Kogu parameter value (number, bool, text or same-kind array), or None to drop it."""
+    value = plain(value)
+    if isinstance(value, list):
+        kinds = {_kind(v) for v in value}
+        if not value or (len(kinds) == 1 and None not in kinds):
+            return value
+        return strict_text(value)
+    return kogu_scalar(value)
+
+
+def kogu_mapping(values: Mapping[str, Any], mapper: KeyMapper, *, params: bool = False) -> Dict[str, Any]:
+    convert = kogu_param if params else kogu_scalar
+    out: Dict[str, Any] = {}
+    for name, value in values.items():
+        converted = convert(value)
+        if converted is not None:
+            out[mapper(str(name))] = converted
+    return out
+
+
+def dumps_line(obj: Any) -> str:
+    """One protocol line: strict JSON on one line, ASCII only (``\\n`` inside text is escaped)."""
+    return json.dumps(obj, allow_nan=False)
+
+
+def from_text(value: Any) -> Any:
+    """Reader side of the non-finite rule: the three texts back to floats."""
+    if type(value) is str and value in NONFINITE_TEXT:
+        return NONFINITE_TEXT[value]
+    return value
+
+
+def progress_number(value: Any) -> Optional[float]:
+    """A value fit for a PROGRESS field (a finite JSON number), or None to omit it."""
+    value = plain(value)
+    if is_number(value) and math.isfinite(value):
+        return value
+    return None
+
+
+def progress_line(obj: Mapping[str, Any]) -> str:
+    return f"{PROGRESS_PREFIX} {dumps_line(dict(obj))}"
+
+
+def best_epoch(records: Mapping[int, Mapping[str, Any]]) -> Tuple[Optional[str], Optional[int]]:
+    """(accuracy field, epoch) of the best accuracy over the epochs seen.
+
+    The field is the first of test > val > train that any epoch carries as a finite number; the
+    epoch is the first one reaching that field's maximum.
+    """
+    for field in ACCURACY_PRIORITY:
+        best = None
+        for epoch in sorted(records):
+            value = progress_number(records[epoch].get(field))
+            if value is not None and (best is None or value > best[0]):
+                best = (value, epoch)
+        if best is not None:
+            return field, best[1]
+    return None, None

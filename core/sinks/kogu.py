@@ -1,0 +1,157 @@
+"""The Kogu emitter: the run as Kogu JSON lines on stdout (see docs/protocols.md).
+
+Acts only for runs whose ``emit`` includes ``kogu``. Runs on the dispatcher thread: each line is
+printed to ``sys.stdout`` as it is at print time (so redirections and pytest's capture work) and
+flushed at once. Keys follow :func:`epochline.protocol.kogu_key`, values the non-finite rule.
+
+Iteration numbering (``EPOCHLINE_KOGU_ITERATION``, read when the run's first batch arrives):
+
+* ``epoch`` (default): one ``metric`` object per epoch record (``run.end_epoch``) with
+  ``iteration`` = the 1-indexed epoch; step-level ``run.log`` values are not printed.
+* ``step``: one ``metric`` object per ``run.log`` call with ``iteration`` = its step; epoch
+  records are not printed. The two numberings are never mixed in one run.
+
+At finish the summary (which holds ``best_<primary metric>``) goes out with iteration ``-1``; a
+run that did not complete then prints ``fail`` with ``"<status>: <reason>"``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any, Dict, Sequence
+
+from .. import events as ev
+from ..epochs import canonical_field
+from ..plugins import hookimpl
+from ..protocol import FINAL_ITERATION, KeyMapper, dumps_line, kogu_mapping
+from ..runinfo import RunInfo
+
+NAME = "kogu"
+ITERATION_ENV = "EPOCHLINE_KOGU_ITERATION"
+MODES = ("epoch", "step")
+FAMILIES = (("loss", "loss"), ("accuracy", "accuracy"))
+
+
+def _print(obj: Any) -> None:
+    out = sys.stdout
+    if out is None:  # pythonw / closed stdout: nothing to print to
+        return
+    out.write(dumps_line(obj) + "\n")
+    out.flush()
+
+
+def _mode() -> str:
+    mode = os.environ.get(ITERATION_ENV, "epoch").strip().lower() or "epoch"
+    if mode not in MODES:
+        warnings.warn(f"epochline: {ITERATION_ENV}={mode!r} is not one of {', '.join(MODES)}; "
+                      "using 'epoch'", RuntimeWarning, stacklevel=2)
+        mode = "epoch"
+    return mode
+
+
+class _State:
+    def __init__(self) -> None:
+        self.mode = _mode()
+        self.params = KeyMapper()
+        self.metrics = KeyMapper()
+        self.families: set = set()
+        self.summary: Dict[str, Any] = {}
+        self.finished = False
+
+
+def _family(name: str, percent: Sequence[str]) -> str | None:
+    field = canonical_field(name)
+    if field is None:
+        lowered = name.lower()
+        if lowered.endswith("loss"):
+            return "loss"
+        return "accuracy" if name in percent else None
+    return "loss" if field.endswith("_loss") else "accuracy"
+
+
+def _declare_families(state: _State, names: Sequence[str], values: Dict[str, Any],
+                      percent: Sequence[str]) -> None:
+    members: Dict[str, list] = {}
+    for name in names:
+        value = values[name]
+        if type(value) is bool or not isinstance(value, (int, float)):
+            continue
+        family = _family(name, percent)
+        if family is not None and family not in state.families:
+            members.setdefault(family, []).append(state.metrics(name))
+    for family, _ in FAMILIES:
+        if family in members:
+            state.families.add(family)
+            label = "accuracy (%)" if family == "accuracy" and percent else family
+            _print({"plot": {"type": "line", "name": family, "y_label": label,
+                             "metrics": members[family]}})
+
+
+def _metric(state: _State, iteration: int, values: Dict[str, Any], percent: Sequence[str] = ()) -> None:
+    metrics = kogu_mapping(values, state.metrics)
+    if not metrics:
+        return
+    _declare_families(state, list(values), values, percent)
+    _print({"metric": {"iteration": iteration, "metrics": metrics}})
+
+
+def _handle(run: RunInfo, state: _State, event: ev.Event) -> None:
+    t = type(event)
+    if t is ev.Metrics:
+        if state.mode == "step":
+            _metric(state, event.step, event.values)
+    elif t is ev.EpochEnd:
+        if state.mode == "epoch":
+            _metric(state, event.epoch, event.values, event.percent)
+    elif t is ev.Params:
+        params = kogu_mapping(event.params, state.params, params=True)
+        if params:
+            _print({"parameters": params})
+    elif t is ev.RunStarted:
+        if event.named:  # a generated name is not worth overriding Kogu's own
+            _print({"name": event.name})
+        for tag in event.tags:
+            _print({"tag": tag})
+    elif t is ev.Image or t is ev.Artifact:
+        _print({"upload": os.path.abspath(os.path.join(run.store.media_root, event.media))})
+    elif t is ev.Tag:
+        _print({"tag": event.tag})
+    elif t is ev.Untag:
+        _print({"untag": event.tag})
+    elif t is ev.Rename:
+        _print({"name": event.name})
+    elif t is ev.Comment:
+        _print({"comment": event.text})
+    elif t is ev.PlotDeclared:
+        _print({"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
+                         "metrics": [state.metrics(m) for m in event.metrics]}})
+    elif t is ev.SummaryUpdate:
+        state.summary.update(event.values)
+    elif t is ev.RunFinished and not state.finished:
+        state.finished = True
+        final = kogu_mapping(state.summary, state.metrics)
+        if final:
+            _print({"metric": {"iteration": FINAL_ITERATION, "metrics": final}})
+        if event.status != "completed":
+            reason = f"{event.status}: {event.reason}" if event.reason else event.status
+            _print({"fail": reason})
+
+
+@hookimpl(tryfirst=True)
+def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
+    """Print the batch as Kogu lines (tryfirst: PROGRESS lines, whose completed line must be the
+    last one, are printed after these)."""
+    if NAME not in run.emit:
+        return
+    state = run.state.get(NAME)
+    if state is None:
+        state = run.state[NAME] = _State()
+    for event in events:
+        _handle(run, state, event)
+
+
+@hookimpl
+def epochline_run_closed(run: RunInfo) -> None:
+    run.state.pop(NAME, None)
