@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import events
 from .errors import RunFinishedError
-from .lifecycle import init, is_enabled, set_enabled
+from .lifecycle import init, is_enabled, new_run_id, set_enabled
 from .noop import NoOpRun
 from .plugins import hookimpl, register, unregister
 from .run import Run, exit_status
@@ -20,6 +20,6 @@ from .store.reader import RunView, Store, open_store as open
 __version__ = "0.1.0"
 
 __all__ = [
-    "init", "open", "register", "unregister", "hookimpl", "set_enabled", "is_enabled", "Run",
+    "init", "new_run_id", "open", "register", "unregister", "hookimpl", "set_enabled", "is_enabled", "Run",
     "NoOpRun", "RunView", "Store", "RunFinishedError", "events", "exit_status", "__version__",
 ]

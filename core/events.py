@@ -42,6 +42,8 @@ class RunStarted(Event, tag="run_started"):
     framework: Optional[str] = None
     named: bool = False
     """True when the user chose the name (or alias); False for a generated one."""
+    resumed: bool = False
+    """True when this continues a stored run (``init(run_id=...)``)."""
     schema_version: int = SCHEMA_VERSION
 
 

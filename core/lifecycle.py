@@ -134,8 +134,10 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     named = name is not None or alias is not None or resumed is not None
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
+    if total_epochs is None and resumed:
+        total_epochs = resumed["total_epochs"]
     info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
-                   total_epochs=total_epochs)
+                   total_epochs=total_epochs, prior_epochs=resumed["epochs"] if resumed else {})
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
     run = Run(info, dispatcher, start_step=start_step, on_finish=_forget,
@@ -144,7 +146,9 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                                  pid_start=process_start(pid), framework=framework,
-                                 named=named))
+                                 named=named, resumed=resumed is not None))
+    if resumed and resumed["epochs"]:
+        run.epochs_done = max(resumed["epochs"])
     if params is not None:
         run.log_params(params, ignore=ignore_params)
     elif ignore_params:

@@ -18,5 +18,8 @@ class RunInfo:
     emit: FrozenSet[str] = frozenset()
     """Names of the line emitters that are on for this run (``kogu``, ``progress``)."""
     total_epochs: int | None = None
+    prior_epochs: dict = field(default_factory=dict)
+    """Epoch records stored before this process resumed the run ({epoch: values}), so emitters
+    can continue where the earlier process stopped (best epoch, plots already declared)."""
     state: dict = field(default_factory=dict)
     """Per-run scratch space for sinks, keyed by the sink's own name."""

@@ -52,13 +52,20 @@ def _mode() -> str:
 
 
 class _State:
-    def __init__(self) -> None:
+    def __init__(self, run: RunInfo) -> None:
         self.mode = _mode()
         self.params = KeyMapper()
         self.metrics = KeyMapper()
         self.families: set = set()
         self.summary: Dict[str, Any] = {}
         self.finished = False
+        for _, values in sorted(run.prior_epochs.items()):  # a resumed run: same keys, plots known
+            for name, value in values.items():
+                self.metrics(name)
+                if type(value) is not bool and isinstance(value, (int, float)):
+                    family = _family(name, ())
+                    if family is not None:
+                        self.families.add(family)
 
 
 def _family(name: str, percent: Sequence[str]) -> str | None:
@@ -147,7 +154,7 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
         return
     state = run.state.get(NAME)
     if state is None:
-        state = run.state[NAME] = _State()
+        state = run.state[NAME] = _State(run)
     for event in events:
         _handle(run, state, event)
 

@@ -35,10 +35,11 @@ def _print(obj: Dict[str, Any]) -> None:
 
 
 class _State:
-    def __init__(self) -> None:
-        self.records: Dict[int, Dict[str, Any]] = {}
-        self.last_epoch = 0
-        self.total: Optional[int] = None
+    def __init__(self, run: RunInfo) -> None:
+        # a resumed run continues from the records stored before (best epoch, last epoch)
+        self.records: Dict[int, Dict[str, Any]] = {e: dict(v) for e, v in run.prior_epochs.items()}
+        self.last_epoch = max(self.records, default=0)
+        self.total: Optional[int] = run.total_epochs
         self.finished = False
 
 
@@ -82,7 +83,7 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
         return
     state = run.state.get(NAME)
     if state is None:
-        state = run.state[NAME] = _State()
+        state = run.state[NAME] = _State(run)
     for event in events:
         t = type(event)
         if t is ev.EpochEnd:

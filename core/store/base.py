@@ -67,8 +67,8 @@ class Backend:
 
     Metric values: a dialect either has one dynamically typed ``value`` column (SQLite keeps
     int, float and text apart by itself) or a ``value`` number and a ``text`` column. NaN is
-    stored as NULL (SQLite turns NaN into NULL anyway); infinities are stored as they are. A
-    series whose first value was a bool reads its values back as bools.
+    stored as NULL (SQLite turns NaN into NULL anyway); infinities are stored as they are. In a
+    series whose first value was a bool, 0 and 1 read back as False and True.
     """
 
     placeholder = "?"
@@ -96,7 +96,7 @@ class Backend:
             return text
         if value is None:
             return math.nan
-        if kind == KIND_BOOL and type(value) is not str:
+        if kind == KIND_BOOL and value in (0, 1) and type(value) is not str:
             return bool(value)
         return value
 
@@ -261,13 +261,18 @@ class Backend:
         return rows
 
     def resume_point(self, run_id: str) -> Optional[Dict[str, Any]]:
-        """Name, path and last step of an existing run (to resume it), or None."""
+        """Name, path, last step and epoch records of an existing run (to resume it), or None."""
         rows = self.query("SELECT name, path FROM runs WHERE id = ?", (run_id,))
         if not rows:
             return None
         step = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
                           "WHERE s.run_id = ?", (run_id,))[0][0]
-        return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step)}
+        epochs = {int(e): (ev.loads_value(v), total) for e, v, total in self.query(
+            "SELECT epoch, vals, total_epochs FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))}
+        totals = [t for _, t in epochs.values() if t is not None]
+        return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step),
+                "epochs": {e: v for e, (v, _) in epochs.items()},
+                "total_epochs": int(totals[-1]) if totals else None}
 
 
 # -- one writer per event type: (sql, rows) pairs ------------------------------------------------
