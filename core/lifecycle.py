@@ -131,7 +131,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         if resumed is not None:
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
-    named = name is not None or alias is not None or resumed is not None
+    named = name is not None or alias is not None  # a resumed run's name was printed before
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:

@@ -43,7 +43,6 @@ import weakref
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 import epochline
-from epochline.lifecycle import new_run_id
 from epochline.run import exit_status
 from epochline.values import flatten_params
 
@@ -137,7 +136,7 @@ class KoguLoggerMixin:
         self._params = params
         self._store = store
         self._emit = emit
-        self._run_id = run_id or new_run_id()
+        self._run_id = run_id or epochline.new_run_id()
         self._log_model = _log_model_mode(log_model)
         self._total_epochs = total_epochs
         self._scales = dict(scales or {})
