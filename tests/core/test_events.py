@@ -1,6 +1,6 @@
 import math
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from epochline import events as ev
 

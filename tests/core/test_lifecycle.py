@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-import epochline
 
 SCRIPT = textwrap.dedent("""
     import sys, epochline

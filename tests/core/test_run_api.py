@@ -1,7 +1,6 @@
 import io
 import logging
 import math
-import warnings
 
 import numpy as np
 import pytest
