@@ -197,7 +197,9 @@ class LineParser:
             self._progress(line[len(PROGRESS_PREFIX):])
             return
         stripped = line.strip()
-        if stripped.startswith("{"):
+        # a Python dict repr ({'loss': 0.5, ...}, as the transformers Trainer prints its logs) is
+        # console output, not a malformed Kogu line
+        if stripped.startswith("{") and not stripped.startswith("{'"):
             self._kogu(stripped)
             return
         if stripped.startswith("#"):

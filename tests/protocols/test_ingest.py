@@ -149,6 +149,7 @@ def test_garbage_is_counted_and_skipped(store_dir):
         b"\xff\xfe\xfd invalid utf-8\n", b"binary \x00\x01\x02 stuff\n",
         b"{" + b"[" * 100_000 + b"\n",  # deep nesting: RecursionError inside json
         b"x" * (MAX_LINE + 10) + b"\n",  # one long line, fed in one piece
+        b"{'loss': 0.25, 'epoch': 1.0}\n",  # a Python dict repr (the HF Trainer's logs): console text
     ]
     for chunk in chunks:
         parser.feed(chunk)
