@@ -154,8 +154,15 @@ class Backend:
     # -- writing (the dispatcher thread only) ---------------------------------------------
     def write(self, events: Sequence[ev.Event]) -> None:
         """Write a batch of events in one transaction, in order; retried while the DB is busy."""
-        groups: List[Tuple[str, List[tuple]]] = []
+        groups: List[Tuple[str, List[Any]]] = []
+        metrics = ev.Metrics
         for event in events:
+            if type(event) is metrics:  # the bulk: grouped as they are, expanded in _write_points
+                if groups and groups[-1][0] is _METRICS:
+                    groups[-1][1].append(event)
+                else:
+                    groups.append((_METRICS, [event]))
+                continue
             handler = _WRITERS.get(type(event))
             if handler is None:
                 continue
@@ -179,7 +186,7 @@ class Backend:
     def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
         if self._writer is None:
             self._writer = self._connect()
-            self._series: Dict[Tuple[str, str], Tuple[int, Optional[str]]] = {}
+            self._series: Dict[str, Dict[str, Tuple[int, Optional[str]]]] = {}
         conn = self._writer
         cur = conn.cursor()
         self._begin(cur)
@@ -196,20 +203,25 @@ class Backend:
             raise
 
     def _write_points(self, cur: Any, events: List[ev.Metrics]) -> None:
-        series = self._series
-        point = self._point
+        cache = self._series
         points: List[tuple] = []
         append = points.append
         epochs: List[tuple] = []
         for e in events:
             run_id, step, t, stage = e.run_id, e.step, e.wall_time, e.stage
+            series = cache.get(run_id)
+            if series is None:
+                series = cache[run_id] = {}
             for key, value in e.values.items():
-                known = series.get((run_id, key))
-                if known is None or known[1] != stage:
-                    known = self._series_id(cur, run_id, key, value, stage)
-                append(point(known[0], step, t, value))
+                known = series.get(key)
+                if known is None or (stage is not None and known[1] != stage):
+                    known = series[key] = self._series_id(cur, run_id, key, value, stage)
+                append((known[0], step, t, value))
             if e.epoch is not None:
                 epochs.append((run_id, step, e.epoch))
+        if self.value_columns != "value":
+            point = self._point
+            points = [point(*p) for p in points]
         cur.executemany(self._sql(self._POINT_SQL), points)
         if epochs:
             cur.executemany(self._sql(
@@ -227,9 +239,7 @@ class Backend:
         cur.execute(self._sql("SELECT id, stage FROM series WHERE run_id = ? AND key = ?"),
                     (run_id, key))
         row = cur.fetchone()
-        known = (int(row[0]), row[1] if stage is None else stage)
-        self._series[(run_id, key)] = known
-        return known
+        return int(row[0]), row[1] if stage is None else stage
 
     def _reset_writer(self) -> None:
         if self._writer is not None:
@@ -277,7 +287,7 @@ class Backend:
 
 # -- one writer per event type: (sql, rows) pairs ------------------------------------------------
 _METRICS = "metrics"
-"""Marker: these rows are Metrics events, written by Backend._write_points."""
+"""Marker: this group holds Metrics events, expanded into points by Backend._write_points."""
 _RUN_UPSERT = """INSERT INTO runs (id, name, path, alias, framework, status, host, pid, pid_start,
     start_time, heartbeat) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET status = 'running', reason = NULL, end_time = NULL,
@@ -298,10 +308,6 @@ def _w_run_started(e: ev.RunStarted):
                          e.pid_start, e.wall_time, e.wall_time)]
     if e.tags:
         yield _TAG_INSERT, [(e.run_id, t) for t in e.tags]
-
-
-def _w_metrics(e: ev.Metrics):
-    yield _METRICS, (e,)
 
 
 def _w_params(e: ev.Params):
@@ -383,7 +389,7 @@ def _w_heartbeat(e: ev.Heartbeat):
 
 
 _WRITERS: Dict[type, Callable[[Any], Iterable[Tuple[str, List[tuple]]]]] = {
-    ev.RunStarted: _w_run_started, ev.Metrics: _w_metrics, ev.Params: _w_params,
+    ev.RunStarted: _w_run_started, ev.Params: _w_params,
     ev.Image: _w_image, ev.Artifact: _w_artifact, ev.Text: _w_text, ev.Comment: _w_comment,
     ev.Tag: _w_tag, ev.Untag: _w_untag, ev.Rename: _w_rename, ev.PlotDeclared: _w_plot,
     ev.Histogram: _w_histogram, ev.SummaryUpdate: _w_summary, ev.PrimaryMetric: _w_primary,

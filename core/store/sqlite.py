@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from ..plugins import hookimpl
 from .base import Backend
@@ -30,10 +30,7 @@ class SQLiteBackend(Backend):
                   "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
                   "value = excluded.value")
     POINT_COLUMNS = "m.value"
-
-    @staticmethod
-    def _point(series: int, step: int, wall_time: float, value: Any) -> tuple:
-        return (series, step, wall_time, value)  # NaN binds as NULL; bools as 0/1
+    # points bind as (series, step, wall_time, value): NaN binds as NULL, bools as 0/1
 
     def __init__(self, directory: Path, uri: Optional[str] = None):
         self.directory = Path(directory)
