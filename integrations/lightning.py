@@ -237,15 +237,18 @@ class KoguLoggerMixin:
         """Lightning calls this on every rank right after the hyper-parameters, with the module:
         the adapter takes the trainer from it (no graph is recorded)."""
         try:
-            trainer = model.trainer
-        except Exception:
-            return
-        if trainer is None:
-            return
-        self._trainer_ref = weakref.ref(trainer)
-        run = self._run
-        if run is not None and not run.finished and _value(trainer.state.fn) == "fit":
-            run.in_progress = "fit"
+            trainer = getattr(model, "trainer", None)
+            if trainer is None:
+                return
+            try:
+                self._trainer_ref = weakref.ref(trainer)
+            except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
+                self._trainer_ref = lambda proxy=trainer: proxy
+            run = self._run
+            if run is not None and not run.finished and _value(trainer.state.fn) == "fit":
+                run.in_progress = "fit"
+        except Exception as exc:  # never stop the fit
+            self._warn_once("log_graph", exc)
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

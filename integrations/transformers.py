@@ -220,6 +220,8 @@ class TrackerCallback(TrainerCallback):
         if run is None or self.checkpoints == "none":
             return
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if folder == self._last_checkpoint:  # some versions save twice at the last step (4.46)
+            return
         if not os.path.isdir(folder):
             run.log_text(f"checkpoint of step {state.global_step} not found at {folder}",
                          level="WARNING", logger="epochline.transformers")

@@ -26,7 +26,7 @@ def test_ls_and_show_tables(store_dir, capsys):
     assert main(["ls", "--store", str(store_dir), "--path", "digits"]) == 0
     out = capsys.readouterr().out
     assert "1 runs" in out and "second" not in out
-    assert main(["show", "--store", str(store_dir), run.id[:17]]) == 0
+    assert main(["show", "--store", str(store_dir), run.id[:21]]) == 0
     out = capsys.readouterr().out
     assert "baseline" in out and "val_accuracy %" in out and "80" in out and "hello from the run" in out
 

@@ -127,7 +127,10 @@ def trainer_kwargs(**overrides: Any) -> Dict[str, Any]:
     return kwargs
 
 
-import lightning.pytorch as _L  # noqa: E402
+try:
+    import lightning.pytorch as _L
+except ImportError:  # only the old package name is installed
+    import pytorch_lightning as _L  # noqa: E402
 
 DigitsData, DigitsMLP = _define(_L)
 

@@ -267,6 +267,7 @@ def test_guard_marks_a_swallowed_exception_failed(tmp_path, store_dir, store):
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     sys.path.insert(0, {tests!r})
     from test_transformers import make_trainer
     from pathlib import Path
