@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, FrozenSet
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet
 
 if TYPE_CHECKING:
     from .store.base import Backend
@@ -23,3 +23,10 @@ class RunInfo:
     can continue where the earlier process stopped (best epoch, plots already declared)."""
     state: dict = field(default_factory=dict)
     """Per-run scratch space for sinks, keyed by the sink's own name."""
+
+    def sink_state(self, name: str, factory: Callable[["RunInfo"], Any]) -> Any:
+        """The per-run state of sink ``name``, created by ``factory(run)`` on first use."""
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = factory(self)
+        return state

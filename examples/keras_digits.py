@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./.epochline)")
+    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)")
     args = parser.parse_args()
 
     x, y = load_digits(return_X_y=True)

@@ -69,7 +69,7 @@ def accuracy(pred) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./.epochline)")
+    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)")
     parser.add_argument("--lr", type=float, default=3e-3)
     opts = parser.parse_args()
 

@@ -152,9 +152,7 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     last one, are printed after these)."""
     if NAME not in run.emit:
         return
-    state = run.state.get(NAME)
-    if state is None:
-        state = run.state[NAME] = _State(run)
+    state = run.sink_state(NAME, _State)
     for event in events:
         _handle(run, state, event)
 

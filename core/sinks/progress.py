@@ -81,9 +81,7 @@ def final_line(state: _State, status: str) -> Dict[str, Any]:
 def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     if NAME not in run.emit:
         return
-    state = run.state.get(NAME)
-    if state is None:
-        state = run.state[NAME] = _State(run)
+    state = run.sink_state(NAME, _State)
     for event in events:
         t = type(event)
         if t is ev.EpochEnd:
