@@ -13,7 +13,9 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .store.reader import RunView, open_store
+from .store import resolve_uri
+from .store.reader import RunView, Store, open_store
+from .store.sqlite import DB_NAME, path_from_uri
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -53,8 +55,18 @@ def _status_style(status: str) -> str:
             "running": "cyan"}.get(status, "")
 
 
+def _read_store(store: Optional[str]) -> Store:
+    """Open a store for reading; a directory without a store is an error, not a new empty store."""
+    uri = resolve_uri(store)
+    directory = path_from_uri(uri)
+    if directory is not None and not (directory.expanduser() / DB_NAME).exists():
+        raise SystemExit(f"epochline: no store at {directory} (nothing recorded there yet); "
+                         "give --store or set EPOCHLINE_STORE")
+    return open_store(uri)
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
+    with _read_store(args.store) as store:
         runs = store.runs(path=args.path, tag=args.tag, status=args.status)
         if args.json:
             print(json.dumps([r.to_dict(full=False) for r in runs], allow_nan=False, default=str))
@@ -146,7 +158,7 @@ def _show_table(run: RunView) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
+    with _read_store(args.store) as store:
         try:
             run = store.run(args.run)
         except KeyError as exc:

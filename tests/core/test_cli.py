@@ -46,3 +46,11 @@ def test_unknown_run_and_console_script(store_dir):
     proc = subprocess.run([sys.executable, "-m", "epochline", "show", "--store", str(store_dir), "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
+
+
+def test_reading_a_missing_store_is_an_error_not_a_new_store(tmp_path):
+    missing = tmp_path / "nothing-here"
+    proc = subprocess.run([sys.executable, "-m", "epochline", "ls", "--store", str(missing)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "no store at" in proc.stderr
+    assert not missing.exists()
