@@ -9,11 +9,9 @@ writer thread drains before ``fit`` returns). Emitted lines go to /dev/null.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -21,7 +19,7 @@ import keras  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 from epochline.integrations.keras import TrackerCallback  # noqa: E402
-from paired import add_timer, report, run_paired  # noqa: E402
+from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
 
 VARIANTS = {
     "plain fit": lambda store: [],
@@ -48,11 +46,8 @@ def one_fit(x, y, callbacks, epochs: int, batch_size: int) -> float:
                               keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=keras.optimizers.Adam(0.005), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        start = time.perf_counter()
-        model.fit(x, y, validation_split=0.2, epochs=epochs, batch_size=batch_size, verbose=0,
-                  callbacks=callbacks)
-        return time.perf_counter() - start
+    return quiet_seconds(lambda: model.fit(x, y, validation_split=0.2, epochs=epochs,
+                                           batch_size=batch_size, verbose=0, callbacks=callbacks))
 
 
 def main() -> None:

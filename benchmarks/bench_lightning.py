@@ -19,12 +19,10 @@ returns).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 import tempfile
-import time
 import warnings
 from typing import Any, Callable, Dict
 
@@ -34,7 +32,7 @@ import lightning.pytorch as L  # noqa: E402
 
 from epochline.integrations.lightning import KoguLogger  # noqa: E402
 from lightning_digits import DigitsData, DigitsMLP  # noqa: E402
-from paired import add_timer, report, run_paired  # noqa: E402
+from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
 
 METHODS = ("log_hyperparams", "log_metrics", "log_graph", "log_image", "after_save_checkpoint",
            "save", "finalize")
@@ -57,10 +55,7 @@ def one_fit(logger: Any, epochs: int, batch_size: int) -> float:
                         enable_progress_bar=False, enable_model_summary=False,
                         enable_checkpointing=False, log_every_n_steps=10, num_sanity_val_steps=0)
     model, data = DigitsMLP(image_every=10 ** 9), DigitsData(batch_size=batch_size)
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        start = time.perf_counter()
-        trainer.fit(model, data)
-        return time.perf_counter() - start
+    return quiet_seconds(lambda: trainer.fit(model, data))
 
 
 def main() -> None:

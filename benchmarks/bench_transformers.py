@@ -11,11 +11,9 @@ logs too; the PROGRESS/Kogu lines are printed with the default emit). """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
@@ -24,7 +22,7 @@ import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from epochline.integrations.transformers import TrackerCallback  # noqa: E402
-from paired import add_timer, report, run_paired  # noqa: E402
+from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
 from transformers_tiny import accuracy, build_model, sentences  # noqa: E402
 
 
@@ -43,10 +41,7 @@ def one_run(tracked: bool, opts: argparse.Namespace, store: str, out: str) -> tu
     callbacks = [add_timer(TrackerCallback(path="bench/transformers", store=store), EVENTS)] if tracked else []
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
                       compute_metrics=accuracy, callbacks=callbacks)
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        start = time.perf_counter()
-        trainer.train()
-        elapsed = time.perf_counter() - start
+    elapsed = quiet_seconds(trainer.train)
     if tracked:
         assert callbacks[0].run.status == "completed"
     return elapsed, sum(cb.spent for cb in callbacks)

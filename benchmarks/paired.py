@@ -9,6 +9,8 @@ which the noise of a shared machine does not blur).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from typing import Any, Callable, Dict, Iterable, List, Tuple
@@ -33,6 +35,14 @@ def add_timer(obj: Any, methods: Iterable[str]) -> Any:
 
         setattr(obj, name, wrapper)
     return obj
+
+
+def quiet_seconds(train: Callable[[], Any]) -> float:
+    """Seconds ``train()`` takes, with its stdout (progress, emitted lines) sent to /dev/null."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        start = time.perf_counter()
+        train()
+        return time.perf_counter() - start
 
 
 def run_paired(variants: Dict[str, Variant], reps: int, warmup: bool = True

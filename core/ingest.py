@@ -116,6 +116,9 @@ def legacy_values(text: str) -> Dict[str, float]:
     return out
 
 
+_MALFORMED = object()
+
+
 class LineParser:
     """Feeds one run from console output; see the module docstring for what it understands."""
 
@@ -215,11 +218,17 @@ class LineParser:
             self._legacy(_ANSI.sub("", line.rsplit("\r", 1)[-1]))
 
     # -- Kogu -----------------------------------------------------------------------------------
-    def _kogu(self, text: str) -> None:
+    def _json(self, text: str) -> Any:
+        """The parsed JSON value, or the sentinel _MALFORMED (counted) when it is not JSON."""
         try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
+            return json.loads(text)
+        except (ValueError, RecursionError):  # deep nesting raises RecursionError
             self.skipped["malformed_json"] += 1
+            return _MALFORMED
+
+    def _kogu(self, text: str) -> None:
+        obj = self._json(text)
+        if obj is _MALFORMED:
             return
         if not isinstance(obj, dict) or not any(k in KOGU_MESSAGES for k in obj):
             self.skipped["unknown_message"] += 1
@@ -336,10 +345,8 @@ class LineParser:
 
     # -- PROGRESS -------------------------------------------------------------------------------
     def _progress(self, text: str) -> None:
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
-            self.skipped["malformed_json"] += 1
+        obj = self._json(text)
+        if obj is _MALFORMED:
             return
         if not isinstance(obj, dict):
             self.skipped["bad_value"] += 1
