@@ -21,6 +21,7 @@ from typing import Any, Iterable, Optional, Union
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
 from .noop import NoOpRun
+from .options import check_init_options, check_path
 from .plugins import get_plugin_manager
 from .procinfo import process_start
 from .run import Run, exit_status
@@ -68,13 +69,7 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
 
 
-def _clean_path(path: Any) -> str:
-    if type(path) is not str:
-        raise TypeError(f"path must be a string such as 'cv/resnet50/baseline', got {path!r}")
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if ".." in parts or any("\x00" in p for p in parts):
-        raise ValueError(f"path {path!r} may not contain '..'")
-    return "/".join(parts) or "default"
+_clean_path = check_path
 
 
 def resolve_emit(emit: Union[str, Iterable[str], None], default: Union[str, Iterable[str]] = "") -> frozenset:
@@ -102,19 +97,13 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
+    checked = check_init_options(dict(
+        path=path, name=name, alias=alias, ignore_params=ignore_params, tags=tags, store=store,
+        run_id=run_id, framework=framework, emit=emit, default_emit=default_emit,
+        total_epochs=total_epochs, accuracy_scale=accuracy_scale, flush_interval=flush_interval))
+    path, tags, ignore_params = checked["path"], checked["tags"], checked["ignore_params"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
         return NoOpRun()
-    if accuracy_scale not in ("fraction", "percent"):
-        raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
-    path = _clean_path(path)
-    if isinstance(tags, str):
-        tags = (tags,)
-    tags = tuple(tags)
-    for value, what in [(name, "name"), (alias, "alias"), (run_id, "run_id")] + [(t, "tag") for t in tags]:
-        if value is not None and (type(value) is not str or not value):
-            raise TypeError(f"{what} must be a non-empty string, got {value!r}")
-    if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
-        raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
     try:
         backend = open_backend(store)
     except (ValueError, TypeError):

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from .dispatch import Dispatcher
@@ -43,8 +44,26 @@ def exit_status(exc: Optional[BaseException]) -> tuple:
         if isinstance(context, KeyboardInterrupt):
             return "interrupted", "KeyboardInterrupt"
         return "failed", f"SystemExit: {code}"
-    message = str(exc)
-    return "failed", f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return "failed", failure_reason(exc)[0]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s.*)?$")
+
+
+def failure_reason(exc: BaseException) -> Tuple[str, Optional[str]]:
+    """(reason, detail) for a failed run: the reason leads with the root cause's type and message,
+    without terminal colour codes (Keras wraps messages in them); ``detail`` is the full text when
+    the message carried a whole traceback (a child process's, as DDP reports it), else None."""
+    message = _ANSI.sub("", str(exc))
+    if "Traceback (most recent call last)" in message:
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        for line in reversed(lines):  # the traceback's last line is the child's exception
+            if _EXCEPTION_LINE.match(line) and not line.startswith("Traceback"):
+                return line, message.strip()
+        return type(exc).__name__, message.strip()
+    message = message.strip()
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), None
 
 
 class Run:
