@@ -41,8 +41,29 @@ class Dispatcher:
         self._final: Optional[Callable[[int], ev.Event]] = None
         self.lost: Counter = Counter()
         self.errors: Dict[Tuple[str, str], str] = {}
-        self._thread = threading.Thread(target=self._loop, name=f"epochline-{info.id}", daemon=True)
-        self._thread.start()
+        self._parking = False
+        self._closed = False
+        self._thread = self._start_writer()
+
+    def _start_writer(self) -> threading.Thread:
+        thread = _Writer(self)
+        thread.start()
+        return thread
+
+    def park(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Write everything queued, then let the writer thread end (what a thread-leak check's
+        ``thread.stop()`` calls). The run stays open: the next ``nudge`` (epoch end), back-pressure
+        wait or ``close`` starts a new writer for the events logged meanwhile."""
+        if self._closing or not self._thread.is_alive():
+            return
+        self._parking = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _ensure_writer(self) -> None:
+        if not self._thread.is_alive():
+            self._parking = False
+            self._thread = self._start_writer()
 
     # -- training thread ---------------------------------------------------------------
     def put(self, event: ev.Event) -> None:
@@ -53,9 +74,12 @@ class Dispatcher:
 
     def nudge(self) -> None:
         """Dispatch soon rather than at the next interval (epoch ends, texts for the console)."""
+        if self._parking:
+            self._ensure_writer()
         self._wake.set()
 
     def _wait_for_room(self) -> None:
+        self._ensure_writer()
         self._wake.set()
         with self._room:
             while len(self._queue) >= self._max_queue // 2 and self._thread.is_alive():
@@ -65,8 +89,13 @@ class Dispatcher:
         """Dispatch everything queued, then ``final(lost_so_far)``; wait for the thread to end."""
         self._final = final
         self._closing = True
-        self._wake.set()
-        self._thread.join(timeout)
+        self._parking = False
+        for _ in range(2):  # twice: a writer that was parking as close() began has ended without it
+            self._ensure_writer()
+            self._wake.set()
+            self._thread.join(timeout)
+            if self._closed or self._thread.is_alive():
+                break
         return not self._thread.is_alive()
 
     # -- dispatcher thread ---------------------------------------------------------------
@@ -83,8 +112,11 @@ class Dispatcher:
                 next_heartbeat = now + HEARTBEAT_INTERVAL_S
             if closing and not self._queue:
                 break
+            if self._parking and not self._closing and not self._queue:
+                return  # parked: the run goes on, a later nudge or close starts a new writer
         if self._final is not None:
             self._dispatch([self._final(self.total_lost)])
+        self._closed = True
         for impl in self._closed_impls:
             self._call(impl, {"run": self.info}, 0)
 
@@ -130,3 +162,15 @@ class Dispatcher:
             kinds = ", ".join(f"{k[1]}: {msg}" for k, msg in self.errors.items() if k[0] == name)
             lines.append(f"{name}: {count} events lost ({kinds})")
         return "; ".join(lines)
+
+
+class _Writer(threading.Thread):
+    """The dispatcher's daemon thread. ``stop()`` parks it (see :meth:`Dispatcher.park`): test
+    harnesses such as Lightning's thread-leak check stop daemon threads that way."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__(target=dispatcher._loop, name=f"epochline-{dispatcher.info.id}", daemon=True)
+        self._dispatcher = dispatcher
+
+    def stop(self) -> None:
+        self._dispatcher.park()

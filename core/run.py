@@ -24,7 +24,7 @@ from .errors import RunFinishedError
 from .identity import fingerprint
 from .media import encode_image, store_bytes, store_file
 from .runinfo import RunInfo
-from .values import PLAIN, OddValue, flatten_params, metric_value
+from .values import PLAIN, OddValue, flatten_params, metric_value, plain_text
 
 _PLAIN_TYPES = frozenset(PLAIN)
 _now = time.time
@@ -236,7 +236,7 @@ class Run:
         self._check_open("log_image")
         self._check_text("key", key)
         if caption is not None:
-            caption = str(caption)
+            caption = plain_text(str(caption))
         step = self._step_or_current(step)
         try:
             data, suffix, width, height = encode_image(image)
@@ -274,7 +274,7 @@ class Run:
 
     def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
         self._check_open("log_text")
-        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
+        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level,
                           logger=logger))
 
     def logging_handler(self, level: int = logging.INFO, fmt: Optional[str] = None) -> logging.Handler:
