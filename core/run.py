@@ -26,7 +26,7 @@ from .media import encode_image, store_bytes, store_file
 from .runinfo import RunInfo
 from .values import PLAIN, OddValue, flatten_params, metric_value, plain_text
 
-_PLAIN_TYPES = frozenset(PLAIN)
+_NUMBER_TYPES = frozenset((bool, int, float))  # text goes the checked way: it may hold a lone surrogate
 _now = time.time
 
 
@@ -158,7 +158,7 @@ class Run:
             raise TypeError(f"run.log() takes a dict of metric values or keyword arguments, got "
                             f"{type(data).__name__}; e.g. run.log({{'loss': 0.25}}, step=10)")
         for key, value in values.items():
-            if type(value) not in _PLAIN_TYPES or type(key) is not str:
+            if type(value) not in _NUMBER_TYPES or type(key) is not str:
                 values = self._clean(values)
                 break
         if not values:
@@ -181,7 +181,7 @@ class Run:
     def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for key, value in values.items():
-            key = key if type(key) is str else str(key)
+            key = plain_text(key if type(key) is str else str(key))
             try:
                 out[key] = metric_value(value)
             except OddValue as exc:

@@ -57,7 +57,7 @@ def _item(value: Any) -> Any:
 def metric_value(value: Any) -> Any:
     """A plain bool/int/float/str for a metric, or raise OddValue."""
     if type(value) in _PLAIN_TYPES:
-        return value
+        return plain_text(value) if type(value) is str else value
     if isinstance(value, PLAIN):  # subclasses (IntEnum, numpy.float64 is a float subclass)
         if isinstance(value, bool):
             return bool(value)
@@ -65,7 +65,7 @@ def metric_value(value: Any) -> Any:
             return int(value)
         if isinstance(value, float):
             return float(value)
-        return str(value)
+        return plain_text(str(value))
     if isinstance(value, (Decimal, Fraction)):
         return float(value)
     if hasattr(value, "item") and (hasattr(value, "shape") or hasattr(value, "dtype")):

@@ -250,9 +250,9 @@ class KoguLoggerMixin:
     @catch_and_warn
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
         run = self._open()
-        values = dict(metrics)
-        epoch0 = values.pop("epoch", None)
-        values = prefixed(values, self._prefix, self.LOGGER_JOIN_CHAR)
+        raw = dict(metrics)
+        epoch0 = raw.pop("epoch", None)
+        values = prefixed(raw, self._prefix, self.LOGGER_JOIN_CHAR)
         trainer = self._trainer()
         state = getattr(trainer, "state", None)
         fn = _value(getattr(state, "fn", None))
@@ -260,7 +260,8 @@ class KoguLoggerMixin:
         if epoch0 is None and trainer is not None:  # a logged "step", LearningRateMonitor, ...
             epoch0 = getattr(trainer, "current_epoch", None)
         epoch = int(epoch0) + 1 if epoch0 is not None else None
-        epoch_values = {_strip_epoch(k): v for k, v in values.items() if not k.endswith("_step")}
+        # the record takes Lightning's names (the prefix is for the stored series)
+        epoch_values = {_strip_epoch(k): v for k, v in raw.items() if not k.endswith("_step")}
         if fn is not None:
             evaluating = fn in ("validate", "test")
         else:  # no trainer known: only test metrics are told apart, by name
@@ -294,8 +295,9 @@ class KoguLoggerMixin:
         those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
         if trainer is None or fn != "fit" or stage != "train" or cls._train_epoch_end(trainer, fn, stage):
             return True
-        try:
-            return trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0
+        try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
+            current = trainer.fit_loop.epoch_progress.current
+            return current.ready > current.started
         except AttributeError:
             return True
 
