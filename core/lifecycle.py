@@ -21,6 +21,7 @@ from typing import Any, Iterable, Optional, Union
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
 from .noop import NoOpRun
+from .console import track_stdout
 from .options import check_init_options, check_path
 from .plugins import get_plugin_manager
 from .procinfo import process_start
@@ -125,7 +126,10 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:
         total_epochs = resumed["total_epochs"]
-    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
+    emitters = resolve_emit(emit, default_emit)
+    if emitters:
+        track_stdout()  # protocol lines start at column 0 whatever the training prints
+    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=emitters,
                    total_epochs=total_epochs, prior_epochs=resumed["epochs"] if resumed else {})
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)

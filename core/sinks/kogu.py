@@ -18,12 +18,12 @@ run that did not complete then prints ``fail`` with ``"<status>: <reason>"``.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Any, Dict, Sequence
 
 from .. import events as ev
 from ..epochs import canonical_field
+from ..console import write_line
 from ..plugins import hookimpl
 from ..protocol import FINAL_ITERATION, KeyMapper, dumps_line, kogu_mapping
 from ..runinfo import RunInfo
@@ -35,11 +35,7 @@ FAMILIES = (("loss", "loss"), ("accuracy", "accuracy"))
 
 
 def _print(obj: Any) -> None:
-    out = sys.stdout
-    if out is None:  # pythonw / closed stdout: nothing to print to
-        return
-    out.write(dumps_line(obj) + "\n")
-    out.flush()
+    write_line(dumps_line(obj))
 
 
 def _mode() -> str:

@@ -15,10 +15,10 @@ whose ``status`` is its status (``failed``, ``interrupted``, ``crashed``) and no
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 from .. import events as ev
+from ..console import write_line
 from ..plugins import hookimpl
 from ..protocol import LOSS_FIELDS, PROGRESS_FIELDS, best_epoch, progress_line, progress_number
 from ..runinfo import RunInfo
@@ -27,11 +27,7 @@ NAME = "progress"
 
 
 def _print(obj: Dict[str, Any]) -> None:
-    out = sys.stdout
-    if out is None:
-        return
-    out.write(progress_line(obj) + "\n")
-    out.flush()
+    write_line(progress_line(obj))
 
 
 class _State:
