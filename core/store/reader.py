@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import events as ev
 from ..identity import fingerprint
+from ..errors import AmbiguousRunError, RunNotFoundError
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -251,10 +252,10 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            raise KeyError(f"no run {ref!r} in {self.uri}")
+            raise RunNotFoundError(f"no run {ref!r} in {self.uri}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
-            raise KeyError(f"{ref!r} matches several runs ({ids}); give more of the id")
+            raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}); give more of the id")
         return RunView(self, rows[0])
 
     __getitem__ = run
@@ -270,5 +271,9 @@ class Store:
 
 
 def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``)."""
-    return Store(open_backend(store))
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+
+    Reading never creates a store: a directory without one raises
+    :class:`~epochline.errors.StoreNotFoundError`.
+    """
+    return Store(open_backend(store, create=False))
