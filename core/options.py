@@ -13,7 +13,8 @@ import difflib
 import os
 from typing import Any, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
-SCALES = ("fraction", "percent")
+from .epochs import check_field_map, check_scale, check_scales
+
 EMITTERS = ("kogu", "progress")
 """The built-in line emitters (``emit="kogu,progress"``); ``"none"`` turns them all off."""
 RUN_ID_CHARS = "letters, digits, '-', '_' and '.'"
@@ -100,12 +101,6 @@ def _plugin_names() -> set:
     return {name.rsplit(".", 1)[-1] for name, _ in get_plugin_manager().list_name_plugin() if name}
 
 
-def check_scale(value: Any, what: str = "accuracy_scale") -> str:
-    if value not in SCALES:
-        raise ValueError(f"{what} must be 'fraction' or 'percent', got {value!r}")
-    return value
-
-
 def check_store(store: Any) -> None:
     if store is None or isinstance(store, (str, os.PathLike)):
         return
@@ -118,23 +113,6 @@ def check_positive_int(what: str, value: Any) -> Optional[int]:
     if type(value) is bool or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer or None, got {value!r}")
     return int(value)
-
-
-def check_mapping(what: str, value: Any, values: Optional[Collection[str]] = None) -> Dict[str, str]:
-    """A {name: text} mapping (``scales``: text one of ``values``)."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{what} must be a dict such as {{'top1': 'percent'}}, got {value!r}")
-    out = {}
-    for key, item in value.items():
-        _text(f"{what} key", key)
-        if values is not None:
-            check_scale(item, f"{what}[{key!r}]")
-        else:
-            _text(f"{what}[{key!r}]", item)
-        out[key] = item
-    return out
 
 
 def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init()") -> Dict[str, Any]:
@@ -161,13 +139,13 @@ def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init(
     if "default_emit" in out:
         check_emit(out["default_emit"], "default_emit")
     if "accuracy_scale" in out:
-        check_scale(out["accuracy_scale"])
+        check_scale("accuracy_scale", out["accuracy_scale"])
     if "total_epochs" in out:
         out["total_epochs"] = check_positive_int("total_epochs", out["total_epochs"])
     if "scales" in out:
-        out["scales"] = check_mapping("scales", out["scales"], SCALES)
+        out["scales"] = check_scales(out["scales"])
     if "field_map" in out:
-        out["field_map"] = check_mapping("field_map", out["field_map"])
+        out["field_map"] = check_field_map(out["field_map"])
     if "ignore_params" in out:
         ignore = out["ignore_params"]
         out["ignore_params"] = (ignore,) if isinstance(ignore, str) else tuple(ignore or ())

@@ -132,6 +132,7 @@ class KoguLoggerMixin:
         self._best: Dict[str, Tuple[str, Optional[float]]] = {}  # monitor -> (path, score)
         self._checkpoint_callbacks: Dict[int, Any] = {}
         self._finalized: Optional[Tuple[Any, ...]] = None
+        self._phase: Any = None  # the run's "fit" phase while fit runs
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -147,11 +148,9 @@ class KoguLoggerMixin:
     @property
     def save_dir(self) -> Optional[str]:
         """``<store>/lightning`` for a local store (Lightning's files, e.g. checkpoints), else None."""
-        from epochline.store import resolve_uri
-        from epochline.store.sqlite import path_from_uri
+        from epochline.store import local_directory
 
-        uri = self._given.store_uri if self._given else resolve_uri(self._options.get("store"))
-        directory = path_from_uri(uri) if uri else None
+        directory = local_directory(self._given.store_uri if self._given else self._options.get("store"))
         return None if directory is None else os.path.join(os.fspath(directory), "lightning")
 
     @property
@@ -183,12 +182,8 @@ class KoguLoggerMixin:
         if run is not None:  # a later stage re-opens the run: its tags and params are recorded
             options.pop("tags", None)
             options.pop("params", None)
-        scales, field_map = options.pop("scales", {}), options.pop("field_map", {})
         run = open_run(**{**options, "run_id": self._run_id}, framework="lightning",
                        default_emit=DEFAULT_EMIT)
-        if isinstance(run, epochline.Run):
-            run.scales.update(scales)
-            run.field_map.update(field_map)
         self._run = run
         return run
 
@@ -207,6 +202,7 @@ class KoguLoggerMixin:
         state = self.__dict__.copy()
         state["_run"] = None
         state["_given"] = None
+        state["_phase"] = None
         state["_trainer_ref"] = None
         state["_checkpoint_callbacks"] = {}
         return state
@@ -226,8 +222,8 @@ class KoguLoggerMixin:
         except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
             self._trainer_ref = lambda proxy=trainer: proxy
         run = self._run
-        if run is not None and not run.finished and _value(trainer.state.fn) == "fit":
-            run.in_progress = "fit"
+        if run is not None and not run.finished and _value(trainer.state.fn) == "fit" and self._given is None:
+            self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 
     @rank_zero_only
     @catch_and_warn
@@ -390,7 +386,9 @@ class KoguLoggerMixin:
         self._epochs.close(run, total)
         if _value(getattr(getattr(trainer, "state", None), "fn", None)) in ("fit", None):
             self._checkpoint_summary(run)
-        run.in_progress = None
+        if self._phase is not None:
+            self._phase.end()
+            self._phase = None
         if self._given is not None:
             return  # the user's run: they finish it
         if status == "success":
