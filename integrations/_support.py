@@ -31,7 +31,8 @@ import epochline
 from epochline.options import check_init_options, check_tags, unknown_keywords
 from epochline.run import exit_status, failure_reason
 
-__all__ = ["DEFAULT_EMIT", "UsageError", "adapter_options", "catch_and_warn", "open_run", "end_run",
+__all__ = ["DEFAULT_EMIT", "UsageError", "adapter_options", "catch_and_warn", "warn_once",
+           "repeated_call", "open_run", "end_run",
            "EpochAccumulator", "prior_record", "prefixed", "check_tags"]
 
 DEFAULT_EMIT = "kogu,progress"
@@ -65,13 +66,32 @@ def adapter_options(owner: str, options: Mapping[str, Any], *, run: Any = None,
     return checked
 
 
-def _warn_once(owner: Any, what: str, exc: BaseException) -> None:
+def warn_once(owner: Any, what: str, exc: BaseException) -> None:
+    """Warn that ``owner``'s ``what`` failed, once per owner, ``what`` and error kind."""
     warned = owner.__dict__.setdefault("_epochline_warned", set())
     key = (what, type(exc).__name__)
     if key not in warned:
         warned.add(key)
         warnings.warn(f"epochline: {type(owner).__name__}.{what} failed ({type(exc).__name__}: "
                       f"{exc}); training goes on", RuntimeWarning, stacklevel=3)
+
+
+def repeated_call(owner: Any, event: str, *identity: Any) -> bool:
+    """True for the second delivery of the same framework event to the same callback object.
+
+    A callback registered twice (``callbacks=[cb]`` plus ``trainer.add_callback(cb)``) receives
+    each event twice in a row with the same arguments; every other event sequence alternates. The
+    second one is ignored, with one warning.
+    """
+    key = (event, *identity)
+    if owner.__dict__.get("_epochline_last_event") == key:
+        if not owner.__dict__.get("_epochline_warned_twice"):
+            owner.__dict__["_epochline_warned_twice"] = True
+            warnings.warn(f"epochline: this {type(owner).__name__} is registered twice with the same "
+                          "trainer; the second registration is ignored", RuntimeWarning, stacklevel=3)
+        return True
+    owner.__dict__["_epochline_last_event"] = key
+    return False
 
 
 def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
@@ -85,7 +105,7 @@ def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
             except UsageError:
                 raise
             except Exception as exc:
-                _warn_once(self, method.__name__, exc)
+                warn_once(self, method.__name__, exc)
                 return default
         return wrapper  # type: ignore[return-value]
     return decorate(fn) if fn is not None else decorate
