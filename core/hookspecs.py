@@ -25,7 +25,7 @@ hookspec = pluggy.HookspecMarker("epochline")
 
 
 @hookspec(firstresult=True)
-def epochline_store_backend(uri: str, create: bool) -> Optional["StoreBackend"]:
+def epochline_store_backend(uri: str, create: bool) -> Optional[StoreBackend]:
     """Open the storage backend for ``uri``, or return ``None`` if the URI is not yours.
 
     ``uri`` is what the user gave (``store=`` or ``EPOCHLINE_STORE``): a plain directory path or a
@@ -38,7 +38,7 @@ def epochline_store_backend(uri: str, create: bool) -> Optional["StoreBackend"]:
 
 
 @hookspec
-def epochline_events(run: "RunInfo", events: Sequence["Event"]) -> None:
+def epochline_events(run: RunInfo, events: Sequence[Event]) -> None:
     """Receive a batch of events of one run, in the order they were logged.
 
     Called on the run's dispatcher thread, at least once per flush interval while events arrive,
@@ -48,5 +48,5 @@ def epochline_events(run: "RunInfo", events: Sequence["Event"]) -> None:
 
 
 @hookspec
-def epochline_run_closed(run: "RunInfo") -> None:
+def epochline_run_closed(run: RunInfo) -> None:
     """The run has finished and every event has been dispatched: release per-run state."""

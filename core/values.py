@@ -36,8 +36,7 @@ class OddValue(TypeError):
 
 def _is_array_like(value: Any) -> bool:
     module = type(value).__module__ or ""
-    return (module.startswith("numpy") or module.startswith("torch") or module.startswith("jax")
-            or module.startswith("tensorflow")) and hasattr(value, "shape")
+    return module.startswith(("numpy", "torch", "jax", "tensorflow")) and hasattr(value, "shape")
 
 
 def _item(value: Any) -> Any:
