@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ._json import replace_nonfinite
 from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
 from .store.reader import RunView, Store, open_store
 
@@ -161,21 +162,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"epochline: {exc}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps(_json_safe(run.to_dict()), allow_nan=False, default=str))
+            print(json.dumps(replace_nonfinite(run.to_dict()), allow_nan=False, default=str))
         else:
             _show_table(run)
     return 0
-
-
-def _json_safe(obj: Any) -> Any:
-    """Strict JSON for scripts: NaN/inf as the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def add_store_option(p: argparse.ArgumentParser) -> None:

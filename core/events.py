@@ -13,10 +13,11 @@ Values inside events are already normalised by :mod:`epochline.values` (plain ``
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import msgspec
+
+from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
 
 SCHEMA_VERSION = 1
 
@@ -159,31 +160,22 @@ AnyEvent = Union[
     PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, RunFinished, Heartbeat,
 ]
 
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
 def _enc_hook(obj: Any) -> Any:
     raise TypeError(f"epochline events hold only plain values, got {type(obj).__name__}")
 
 
+def _wrapped(value: float) -> Dict[str, str]:
+    return {"$float": nonfinite_text(value)}
+
+
 def _wrap_nonfinite(obj: Any) -> Any:
-    if type(obj) is float:
-        if obj != obj:
-            return {"$float": "NaN"}
-        if obj in (math.inf, -math.inf):
-            return {"$float": "Infinity" if obj > 0 else "-Infinity"}
-        return obj
-    if isinstance(obj, dict):
-        return {k: _wrap_nonfinite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_wrap_nonfinite(v) for v in obj]
-    return obj
+    return replace_nonfinite(obj, _wrapped)
 
 
 def _unwrap_nonfinite(obj: Any) -> Any:
     if isinstance(obj, dict):
-        if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE:
-            return _NONFINITE[obj["$float"]]
+        if len(obj) == 1 and "$float" in obj and obj["$float"] in NONFINITE_TEXT:
+            return NONFINITE_TEXT[obj["$float"]]
         return {k: _unwrap_nonfinite(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_unwrap_nonfinite(v) for v in obj]
