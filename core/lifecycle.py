@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
@@ -66,7 +64,7 @@ def global_rank() -> int:
 
 def new_run_id() -> str:
     """Sortable by start time, readable, and unique enough for concurrent starts."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without importing secrets
 
 
 def _clean_path(path: Any) -> str:
@@ -149,6 +147,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
               accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
               total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
     pid = os.getpid()
+    import socket  # here: one name per run, not an import for every `import epochline`
+
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                                  pid_start=process_start(pid), framework=framework,

@@ -8,22 +8,23 @@ that the file stored is the file as it was at that moment.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from . import events as ev
 from .dispatch import Dispatcher
 from .epochs import epoch_record
 from .errors import RunFinishedError
 from .identity import fingerprint
-from .media import encode_image, store_bytes, store_file
 from .runinfo import RunInfo
 from .values import PLAIN, OddValue, flatten_params, metric_value
+
+if TYPE_CHECKING:
+    import logging
 
 _PLAIN_TYPES = frozenset(PLAIN)
 _now = time.time
@@ -220,6 +221,8 @@ class Run:
         if caption is not None:
             caption = str(caption)
         step = self._step_or_current(step)
+        from .media import encode_image, store_bytes  # hashing, temp files: only for media
+
         try:
             data, suffix, width, height = encode_image(image)
             rel = store_bytes(self._info.store.media_root, data, suffix)
@@ -244,6 +247,8 @@ class Run:
             for child in sorted(p for p in source.rglob("*") if p.is_file()):
                 stored = self.log_artifact(child, f"{label}/{child.relative_to(source).as_posix()}")
             return stored
+        from .media import store_file
+
         try:
             rel, size, digest = store_file(self._info.store.media_root, source)
         except Exception as exc:
@@ -259,8 +264,11 @@ class Run:
         self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
                           logger=logger))
 
-    def logging_handler(self, level: int = logging.INFO, fmt: Optional[str] = None) -> logging.Handler:
-        """A ``logging.Handler`` that records log records as the run's text lines."""
+    def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
+        """A ``logging.Handler`` that records log records as the run's text lines (``level``:
+        ``logging.INFO`` by default)."""
+        from ._loghandler import RunLogHandler
+
         return RunLogHandler(self, level, fmt)
 
     def comment(self, text: str) -> None:
@@ -499,22 +507,6 @@ class Phase:
 
     def __repr__(self) -> str:
         return f"<epochline phase {self.name!r} of run {self._run.id}>"
-
-
-class RunLogHandler(logging.Handler):
-    def __init__(self, run: Run, level: int = logging.INFO, fmt: Optional[str] = None):
-        super().__init__(level)
-        self._run = run
-        if fmt:
-            self.setFormatter(logging.Formatter(fmt))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._run.finished:
-            return
-        try:
-            self._run.log_text(self.format(record), level=record.levelname, logger=record.name)
-        except Exception:
-            self.handleError(record)
 
 
 def _artifact_name(name: Any) -> str:

@@ -7,9 +7,7 @@ older than :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,8 @@ _IN_BATCH = 500
 def closest(word: str, choices: Iterable[str], what: str) -> str:
     """A sentence naming ``word`` as unknown and the closest of ``choices`` (or all of few)."""
     choices = sorted(set(choices))
+    import difflib
+
     near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
     if near:
         hint = "closest: " + ", ".join(near)
@@ -91,6 +91,8 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
         return status, None
     now = time.time() if now is None else now
     last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat or 0))
+    import socket
+
     if host == socket.gethostname() and pid:
         if is_alive(int(pid), pid_start):
             return "running", None
