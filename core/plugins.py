@@ -12,7 +12,7 @@ from . import hookspecs
 hookimpl = pluggy.HookimplMarker("epochline")
 
 ENTRY_POINT_GROUP = "epochline"
-_BUILTINS = ("epochline.store.sqlite", "epochline.store.postgres", "epochline.sinks.store", "epochline.sinks.kogu",
+_BUILTINS = ("epochline.store.sqlite", "epochline.store.postgres", "epochline.sinks.final", "epochline.sinks.store", "epochline.sinks.kogu",
              "epochline.sinks.progress")
 
 _pm: Optional[pluggy.PluginManager] = None

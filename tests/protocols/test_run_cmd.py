@@ -70,7 +70,9 @@ def test_protocol_script_is_passed_through_and_recorded(store_dir, tmp_path):
     assert got["params"] == {"lr": 0.1, "layers": [8, 4]}
     assert got["epochs"] == [(1, {"train_loss": 1.0, "train_accuracy": 51.0}),
                              (2, {"train_loss": 0.5, "train_accuracy": 52.0})]
-    assert got["summary"] == {"final_test_accuracy": 52.0}
+    assert got["summary"] == {"final_test_accuracy": 52.0,  # the completed line as it was printed
+                              # the run's own final record, from the epochs recorded
+                              "train_loss": 0.5, "train_accuracy": 52.0, "best_epoch": 2, "total_epochs": 2}
     assert got["artifacts"]["model.bin"] == b"weights"
     console = got["artifacts"]["console.log"]
     assert b"to stderr\n" in console and b"warming up\n" in console and console.endswith(b"no newline at the end")
@@ -173,5 +175,6 @@ def test_any_language_example(store_dir, tmp_path):
     assert got["params"] == {"lr": 0.05, "optimizer": "sgd", "layers": [64, 32], "shell": True}
     assert [e for e, _ in got["epochs"]] == [1, 2, 3]
     assert got["epochs"][-1][1] == {"train_loss": 0.25, "val_loss": 0.275, "val_accuracy": 90.0}
-    assert got["summary"] == {"best_val_accuracy": 90.0, "final_test_accuracy": 90.0}
+    assert got["summary"] == {"best_val_accuracy": 90.0, "final_test_accuracy": 90.0, "train_loss": 0.25,
+                              "val_loss": 0.275, "val_accuracy": 90.0, "best_epoch": 3, "total_epochs": 3}
     assert got["artifacts"]["shell-model.txt"] == b"weights of epoch 3\n"
