@@ -40,6 +40,9 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
         t = type(event)
         if t is ev.Metrics:
             state.metrics(event.step, event.values)
+        elif t is ev.RunStarted:
+            if event.total_epochs is not None:
+                state.total_epochs = event.total_epochs
         elif t is ev.EpochEnd:
             state.epoch(event.epoch, event.values, event.total_epochs)
         elif t is ev.Evaluation:

@@ -33,7 +33,7 @@ class _State:
     def __init__(self, run: RunInfo) -> None:
         # a resumed run continues from the records stored before (best epoch, last epoch)
         self.last_epoch = max(run.prior_epochs, default=0)
-        self.total: Optional[int] = run.total_epochs
+        self.total: Optional[int] = None  # from RunStarted, then from each EpochEnd
         self.final: Dict[str, Any] = {}
         self.finished = False
 
@@ -83,20 +83,20 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     state = run.sink_state(NAME, _State)
     for event in events:
         t = type(event)
-        if t is ev.EpochEnd:
-            state.total = event.total_epochs if event.total_epochs is not None else run.total_epochs
-            state.last_epoch = max(state.last_epoch, event.epoch)
-            write_line(run.id, progress_line(epoch_line(state, event)))
-        elif t is ev.RunStarted:
+        if t is ev.RunStarted:
+            state.total = event.total_epochs
             if event.resumed:  # a later stage re-opened the run: it prints the final line again
                 drop_held_lines(run.id)
+        elif t is ev.EpochEnd:
+            if event.total_epochs is not None:
+                state.total = event.total_epochs
+            state.last_epoch = max(state.last_epoch, event.epoch)
+            write_line(run.id, progress_line(epoch_line(state, event)))
         elif t is ev.SummaryUpdate:
             if event.final:
                 state.final = dict(event.values)
         elif t is ev.RunFinished and not state.finished:
             state.finished = True
-            if state.total is None:
-                state.total = run.total_epochs
             line = progress_line(final_line(state, event.status))
             if event.hold_lines:
                 hold_line(run.id, line)
