@@ -25,7 +25,7 @@ from .identity import fingerprint
 from .media import encode_image, store_bytes, store_file
 from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
-from .values import PLAIN, OddValue, flatten_params, metric_value
+from .values import PLAIN, OddValue, check_params_object, flatten_params, metric_value
 
 _PLAIN_TYPES = frozenset(PLAIN)
 _now = time.time
@@ -200,6 +200,7 @@ class Run:
         self._check_open("log_params")
         flat: Dict[str, Any] = {}
         if params is not None:
+            check_params_object(params)
             flat.update(flatten_params(params))
         if kwargs:
             flat.update(flatten_params(kwargs))
