@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Sequence
 
 from .. import events as ev
-from ..plugins import hookimpl
 from ..epochs import reported_accuracy
+from ..plugins import hookimpl
 from ..protocol import (LOSS_FIELDS, PROGRESS_FIELDS, drop_held_lines, hold_line, progress_line,
                         progress_number, write_line)
 from ..runinfo import RunInfo
@@ -82,20 +82,19 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
         return
     state = run.sink_state(NAME, _State)
     for event in events:
-        t = type(event)
-        if t is ev.RunStarted:
+        if isinstance(event, ev.RunStarted):
             state.total = event.total_epochs
             if event.resumed:  # a later stage re-opened the run: it prints the final line again
                 drop_held_lines(run.id)
-        elif t is ev.EpochEnd:
+        elif isinstance(event, ev.EpochEnd):
             if event.total_epochs is not None:
                 state.total = event.total_epochs
             state.last_epoch = max(state.last_epoch, event.epoch)
             write_line(run.id, progress_line(epoch_line(state, event)))
-        elif t is ev.SummaryUpdate:
+        elif isinstance(event, ev.SummaryUpdate):
             if event.final:
                 state.final = dict(event.values)
-        elif t is ev.RunFinished and not state.finished:
+        elif isinstance(event, ev.RunFinished) and not state.finished:
             state.finished = True
             line = progress_line(final_line(state, event.status))
             if event.hold_lines:

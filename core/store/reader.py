@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
-from ..identity import fingerprint
 from ..errors import AmbiguousRunError, RunNotFoundError
+from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -103,7 +103,7 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
 class RunView:
     """One stored run, read lazily."""
 
-    def __init__(self, store: "Store", row: tuple):
+    def __init__(self, store: Store, row: tuple):
         self._store = store
         (self.id, self.name, self.path, self.alias, self.framework, stored_status, stored_reason,
          self.host, self.pid, pid_start, self.start_time, self.end_time, self.heartbeat, self.lost,
@@ -507,17 +507,18 @@ class Store:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def open_store(store: Any = None) -> Store:
+def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
     Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`.
+    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
+    instead, for writing to it through this object (``store.import_run(archive)``).
     """
-    return Store(open_backend(store, create=False))
+    return Store(open_backend(store, create=create))
