@@ -389,22 +389,7 @@ class LineParser:
             self._pending = None
         status = obj.get("status")
         status = status.strip().lower() if type(status) is str else "training"
-        values: Dict[str, Any] = {}
-        for key, value in obj.items():
-            if key in ("status", "epoch", "total_epochs"):
-                continue
-            value = from_text(value)
-            if is_number(value):
-                values[key] = value
-            elif key in PROGRESS_FIELDS or key in ("accuracy", "loss"):
-                self.skipped["bad_value"] += 1
-        for generic, field in (("accuracy", "test_accuracy"), ("loss", "train_loss")):
-            if generic in values:
-                value = values.pop(generic)
-                values.setdefault(field, value)
-        for key, value in values.items():
-            if key.endswith("_accuracy") and math.isfinite(value):
-                values[key] = percent_of(value)
+        values = self._progress_values(obj)
         total = _integer(obj.get("total_epochs"))
         if status == "completed":
             final = {f"final_{k}": v for k, v in values.items()}
@@ -425,6 +410,26 @@ class LineParser:
                 self.skipped["bad_value"] += 1
             return
         self._epoch(epoch, total, values)
+
+    def _progress_values(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        """The numeric fields of a PROGRESS object, generic names mapped, accuracies in percent."""
+        values: Dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in ("status", "epoch", "total_epochs"):
+                continue
+            value = from_text(value)
+            if is_number(value):
+                values[key] = value
+            elif key in PROGRESS_FIELDS or key in ("accuracy", "loss"):
+                self.skipped["bad_value"] += 1
+        for generic, field in (("accuracy", "test_accuracy"), ("loss", "train_loss")):
+            if generic in values:
+                value = values.pop(generic)
+                values.setdefault(field, value)
+        for key, value in values.items():
+            if key.endswith("_accuracy") and math.isfinite(value):
+                values[key] = percent_of(value)
+        return values
 
     def _epoch(self, epoch: int, total: Optional[int], values: Dict[str, Any]) -> None:
         if total is not None and total < 1:

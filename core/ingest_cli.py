@@ -173,7 +173,7 @@ def _popen_group_kwargs(own: bool) -> dict:
         return {}
     if sys.version_info >= (3, 11):
         return {"process_group": 0}
-    return {"preexec_fn": os.setpgrp}  # noqa: PLW1509 - before 3.11 the only way; no locks taken
+    return {"preexec_fn": os.setpgrp}
 
 
 def _recorded(run: Any) -> bool:

@@ -505,7 +505,7 @@ class Run:
                         "primary_metric": name, f"best_{name}": scale(name, best[0]),
                         f"best_{name}_step": best[1]}))
             record = tracker.final(status, field_map) if tracker is not None else {}
-            if out:  # the primary metric's best, on the records' scale
+            if out and primary is not None:  # the primary metric's best, on the records' scale
                 key = f"best_{primary[0]}"
                 record.setdefault(key, out[0].values[key])
             if record:

@@ -92,7 +92,7 @@ def _safe_repr(obj: Any) -> str:
     """``repr`` without memory addresses (so equal configs give equal parameters)."""
     cls = type(obj)
     try:
-        if cls.__repr__ is object.__repr__:
+        if getattr(cls, "__repr__", None) is object.__repr__:
             return _object_text(obj)
         return _ADDRESS.sub("", repr(obj))
     except Exception:  # a user __repr__ that raises must not reach the training

@@ -17,7 +17,7 @@ from ..plugins import hookimpl
 from ..runinfo import RunInfo
 
 NAME = "final"
-_CARRIED: "OrderedDict[str, FinalTracker]" = OrderedDict()
+_CARRIED: OrderedDict[str, FinalTracker] = OrderedDict()
 _CARRY_MAX = 32
 
 
@@ -37,21 +37,20 @@ def _new(run: RunInfo) -> FinalTracker:
 def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     state = run.sink_state(NAME, _new)
     for event in events:
-        t = type(event)
-        if t is ev.Metrics:
+        if isinstance(event, ev.Metrics):
             state.metrics(event.step, event.values)
-        elif t is ev.RunStarted:
+        elif isinstance(event, ev.RunStarted):
             if event.total_epochs is not None:
                 state.total_epochs = event.total_epochs
-        elif t is ev.EpochEnd:
+        elif isinstance(event, ev.EpochEnd):
             state.epoch(event.epoch, event.values, event.total_epochs)
-        elif t is ev.Evaluation:
+        elif isinstance(event, ev.Evaluation):
             state.evaluation(event.stage, event.values, event.epoch, event.step)
-        elif t is ev.BestEpoch:
+        elif isinstance(event, ev.BestEpoch):
             state.best_epoch = event.epoch
-        elif t is ev.PrimaryMetric:
+        elif isinstance(event, ev.PrimaryMetric):
             state.primary = (event.name, event.mode)
-        elif t is ev.SummaryUpdate and not event.final:
+        elif isinstance(event, ev.SummaryUpdate) and not event.final:
             state.summary.update(event.values)
 
 

@@ -27,8 +27,16 @@ from typing import Any, Callable, Dict, Sequence, Union
 from .. import events as ev
 from ..epochs import canonical_field
 from ..plugins import hookimpl
-from ..protocol import (FINAL_ITERATION, KeyMapper, comment_text, drop_held_lines, dumps_line,
-                        hold_line, kogu_mapping, write_line)
+from ..protocol import (
+    FINAL_ITERATION,
+    KeyMapper,
+    comment_text,
+    drop_held_lines,
+    dumps_line,
+    hold_line,
+    kogu_mapping,
+    write_line,
+)
 from ..runinfo import RunInfo
 
 NAME = "kogu"

@@ -22,8 +22,15 @@ from typing import Any, Dict, Optional, Sequence
 from .. import events as ev
 from ..epochs import reported_accuracy
 from ..plugins import hookimpl
-from ..protocol import (LOSS_FIELDS, PROGRESS_FIELDS, drop_held_lines, hold_line, progress_line,
-                        progress_number, write_line)
+from ..protocol import (
+    LOSS_FIELDS,
+    PROGRESS_FIELDS,
+    drop_held_lines,
+    hold_line,
+    progress_line,
+    progress_number,
+    write_line,
+)
 from ..runinfo import RunInfo
 
 NAME = "progress"

@@ -274,8 +274,8 @@ def test_round_trip(store_dir, params, epochs, tags, untag, name, rename, summar
 # -- read as the consumers read them ------------------------------------------------------------
 def test_progress_accuracies_follow_the_consumers_rule(store_dir):
     _, data = parse([
-        'PROGRESS: {"epoch": 1, "total_epochs": 2, "train_accuracy": 0.5, "val_accuracy": 85.5, '
-        '"status": "training"}',
+        ('PROGRESS: {"epoch": 1, "total_epochs": 2, "train_accuracy": 0.5, "val_accuracy": 85.5, '
+         '"status": "training"}'),
         'PROGRESS: {"epoch": 2, "total_epochs": 2, "accuracy": 0.9, "status": "training"}',
         'PROGRESS: {"epoch": 2, "total_epochs": 2, "test_accuracy": 0.92, "status": "completed"}',
     ])
