@@ -20,6 +20,15 @@ from .store.reader import RunView, Store, open_store as open
 __version__ = "0.1.0"
 
 __all__ = [
-    "init", "new_run_id", "open", "register", "unregister", "hookimpl", "set_enabled", "is_enabled", "Run",
+    "init", "new_run_id", "open", "plot", "register", "unregister", "hookimpl", "set_enabled", "is_enabled", "Run",
     "NoOpRun", "RunView", "Store", "RunFinishedError", "events", "exit_status", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # epochline.plot lives in epochline.insight (imported on first use, matplotlib when called)
+    if name == "plot":
+        from .insight.plot import plot
+
+        return plot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
