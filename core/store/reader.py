@@ -384,9 +384,12 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            names = [n for row in self.backend.query("SELECT id, name, path, alias FROM runs")
-                     for n in row if n]
-            raise KeyError(closest(ref, names, "run") + f" in {self.uri}")
+            known = self.backend.query("SELECT id, name, path, alias FROM runs")
+            near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
+            hint = ("closest: " + ", ".join(near) if near else
+                    f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
+                    else "the store has no runs")
+            raise KeyError(f"no run {ref!r} in {self.uri} ({hint})")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
             raise KeyError(f"{ref!r} matches several runs ({ids}); give more of the id")
