@@ -118,14 +118,19 @@ def _csv_rows(result: Dict[str, Any]) -> Iterator[List[Any]]:
                        s["max"]]
 
 
+def _short(value: Any) -> str:
+    """4 significant digits: a table of group statistics, not a data dump (--json/--csv are)."""
+    return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
+
+
 def _mean_std(s: Dict[str, Any]) -> str:
     if not s["n"]:
         return "-"
-    text = _fmt(s["mean"])
+    text = _short(s["mean"])
     if s["std"] is not None:
-        text += f" ± {_fmt(s['std'])}"
+        text += f" ± {_short(s['std'])}"
     if s["ci"]:
-        text += f"\n[dim][{_fmt(s['ci'][0])}, {_fmt(s['ci'][1])}][/]"
+        text += f"\n[dim][{_short(s['ci'][0])}, {_short(s['ci'][1])}][/]"
     return text
 
 
@@ -157,9 +162,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     groups = result["groups"]
-    table = Table(title=f"{len(groups)} groups by {', '.join(by) if isinstance(by, list) else by}"
-                        f"{'' if status is None else f' ({status} runs)'}: best value, mean ± std "
-                        "[95 % CI]", title_justify="left")
+    console = cli._console()
+    console.print(f"{len(groups)} groups by {', '.join(by) if isinstance(by, list) else by}"
+                  f"{'' if status is None else f', {status} runs'}; each cell: the runs' best "
+                  "value, mean ± std [95 % CI]")
+    table = Table()
     table.add_column("group")
     table.add_column("n", justify="right")
     for metric in result["metrics"]:
@@ -172,7 +179,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         table.add_row(group["label"], n, *(_mean_std(group["metrics"][m]["best"]) for m in result["metrics"]))
     if not groups:
         table.caption = "no runs matched"
-    cli._console().print(table)
+    console.print(table)
     return 0
 
 
