@@ -219,7 +219,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .insight.archive import ArchiveError
     from .store.reader import open_store
 
-    with open_store(args.store) as store:
+    with open_store(args.store, create=True) as store:
         try:
             with _progress(f"importing {args.archive}") as progress:
                 run = store.import_run(args.archive, new_id=args.new_id, progress=progress)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from .. import events as ev
 from ..identity import fingerprint
+from ..errors import AmbiguousRunError, RunNotFoundError
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -389,10 +390,10 @@ class Store:
             hint = ("closest: " + ", ".join(near) if near else
                     f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
                     else "the store has no runs")
-            raise KeyError(f"no run {ref!r} in {self.uri} ({hint})")
+            raise RunNotFoundError(f"no run {ref!r} in {self.uri} ({hint})")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
-            raise KeyError(f"{ref!r} matches several runs ({ids}); give more of the id")
+            raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}); give more of the id")
         return RunView(self, rows[0])
 
     def select(self, refs: Union[str, RunView, Iterable[Union[str, RunView]]]) -> List[RunView]:
@@ -545,6 +546,11 @@ class Store:
         self.close()
 
 
-def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``)."""
-    return Store(open_backend(store))
+def open_store(store: Any = None, create: bool = False) -> Store:
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+
+    Reading never creates a store: a directory without one raises
+    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store instead,
+    for a store that only receives imported runs (``store.import_run``).
+    """
+    return Store(open_backend(store, create=create))
