@@ -62,6 +62,23 @@ def _progress(description: str) -> Iterator[Optional[Callable[[int, int], None]]
         yield update
 
 
+def _pipe_safe(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``epochline aggregate --csv | head`` ends quietly when the reader stops reading."""
+    import functools
+    import os
+
+    @functools.wraps(command)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail
+            return 0
+
+    return wrapper
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, allow_nan=False, default=str))
 
@@ -294,7 +311,7 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("runs", nargs="+", metavar="RUN", help="run id, id prefix, name, alias or path")
     metric_flag(p)
     json_flag(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=_pipe_safe(cmd_compare))
 
     p = with_store(sub.add_parser(
         "aggregate", help="group runs of one configuration (seeds): mean ± std, 95 %% CI, n",
@@ -314,7 +331,7 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     json_flag(p)
     p.add_argument("--csv", nargs="?", const="-", metavar="FILE",
                    help="one row per group, metric and best/final, to FILE or stdout")
-    p.set_defaults(func=cmd_aggregate)
+    p.set_defaults(func=_pipe_safe(cmd_aggregate))
 
     p = with_store(sub.add_parser(
         "plot", help="plot a metric of runs (or seed groups as mean ± std bands) to PNG/SVG",
@@ -329,7 +346,7 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("--logy", action="store_true", help="logarithmic y axis")
     p.add_argument("--title")
     p.add_argument("-o", "--output", default="plot.png", help="PNG, SVG or PDF by suffix (default plot.png)")
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=_pipe_safe(cmd_plot))
 
     p = with_store(sub.add_parser(
         "export", help="write one run as a zip (manifest with SHA-256 of every member)",
@@ -337,7 +354,7 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("run", metavar="RUN")
     p.add_argument("-o", "--output", help="the zip to write (default RUN_ID.zip)")
     json_flag(p)
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_pipe_safe(cmd_export))
 
     p = with_store(sub.add_parser(
         "import", help="restore a run from an exported zip (checked before anything is written)",
@@ -345,7 +362,7 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("archive", metavar="ZIP")
     p.add_argument("--new-id", action="store_true", help="give the run a new id (to import it twice)")
     json_flag(p)
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=_pipe_safe(cmd_import))
 
     p = with_store(sub.add_parser(
         "rm", help="delete runs, their points and the media files no other run uses",
@@ -353,14 +370,14 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     json_flag(p)
-    p.set_defaults(func=cmd_rm)
+    p.set_defaults(func=_pipe_safe(cmd_rm))
 
     p = with_store(sub.add_parser(
         "tensorboard-export", help="write runs as TensorBoard event files (scalars, images, histograms)",
         **_examples("epochline tensorboard-export digits -o tb && tensorboard --logdir tb")))
     p.add_argument("runs", nargs="+", metavar="RUN|PATH")
     p.add_argument("-o", "--output", required=True, help="the log directory to write into")
-    p.set_defaults(func=cmd_tensorboard_export)
+    p.set_defaults(func=_pipe_safe(cmd_tensorboard_export))
 
 
 cli._EXTENSIONS.append(extend)
