@@ -135,6 +135,12 @@ def _csv_rows(result: Dict[str, Any]) -> Iterator[List[Any]]:
                        s["max"]]
 
 
+def _write_csv(out: Any, result: Dict[str, Any]) -> None:
+    writer = csv.writer(out)
+    writer.writerow(_CSV_COLUMNS)
+    writer.writerows(_csv_rows(result))
+
+
 def _short(value: Any) -> str:
     """4 significant digits: a table of group statistics, not a data dump (--json/--csv are)."""
     return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
@@ -167,14 +173,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     if args.csv is not None:
-        out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="")
-        try:
-            writer = csv.writer(out)
-            writer.writerow(_CSV_COLUMNS)
-            writer.writerows(_csv_rows(result))
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        if args.csv == "-":
+            _write_csv(sys.stdout, result)
+        else:
+            with open(args.csv, "w", newline="") as out:
+                _write_csv(out, result)
         return 0
     from rich.table import Table
 
