@@ -170,13 +170,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _json_safe(obj: Any) -> Any:
     """Strict JSON for scripts: NaN/inf as the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+    from .insight import jsonable  # the one definition, shared with compare/aggregate and the viewer
+
+    return jsonable(obj)
 
 
 def build_parser() -> argparse.ArgumentParser:
