@@ -259,10 +259,6 @@ def cmd_rm(args: argparse.Namespace) -> int:
         except KeyError as exc:
             return _fail(exc)
         runs = list({r.id: r for r in runs}.values())
-        running = [r for r in runs if r.status == "running"]
-        if running:
-            return _fail(RuntimeError(f"{running[0].id} is still running (pid {running[0].pid} on "
-                                      f"{running[0].host}); stop it first"))
         if not args.yes:
             listing = "\n".join(f"  {r.id}  {r.path}  {r.status}" for r in runs)
             if not sys.stdin.isatty():
@@ -273,9 +269,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 print("nothing deleted")
                 return 1
         total = {"runs": 0, "points": 0, "media_files": 0}
-        for run in runs:
-            for key, value in store.delete_run(run).items():
-                total[key] += value
+        try:
+            for run in runs:
+                for key, value in store.delete_run(run).items():
+                    total[key] += value
+        except RuntimeError as exc:
+            print(f"deleted {total['runs']} runs before this one", file=sys.stderr)
+            return _fail(exc)
     if args.json:
         _print_json({**total, "ids": [r.id for r in runs]})
     else:

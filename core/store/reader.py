@@ -529,10 +529,17 @@ class Store:
         return import_run(self, archive, new_id=new_id, progress=progress, limits=limits)
 
     def delete_run(self, run: Union[str, RunView]) -> Dict[str, int]:
-        """Remove a run and the media files no other run uses; ``{runs, points, media_files}``."""
+        """Remove a run and the media files no other run uses; ``{runs, points, media_files}``.
+
+        A run that is still running is refused (its writer would go on adding rows to it).
+        """
         from .admin import delete_run
 
-        return delete_run(self.backend, self.run(run).id)
+        view = self.run(run)
+        if view.status == "running":
+            raise RuntimeError(f"run {view.id} is still running (pid {view.pid} on {view.host}); "
+                               "stop it first, or wait until it is reported crashed")
+        return delete_run(self.backend, view.id)
 
     __getitem__ = run
 
