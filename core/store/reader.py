@@ -553,11 +553,11 @@ class Store:
         self.close()
 
 
-def open_store(store: Any = None, create: bool = False) -> Store:
+def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
     Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store instead,
-    for a store that only receives imported runs (``store.import_run``).
+    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
+    instead, for writing to it through this object (``store.import_run(archive)``).
     """
     return Store(open_backend(store, create=create))

@@ -83,7 +83,7 @@ def test_export_import_round_trip(backend_uri, values, params, tags, texts):
             before = snapshot(source, run_id)
             archive = source.run(run_id).export(Path(work, "run.zip"))
         # into an empty SQLite store, and back into the same backend with a new id
-        with epochline.open(target_uri, create=True) as target:
+        with epochline.open(target_uri, create=True) as target:  # importing into a new store
             assert target.import_run(archive).id == run_id
             assert snapshot(target, run_id) == before
         with epochline.open(backend_uri) as source:
