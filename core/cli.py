@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extend in _EXTENSIONS:
         extend(sub, with_store)
+    from .ui.cli import add_commands as add_viewer_commands  # ui, report (the web stack loads on use)
+
+    add_viewer_commands(sub, with_store)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""What the viewer shows, as JSON-ready dicts built only from the read API (``epochline.open()``).
+
+The web app (:mod:`epochline.ui.app`) serves these as endpoints and ``epochline report`` inlines
+the same dicts into one HTML file, so a page looks the same live and offline. No SQL here: every
+value comes from :class:`~epochline.store.reader.Store` and :class:`~epochline.store.reader.RunView`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..cli import _json_safe
+from ..store.reader import RunView, Store
+from .downsample import minmax_indices, plottable
+
+__all__ = ["RunsIndex", "run_detail", "run_series", "histograms", "media_file", "compare",
+           "groups", "json_safe", "media_hash", "DEFAULT_POINTS", "MAX_TEXTS"]
+
+DEFAULT_POINTS = 1000
+"""Points per series when the page does not say (about one per pixel of a wide chart)."""
+MAX_TEXTS = 5000
+"""Text/log lines sent for a run page (the newest); a run page must not carry a 1 GB log."""
+SORT_KEYS = ("name", "path", "status", "start_time", "duration", "best", "tags", "id")
+FINISHED = ("completed", "failed", "interrupted")
+
+json_safe = _json_safe
+
+
+def media_hash(path: Path) -> str:
+    """The content hash a media file is stored under (``media/ab/<sha256><suffix>``)."""
+    return Path(path).name.split(".", 1)[0]
+
+
+class RunsIndex:
+    """The runs table: filter, sort and page all runs of a store, cheaply enough to poll.
+
+    The per-run extras (tags, summary) cost a query each; for a finished run they cannot change
+    (a resumed run becomes ``running`` again, which changes its cache key), so they are kept
+    and a poll of 10,000 runs costs one list query plus the extras of the running ones.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._extras: Dict[str, Tuple[tuple, Dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def row(self, run: RunView) -> Dict[str, Any]:
+        key = (run.status, run.end_time, run.primary_metric)
+        with self._lock:
+            cached = self._extras.get(run.id)
+        if cached is None or cached[0] != key or run.status not in FINISHED:
+            summary = run.summary
+            best = summary.get(f"best_{run.primary_metric}") if run.primary_metric else None
+            extras = {"tags": run.tags, "best": best}
+            if run.status in FINISHED:
+                with self._lock:
+                    self._extras[run.id] = (key, extras)
+        else:
+            extras = cached[1]
+        return {"id": run.id, "name": run.name, "path": run.path, "alias": run.alias,
+                "status": run.status, "reason": run.reason, "framework": run.framework,
+                "start_time": run.start_time, "end_time": run.end_time,
+                "duration": run.duration, "primary_metric": run.primary_metric,
+                "lost": run.lost, **extras}
+
+    def page(self, path: Optional[str] = None, tag: Optional[str] = None,
+             status: Optional[str] = None, q: Optional[str] = None, sort: str = "start_time",
+             desc: bool = True, offset: int = 0, limit: int = 50) -> Dict[str, Any]:
+        """One page of the filtered, sorted table, plus what the filters can offer."""
+        runs = self.store.runs()
+        rows = [self.row(r) for r in runs]
+        paths: Dict[str, int] = {}
+        tags: Dict[str, int] = {}
+        statuses: Dict[str, int] = {}
+        for row in rows:
+            paths[row["path"]] = paths.get(row["path"], 0) + 1
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+            for t in row["tags"]:
+                tags[t] = tags.get(t, 0) + 1
+        if path:
+            prefix = path.strip("/")
+            rows = [r for r in rows if r["path"] == prefix or r["path"].startswith(prefix + "/")]
+        if tag:
+            rows = [r for r in rows if tag in r["tags"]]
+        if status:
+            rows = [r for r in rows if r["status"] == status]
+        if q:
+            needle = q.lower()
+            rows = [r for r in rows if any(needle in str(v).lower() for v in
+                                           (r["name"], r["path"], r["id"], r["alias"] or "",
+                                            " ".join(r["tags"]), r["reason"] or ""))]
+        sort = sort if sort in SORT_KEYS else "start_time"
+        rows.sort(key=lambda r: _sort_key(r, sort), reverse=desc)
+        if desc:  # missing values last either way
+            missing = [r for r in rows if _sort_key(r, sort)[0] == 0]
+            rows = [r for r in rows if _sort_key(r, sort)[0] != 0] + missing
+        offset = max(0, int(offset))
+        limit = max(1, min(int(limit), 1000))
+        return {"total": len(rows), "offset": offset, "limit": limit, "sort": sort, "desc": desc,
+                "runs": rows[offset:offset + limit], "paths": paths, "tags": tags,
+                "statuses": statuses, "store": self.store.uri}
+
+
+def _sort_key(row: Dict[str, Any], column: str) -> tuple:
+    value = row.get(column)
+    if column == "tags":
+        value = ",".join(value or [])
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (0, 0.0, row["id"])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), row["id"])
+    return (2, str(value).lower(), row["id"])
+
+
+def run_detail(run: RunView, max_texts: int = MAX_TEXTS) -> Dict[str, Any]:
+    """Everything on a run page except the series points (fetched per chart)."""
+    out = run.to_dict(full=False)
+    texts = run.texts(kind=None)
+    lines = [t for t in texts if t.kind != "comment"]
+    out.update({
+        "params": run.params, "ignored_params": run.ignored_params, "fingerprint": run.fingerprint,
+        "summary": run.summary, "epochs": run.epochs(), "metric_keys": run.metric_keys(),
+        "histogram_keys": run.histogram_keys(), "plots": run.plots(),
+        "images": [{"key": i.key, "step": i.step, "wall_time": i.wall_time, "caption": i.caption,
+                    "width": i.width, "height": i.height, "hash": media_hash(i.path)}
+                   for i in run.images()],
+        "artifacts": [{"name": a.name, "size": a.size, "sha256": a.sha256, "source": a.source,
+                       "wall_time": a.wall_time, "hash": media_hash(a.path)}
+                      for a in run.artifacts()],
+        "texts": [{"wall_time": t.wall_time, "kind": t.kind, "level": t.level, "logger": t.logger,
+                   "text": t.text} for t in lines[-max_texts:]],
+        "texts_total": len(lines),
+        "comments": [{"wall_time": t.wall_time, "text": t.text} for t in texts if t.kind == "comment"],
+    })
+    return out
+
+
+def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
+               points: int = DEFAULT_POINTS) -> Dict[str, Any]:
+    """Per metric: downsampled ``step``, ``epoch``, ``time`` (seconds since start) and ``value``.
+
+    All three x choices come with each point, so the page switches x without a new request;
+    ``points <= 0`` sends every point (the chart's "full data" button). ``n`` is the stored count.
+    """
+    available = run.metric_keys()
+    wanted = available if keys is None else [k for k in keys if k in available]
+    t0 = run.start_time or 0.0
+    out: Dict[str, Any] = {}
+    for key in wanted:
+        rows = run.metric_rows(key)
+        steps = [r["step"] for r in rows]
+        values = [plottable(r["value"]) for r in rows]
+        keep = minmax_indices(steps, values, points)
+        out[key] = {
+            "n": len(rows), "downsampled": len(keep) < len(rows),
+            "step": [steps[i] for i in keep],
+            "epoch": [rows[i]["epoch"] for i in keep],
+            "time": [round(rows[i]["wall_time"] - t0, 3) for i in keep],
+            "value": [values[i] for i in keep],
+            "stage": rows[0]["stage"] if rows else None,
+        }
+    return {"id": run.id, "status": run.status, "series": out}
+
+
+def histograms(run: RunView, key: str) -> List[Dict[str, Any]]:
+    """Every histogram of ``key``: step, time and its buckets (limits and counts)."""
+    return [{"step": step, "wall_time": t, **data} for t, step, data in run.histograms(key)]
+
+
+def media_file(run: RunView, digest: str) -> Optional[Tuple[Path, Optional[str], str]]:
+    """(file, download name or None for an image, kind) of the run's media with that hash.
+
+    Only files the run's own records point at are served: the hash selects among the run's
+    images and artifacts; nothing of the request becomes a path.
+    """
+    for image in run.images():
+        if media_hash(image.path) == digest:
+            return image.path, None, "image"
+    for artifact in run.artifacts():
+        if media_hash(artifact.path) == digest:
+            return artifact.path, artifact.name, "artifact"
+    return None
+
+
+def compare(store: Store, runs: Sequence[RunView], points: int = DEFAULT_POINTS) -> Dict[str, Any]:
+    """The compare page: the read API's comparison of ``runs`` plus each run's series."""
+    result = store.compare(runs)  # type: ignore[attr-defined]
+    return {"compare": result,
+            "series": {r.id: run_series(r, points=points)["series"] for r in runs}}
+
+
+def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
+           by: Any = "fingerprint", metrics: Optional[Sequence[str]] = None,
+           runs: Optional[Sequence[RunView]] = None) -> Dict[str, Any]:
+    """The groups page: the read API's aggregate over runs of one configuration."""
+    extra = {} if runs is None else {"runs": runs}
+    return {"aggregate": store.aggregate(path=path, tag=tag, by=by,  # type: ignore[attr-defined]
+                                         metrics=metrics, **extra)}
