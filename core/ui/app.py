@@ -162,11 +162,24 @@ def create_app(store: Store, token: Optional[str] = None,
         runs = [find(i) for i in ids]
         return JSON(data.compare(store, runs, points=int_arg(request, "points", data.DEFAULT_POINTS)))
 
-    def api_groups(request: Request) -> JSON:
+    def aggregate(request: Request) -> Dict[str, Any]:
         qp = request.query_params
         by = qp.get("by") or "fingerprint"
-        return JSON(data.groups(store, path=qp.get("path") or None, tag=qp.get("tag") or None,
-                                by=by if by == "fingerprint" else by.split(",")))
+        try:
+            return data.groups(store, path=qp.get("path") or None, tag=qp.get("tag") or None,
+                               by=by if by == "fingerprint" else [b.strip() for b in by.split(",")])
+        except KeyError as exc:
+            raise HTTPException(404, str(exc.args[0]) if exc.args else "not found")
+
+    def api_groups(request: Request) -> JSON:
+        return JSON(aggregate(request))
+
+    def api_bands(request: Request) -> JSON:
+        key = request.query_params.get("metric")
+        if not key:
+            raise HTTPException(400, "give the metric: /api/groups/bands?metric=NAME")
+        return JSON(data.group_bands(store, aggregate(request)["aggregate"], key,
+                                     points=int_arg(request, "points", data.DEFAULT_POINTS)))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -185,6 +198,7 @@ def create_app(store: Store, token: Optional[str] = None,
         Route("/api/runs/{run_id}/histograms", serial(api_histograms)),
         Route("/api/runs/{run_id}/media/{digest}", serial(api_media)),
         Route("/api/compare", serial(api_compare)), Route("/api/groups", serial(api_groups)),
+        Route("/api/groups/bands", serial(api_bands)),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware,

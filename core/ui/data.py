@@ -14,10 +14,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..cli import _json_safe
 from ..store.reader import RunView, Store
-from .downsample import minmax_indices, plottable
+from .downsample import Envelope, plottable
 
 __all__ = ["RunsIndex", "run_detail", "run_series", "histograms", "media_file", "compare",
-           "groups", "json_safe", "media_hash", "DEFAULT_POINTS", "MAX_TEXTS"]
+           "groups", "group_bands", "json_safe", "media_hash", "DEFAULT_POINTS", "MAX_TEXTS"]
 
 DEFAULT_POINTS = 1000
 """Points per series when the page does not say (about one per pixel of a wide chart)."""
@@ -140,27 +140,30 @@ def run_detail(run: RunView, max_texts: int = MAX_TEXTS) -> Dict[str, Any]:
 
 def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
                points: int = DEFAULT_POINTS) -> Dict[str, Any]:
-    """Per metric: downsampled ``step``, ``epoch``, ``time`` (seconds since start) and ``value``.
+    """Per metric: downsampled ``step``, ``time`` (seconds since start) and ``value``, plus the
+    last value of each epoch (``epochs``: ``{"epoch": [...], "value": [...]}``).
 
-    All three x choices come with each point, so the page switches x without a new request;
-    ``points <= 0`` sends every point (the chart's "full data" button). ``n`` is the stored count.
+    The points are read in bounded chunks and reduced to a min/max envelope on the way
+    (:class:`~epochline.ui.downsample.Envelope`), so a million-point series costs the memory of
+    ``points``; ``points <= 0`` sends every point (the chart's "full data" button). ``n`` is the
+    stored count.
     """
-    available = run.metric_keys()
-    wanted = available if keys is None else [k for k in keys if k in available]
+    stats = run.metric_stats()
+    wanted = sorted(stats) if keys is None else [k for k in keys if k in stats]
     t0 = run.start_time or 0.0
     out: Dict[str, Any] = {}
     for key in wanted:
-        rows = run.metric_rows(key)
-        steps = [r["step"] for r in rows]
-        values = [plottable(r["value"]) for r in rows]
-        keep = minmax_indices(steps, values, points)
+        st = stats[key]
+        env = Envelope(st["first_step"], st["last_step"], points)
+        for chunk in run.iter_raw(key):
+            env.add(chunk)
+        kept = env.points()
+        per_epoch = run.epoch_values(key)
         out[key] = {
-            "n": len(rows), "downsampled": len(keep) < len(rows),
-            "step": [steps[i] for i in keep],
-            "epoch": [rows[i]["epoch"] for i in keep],
-            "time": [round(rows[i]["wall_time"] - t0, 3) for i in keep],
-            "value": [values[i] for i in keep],
-            "stage": rows[0]["stage"] if rows else None,
+            "n": st["count"], "downsampled": len(kept) < st["count"], "stage": st.get("stage"),
+            "step": [p[0] for p in kept], "time": [round(p[1] - t0, 3) for p in kept],
+            "value": [p[2] for p in kept],
+            "epochs": {"epoch": list(per_epoch), "value": [plottable(v) for v in per_epoch.values()]},
         }
     return {"id": run.id, "status": run.status, "series": out}
 
@@ -199,3 +202,52 @@ def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
     extra = {} if runs is None else {"runs": runs}
     return {"aggregate": store.aggregate(path=path, tag=tag, by=by,  # type: ignore[attr-defined]
                                          metrics=metrics, **extra)}
+
+
+def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
+                points: int = DEFAULT_POINTS) -> Dict[str, Any]:
+    """Mean ± std curves of metric ``key`` for each group of an :meth:`Store.aggregate` result.
+
+    The common step range is cut into ``points // 2`` buckets; each run contributes its mean in
+    each bucket (read in bounded chunks), and the band is the mean and standard deviation of
+    those across the group's runs (``n`` runs per bucket; std 0 for one run).
+    """
+    out: List[Dict[str, Any]] = []
+    for group in aggregate.get("groups", []):
+        ids = list(group.get("runs") or [])
+        stats = store.metric_stats(ids, [key]) if ids else {}
+        present = [rid for rid in ids if key in stats.get(rid, {})]
+        band: Dict[str, Any] = {"label": group.get("label") or str(group.get("key")),
+                                "runs": len(present), "step": [], "mean": [], "upper": [],
+                                "lower": [], "n": []}
+        out.append(band)
+        if not present:
+            continue
+        first = min(stats[r][key]["first_step"] for r in present)
+        last = max(stats[r][key]["last_step"] for r in present)
+        buckets = max(1, points // 2)
+        scale = buckets / (last - first) if last > first else 0.0
+        per_run: List[Dict[int, float]] = []
+        for rid in present:
+            sums: Dict[int, float] = {}
+            counts: Dict[int, int] = {}
+            for chunk in store.run(rid).iter_raw(key):
+                for step, _wall, raw in chunk:
+                    y = plottable(raw)
+                    if y is None:
+                        continue
+                    b = min(buckets - 1, int((step - first) * scale))
+                    sums[b] = sums.get(b, 0.0) + y
+                    counts[b] = counts.get(b, 0) + 1
+            per_run.append({b: sums[b] / counts[b] for b in sums})
+        for b in sorted({b for means in per_run for b in means}):
+            values = [means[b] for means in per_run if b in means]
+            n = len(values)
+            mean = sum(values) / n
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+            band["step"].append(round(first + (b + 0.5) / scale, 3) if scale else first)
+            band["mean"].append(mean)
+            band["upper"].append(mean + std)
+            band["lower"].append(mean - std)
+            band["n"].append(n)
+    return {"metric": key, "groups": out}

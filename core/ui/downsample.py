@@ -1,85 +1,103 @@
-"""Min/max-per-bucket downsampling of a series to about a chart's width in points.
+"""Min/max-per-bucket downsampling of a series to about a chart's width in points, streaming.
 
 A chart of 1,000 pixels cannot show more than 1,000 x positions; sending it a million points
 costs seconds of transfer and drawing for no visible difference. Keeping the minimum and the
-maximum of each pixel bucket (in x order) draws the same envelope as the full series — spikes
-and NaN-free extremes stay visible, unlike plain striding or averaging.
+maximum of each pixel bucket (in x order) draws the same envelope as the full series: spikes
+stay visible, unlike plain striding or averaging. The points arrive in chunks
+(:meth:`~epochline.store.reader.RunView.iter_raw`), so memory is bounded by the bucket count,
+whatever the length of the series.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["minmax_indices", "plottable"]
+__all__ = ["Envelope", "plottable"]
+
+Point = Tuple[int, float, Optional[float]]  # (step, wall_time, chartable value or None)
 
 
-def plottable(value: object) -> Optional[float]:
+def plottable(value: Any) -> Optional[float]:
     """A chartable float for a stored value: bools as 0/1; text, NaN and ±inf as None (a gap)."""
     t = type(value)
     if t is float:
-        return value if math.isfinite(value) else None  # type: ignore[return-value]
+        return value if math.isfinite(value) else None
     if t is int or t is bool:
-        return float(value)  # type: ignore[arg-type]
-    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         f = float(value)
         return f if math.isfinite(f) else None
     return None
 
 
-def minmax_indices(xs: Sequence[float], ys: Sequence[Optional[float]], points: int) -> List[int]:
-    """Indices to keep so that at most about ``points`` points remain (``points <= 0``: all).
+class Envelope:
+    """Feed ``(step, wall_time, value)`` rows in step order; :meth:`points` gives what to draw.
 
-    ``xs`` must be sorted ascending. The x range is cut into ``points // 2`` equal buckets; each
-    keeps the index of its smallest and of its largest y, in x order, so the drawn envelope is
-    the full series'. A bucket whose values are all gaps (None) keeps one gap, so the line breaks
-    where the data does. The first and last points are always kept.
+    ``first``/``last`` are the series' first and last step (known before reading, from the
+    store's per-series statistics) and cut the step range into ``points // 2`` equal buckets.
+    Each bucket keeps its smallest and largest value in step order; a bucket holding only gaps
+    keeps one gap, so the line breaks where the data does. ``points <= 0`` keeps every point.
     """
-    n = len(xs)
-    if points <= 0 or n <= max(points, 2):
-        return list(range(n))
-    buckets = max(1, points // 2)
-    x0, x1 = float(xs[0]), float(xs[-1])
-    span = x1 - x0
-    if not span > 0:
-        # every point at one x: the extremes are all a chart can show
-        return _extremes(ys, 0, n)
-    scale = buckets / span
-    keep: List[int] = [0]
-    start = 0
-    current = min(buckets - 1, int((float(xs[0]) - x0) * scale))
-    for i in range(1, n):
-        b = int((float(xs[i]) - x0) * scale)
-        if b >= buckets:
-            b = buckets - 1
-        if b != current:
-            keep.extend(_extremes(ys, start, i))
-            start, current = i, b
-    keep.extend(_extremes(ys, start, n))
-    keep.append(n - 1)
-    out: List[int] = []
-    last = -1
-    for i in keep:  # ascending already, drop repeats
-        if i > last:
-            out.append(i)
-            last = i
-    return out
 
+    def __init__(self, first: int, last: int, points: int):
+        self.keep_all = points <= 0
+        self.buckets = max(1, points // 2)
+        self.first = first
+        span = last - first
+        self.scale = self.buckets / span if span > 0 else 0.0
+        self._all: List[Point] = []
+        # bucket -> [lo point, hi point, gap point]
+        self._b: Dict[int, List[Optional[Point]]] = {}
+        self._first: Optional[Point] = None
+        self._last: Optional[Point] = None
 
-def _extremes(ys: Sequence[Optional[float]], start: int, stop: int) -> List[int]:
-    lo = hi = -1
-    lo_v = hi_v = 0.0
-    for i in range(start, stop):
-        y = ys[i]
-        if y is None:
-            continue
-        if lo < 0:
-            lo = hi = i
-            lo_v = hi_v = y
-        elif y < lo_v:
-            lo, lo_v = i, y
-        elif y > hi_v:
-            hi, hi_v = i, y
-    if lo < 0:
-        return [start]  # only gaps: keep one so the line breaks here
-    return [lo] if lo == hi else sorted((lo, hi))
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows ``(step, wall_time, stored value)`` (the stored form: NaN as None, bools as 0/1)."""
+        keep_all, buckets, first, scale, table = self.keep_all, self.buckets, self.first, self.scale, self._b
+        last: Optional[Point] = None
+        for row in rows:  # the hot loop of a 1 M-point chart: plain locals, no calls for floats
+            step, wall, raw = row[0], row[1], row[2]
+            y = raw if type(raw) is float and raw - raw == 0.0 else plottable(raw)
+            point = (step, wall, y)
+            last = point
+            if self._first is None:
+                self._first = point
+            if keep_all:
+                self._all.append(point)
+                continue
+            b = int((step - first) * scale)
+            if b >= buckets:
+                b = buckets - 1
+            slot = table.get(b)
+            if slot is None:
+                table[b] = [point, point, None] if y is not None else [None, None, point]
+            elif y is not None:
+                lo = slot[0]
+                if lo is None:
+                    slot[0] = slot[1] = point
+                elif y < lo[2]:  # type: ignore[operator]
+                    slot[0] = point
+                elif y > slot[1][2]:  # type: ignore[index,operator]
+                    slot[1] = point
+        if last is not None:
+            self._last = last
+
+    def points(self) -> List[Point]:
+        """The kept points in step order (first and last always among them)."""
+        if self.keep_all:
+            return self._all
+        out: List[Point] = []
+        for b in sorted(self._b):
+            lo, hi, gap = self._b[b]
+            if lo is None:
+                out.append(gap)  # type: ignore[arg-type]
+            elif lo is hi:
+                out.append(lo)
+            else:
+                out.extend(sorted((lo, hi)))  # type: ignore[type-var]
+        if self._first is not None and (not out or out[0][0] != self._first[0]):
+            out.insert(0, self._first)
+        if self._last is not None and out[-1][0] != self._last[0]:
+            out.append(self._last)
+        return out

@@ -85,7 +85,12 @@ def test_series_downsampled_and_full(client, demo_store, store_of):
     assert set(full["series"]) == {"loss"} and not loss["downsampled"]
     assert loss["n"] == len(stored) == len(loss["step"])
     assert loss["value"] == [v for _, _, v in stored] and loss["stage"] == "train"
-    assert loss["epoch"][0] == 1 and loss["time"][0] >= 0
+    assert loss["time"][0] >= 0 and loss["time"] == sorted(loss["time"])
+    # per epoch: the value of the epoch's last step
+    epochs = {}
+    for row in store_of(demo_store).run(rid).metric_rows("loss"):
+        epochs[row["epoch"]] = row["value"]
+    assert loss["epochs"] == {"epoch": list(epochs), "value": list(epochs.values())}
 
     small = client.get(f"/api/runs/{rid}/series", params={"points": 20}).json()["series"]
     assert small["loss"]["downsampled"] and len(small["loss"]["step"]) <= 22

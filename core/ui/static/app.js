@@ -339,14 +339,14 @@
 
   // -- charts ----------------------------------------------------------------------------------
   function xValues(s, x) {
-    // (xs, ys) of one series for the x choice; epochs keep the last value of each epoch
+    // (xs, ys) of one series for the x choice: epoch = the last value of each epoch
+    if (x === "epoch") return [s.epochs.epoch.slice(), s.epochs.value.slice()];
     const xs = [], ys = [];
-    const src = x === "epoch" ? s.epoch : x === "time" ? s.time : s.step;
+    const src = x === "time" ? s.time : s.step;
     for (let i = 0; i < s.value.length; i++) {
       const xv = src[i];
-      if (xv === null || xv === undefined) continue;
-      if (xs.length && xv <= xs[xs.length - 1]) {
-        if (xv === xs[xs.length - 1]) { ys[ys.length - 1] = s.value[i]; }
+      if (xs.length && xv <= xs[xs.length - 1]) {  // equal times: the later point wins
+        if (xv === xs[xs.length - 1] && s.value[i] !== null) ys[ys.length - 1] = s.value[i];
         continue;
       }
       xs.push(xv);
@@ -364,7 +364,7 @@
                      value: (u, v) => (v === null || v === undefined ? "--" : spec.x === "time" ? fmtDur(v) : fmtNum(v))}];
     spec.lines.forEach((l, i) => series.push({
       label: l.label, stroke: l.color || COLORS[i % COLORS.length], width: l.width || 1.5,
-      fill: l.fill, dash: l.dash, spanGaps: true, points: {show: l.xs.length < 60 && !l.fill},
+      fill: l.fill, dash: l.dash, spanGaps: true, points: {show: l.xs.length < 60 && !l.fill && (l.width || 1.5) >= 1},
       value: (u, v) => (v === null || v === undefined ? "--" : fmtNum(v)),
     }));
     const opts = {
@@ -631,7 +631,7 @@
         })))))));
 
     // params: differing keys highlighted, the rest behind a toggle
-    const differ = new Set(cmp.differing_params || []);
+    const differ = new Set((cmp.params || {}).differing || []);
     const keys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))].sort();
     const onlyDiff = h("input", {type: "checkbox", checked: true});
     const pbox = h("div", {});
@@ -702,33 +702,39 @@
         h("th", {}, "left out"))),
       h("tbody", {}, groups.map((g, i) => h("tr", {},
         h("td", {}, h("span", {class: "swatch", style: "background:" + COLORS[i % COLORS.length]}), g.label || g.key),
-        h("td", {class: "num"}, g.n),
+        h("td", {class: "num"}, (g.runs || []).length),
         metrics.map((m) => {
           const st = ((g.metrics || {})[m] || {}).best || {};
-          return h("td", {class: "num", title: st.ci95 ? "95% CI " + fmtNum(st.ci95[0]) + " … " + fmtNum(st.ci95[1]) : ""},
+          return h("td", {class: "num", title: st.ci ? "95% CI " + fmtNum(st.ci[0]) + " … " + fmtNum(st.ci[1]) + " (n=" + st.n + ")" : ""},
             st.mean === undefined || st.mean === null ? "" : fmtNum(st.mean) + " ± " + fmtNum(st.std));
         }),
-        h("td", {class: "muted"}, (g.excluded || []).map((r) => r.name + " (" + r.status + ")").join(", ")))))))); 
+        h("td", {class: "muted"}, (g.excluded || []).map((r) => h("span", {title: r.reason || ""}, nav(runPath(r.id), r.id.slice(-8)), " (" + r.status + ") ")))))))));
 
     const grid = h("div", {class: "grid", id: "charts"});
     main.appendChild(h("h2", {}, "Mean ± std across each group's runs"));
     main.appendChild(grid);
-    const bands = res.bands || {};
-    Object.keys(bands).sort().forEach((metric) => {
+    // bands: one request per metric (each reads the group's series in bounded chunks)
+    const shown = metrics.slice(0, 6);
+    for (const metric of shown) {
+      const url = "/api/groups/bands?metric=" + encodeURIComponent(metric) + (qs ? "&" + qs : "");
+      let res2;
+      try { res2 = await api(url); } catch (err) { continue; }
       const lines = [], bandSpec = [];
-      (bands[metric] || []).forEach((b, gi) => {
+      res2.groups.forEach((b, gi) => {
+        if (!b.step.length) return;
         const color = COLORS[gi % COLORS.length];
         const base = lines.length + 1;
-        lines.push({label: b.label + " mean", xs: b.step, ys: b.mean, color: color, width: 2});
-        lines.push({label: b.label + " +std", xs: b.step, ys: b.upper, color: color + "55", width: 0.5});
-        lines.push({label: b.label + " −std", xs: b.step, ys: b.lower, color: color + "55", width: 0.5});
-        bandSpec.push([base + 1, base + 2, color + "33"]);
+        lines.push({label: b.label + " mean (" + b.runs + " runs)", xs: b.step, ys: b.mean, color: color, width: 2});
+        lines.push({label: "+std", xs: b.step, ys: b.upper, color: color + "66", width: 0.5});
+        lines.push({label: "−std", xs: b.step, ys: b.lower, color: color + "66", width: 0.5});
+        bandSpec.push([base + 1, base + 2, color + "26"]);
       });
-      if (!lines.length) return;
-      const [card, box] = chartCard(metric, (bands[metric] || []).length + " groups", null);
+      if (!lines.length) continue;
+      const [card, box] = chartCard(metric, "mean ± std per step", null);
       grid.appendChild(card);
       lineChart(box, {lines: lines, bands: bandSpec, x: "step", logY: false});
-    });
+    }
+    if (metrics.length > shown.length) main.appendChild(h("p", {class: "muted"}, "first " + shown.length + " of " + metrics.length + " metrics"));
   }
 
   render();
