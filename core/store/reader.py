@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from .. import events as ev
 from ..identity import fingerprint
+from ..errors import AmbiguousRunError, RunNotFoundError
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -386,10 +387,10 @@ class Store:
         if not rows:
             names = [n for row in self.backend.query("SELECT id, name, path, alias FROM runs")
                      for n in row if n]
-            raise KeyError(closest(ref, names, "run") + f" in {self.uri}")
+            raise RunNotFoundError(closest(ref, names, "run") + f" in {self.uri}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
-            raise KeyError(f"{ref!r} matches several runs ({ids}); give more of the id")
+            raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}); give more of the id")
         return RunView(self, rows[0])
 
     def select(self, refs: Union[str, RunView, Iterable[Union[str, RunView]]]) -> List[RunView]:
@@ -514,5 +515,9 @@ class Store:
 
 
 def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``)."""
-    return Store(open_backend(store))
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+
+    Reading never creates a store: a directory without one raises
+    :class:`~epochline.errors.StoreNotFoundError`.
+    """
+    return Store(open_backend(store, create=False))
