@@ -19,6 +19,8 @@ from .app import SCRIPTS, STATIC_DIR, STYLES, page_html
 
 __all__ = ["build_report", "select_runs", "MAX_IMAGE_BYTES"]
 
+GROUP_CHARTS = 6
+"""Band charts on the groups page (the page shows the first six metrics, live or in a report)."""
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 """Images inlined into one report at most (the newest of each key first); the rest are left out."""
 
@@ -95,11 +97,12 @@ def build_report(store: Store, refs: Sequence[Union[str, RunView]], out: Union[s
     has_groups = False
     if len(runs) > 1:
         payload[f"/api/compare?ids={ids}"] = data.compare(store, runs, points=points)
-        try:
-            payload["/api/groups"] = data.groups(store, runs=runs)
-            has_groups = True
-        except TypeError:  # a read API without aggregate(runs=): no groups page in the report
-            pass
+        groups = data.groups(store, runs=runs)
+        payload["/api/groups"] = groups
+        has_groups = True
+        for key in groups["aggregate"]["metrics"][:GROUP_CHARTS]:
+            payload[f"/api/groups/bands?metric={_quote(key)}"] = data.group_bands(
+                store, groups["aggregate"], key, points=points)
     start = f"/runs/{_quote(runs[0].id)}" if len(runs) == 1 else f"/compare?ids={ids}"
     config = {"report": True, "data": payload, "start": start, "has_groups": has_groups,
               "store": store.uri, "created": time.strftime("%Y-%m-%d %H:%M")}

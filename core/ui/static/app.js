@@ -714,7 +714,7 @@
     main.appendChild(h("h2", {}, "Mean ± std across each group's runs"));
     main.appendChild(grid);
     // bands: one request per metric (each reads the group's series in bounded chunks)
-    const shown = metrics.slice(0, 6);
+    const shown = metrics.slice(0, 6);  // GROUP_CHARTS in report.py
     for (const metric of shown) {
       const url = "/api/groups/bands?metric=" + encodeURIComponent(metric) + (qs ? "&" + qs : "");
       let res2;
