@@ -299,8 +299,8 @@
         h("td", {class: "num"}, fmtDur(r.duration)),
         h("td", {class: "num", title: r.primary_metric || ""},
           r.best === null || r.best === undefined ? "" : (r.primary_metric + " " + fmtNum(r.best))),
-        h("td", {}, tags(r.tags)),
-        h("td", {class: "mono muted"}, r.id))));
+        h("td", {class: "tags"}, tags(r.tags)),
+        h("td", {class: "mono muted", title: r.id}, r.id.length > 14 ? "…" + r.id.slice(-8) : r.id))));
       clear(tableBox).appendChild(h("div", {class: "table-wrap"},
         h("table", {id: "runs"}, h("thead", {}, head), body)));
       const pages = Math.max(1, Math.ceil(res.total / LIMIT));
