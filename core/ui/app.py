@@ -135,7 +135,8 @@ def create_app(store: Store, token: Optional[str] = None,
         run = find(request.path_params["run_id"])
         keys = request.query_params.get("keys")
         return JSON(data.run_series(run, keys.split(",") if keys else None,
-                                    points=int_arg(request, "points", data.DEFAULT_POINTS)))
+                                    points=int_arg(request, "points", data.DEFAULT_POINTS),
+                                    epochs=request.query_params.get("x") == "epoch"))
 
     def api_histograms(request: Request) -> JSON:
         run = find(request.path_params["run_id"])
@@ -160,7 +161,8 @@ def create_app(store: Store, token: Optional[str] = None,
         if not ids:
             raise HTTPException(400, "give the runs to compare: /api/compare?ids=ID,ID")
         runs = [find(i) for i in ids]
-        return JSON(data.compare(store, runs, points=int_arg(request, "points", data.DEFAULT_POINTS)))
+        return JSON(data.compare(store, runs, points=int_arg(request, "points", data.DEFAULT_POINTS),
+                                 epochs=request.query_params.get("x") == "epoch"))
 
     def aggregate(request: Request) -> Dict[str, Any]:
         qp = request.query_params

@@ -139,14 +139,16 @@ def run_detail(run: RunView, max_texts: int = MAX_TEXTS) -> Dict[str, Any]:
 
 
 def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
-               points: int = DEFAULT_POINTS) -> Dict[str, Any]:
-    """Per metric: downsampled ``step``, ``time`` (seconds since start) and ``value``, plus the
-    last value of each epoch (``epochs``: ``{"epoch": [...], "value": [...]}``).
+               points: int = DEFAULT_POINTS, epochs: bool = True) -> Dict[str, Any]:
+    """Per metric: downsampled ``step``, ``time`` (seconds since start) and ``value``, and with
+    ``epochs`` the last value of each epoch (``{"epoch": [...], "value": [...]}``).
 
-    The points are read in bounded chunks and reduced to a min/max envelope on the way
-    (:class:`~epochline.ui.downsample.Envelope`), so a million-point series costs the memory of
-    ``points``; ``points <= 0`` sends every point (the chart's "full data" button). ``n`` is the
-    stored count.
+    About ``points`` points per series, in memory bounded by ``points`` whatever the series'
+    length: a series up to :data:`EXACT_FACTOR` times longer is streamed in chunks through the
+    exact min/max :class:`~epochline.ui.downsample.Envelope`; a longer one is reduced by the
+    database (:meth:`RunView.envelope`: min and max per step range, placed at the range's first
+    and last step). ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is
+    the stored count.
     """
     stats = run.metric_stats()
     wanted = sorted(stats) if keys is None else [k for k in keys if k in stats]
@@ -154,18 +156,47 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
     out: Dict[str, Any] = {}
     for key in wanted:
         st = stats[key]
-        env = Envelope(st["first_step"], st["last_step"], points)
-        for chunk in run.iter_raw(key):
-            env.add(chunk)
-        kept = env.points()
-        per_epoch = run.epoch_values(key)
+        if points > 0 and st["count"] > EXACT_FACTOR * points:
+            kept = _database_envelope(run, key, points)
+        else:
+            env = Envelope(st["first_step"], st["last_step"], points)
+            for chunk in run.iter_raw(key):
+                env.add(chunk)
+            kept = env.points()
         out[key] = {
             "n": st["count"], "downsampled": len(kept) < st["count"], "stage": st.get("stage"),
             "step": [p[0] for p in kept], "time": [round(p[1] - t0, 3) for p in kept],
             "value": [p[2] for p in kept],
-            "epochs": {"epoch": list(per_epoch), "value": [plottable(v) for v in per_epoch.values()]},
         }
+        if epochs:
+            per_epoch = run.epoch_values(key)
+            out[key]["epochs"] = {"epoch": list(per_epoch),
+                                  "value": [plottable(v) for v in per_epoch.values()]}
     return {"id": run.id, "status": run.status, "series": out}
+
+
+EXACT_FACTOR = 4
+"""Series longer than this many times the chart's points are reduced by the database."""
+
+
+def _database_envelope(run: RunView, key: str, points: int) -> List[Tuple[int, float, Optional[float]]]:
+    kept: List[Tuple[int, float, Optional[float]]] = []
+    previous: Optional[float] = None
+    for first, last, t_first, t_last, lo, hi, numbers in run.envelope(key, max(1, points // 2)):
+        low, high = plottable(lo), plottable(hi)
+        if not numbers or low is None or high is None:
+            kept.append((first, t_first, None))  # a range of NaN only: the line breaks
+            previous = None
+        elif low == high or first == last:
+            kept.append((first, t_first, low))
+            previous = low
+        else:
+            # draw the range as a stroke from the end nearer to where the line comes from
+            a, b = (high, low) if previous is not None and abs(previous - high) < abs(previous - low) \
+                else (low, high)
+            kept += [(first, t_first, a), (last, t_last, b)]
+            previous = b
+    return kept
 
 
 def histograms(run: RunView, key: str) -> List[Dict[str, Any]]:
@@ -188,11 +219,12 @@ def media_file(run: RunView, digest: str) -> Optional[Tuple[Path, Optional[str],
     return None
 
 
-def compare(store: Store, runs: Sequence[RunView], points: int = DEFAULT_POINTS) -> Dict[str, Any]:
+def compare(store: Store, runs: Sequence[RunView], points: int = DEFAULT_POINTS,
+            epochs: bool = True) -> Dict[str, Any]:
     """The compare page: the read API's comparison of ``runs`` plus each run's series."""
-    result = store.compare(runs)  # type: ignore[attr-defined]
+    result = store.compare(runs)
     return {"compare": result,
-            "series": {r.id: run_series(r, points=points)["series"] for r in runs}}
+            "series": {r.id: run_series(r, points=points, epochs=epochs)["series"] for r in runs}}
 
 
 def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
@@ -200,8 +232,7 @@ def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
            runs: Optional[Sequence[RunView]] = None) -> Dict[str, Any]:
     """The groups page: the read API's aggregate over runs of one configuration."""
     extra = {} if runs is None else {"runs": runs}
-    return {"aggregate": store.aggregate(path=path, tag=tag, by=by,  # type: ignore[attr-defined]
-                                         metrics=metrics, **extra)}
+    return {"aggregate": store.aggregate(path=path, tag=tag, by=by, metrics=metrics, **extra)}
 
 
 def group_bands(store: Store, aggregate: Dict[str, Any], key: str,

@@ -340,7 +340,7 @@
   // -- charts ----------------------------------------------------------------------------------
   function xValues(s, x) {
     // (xs, ys) of one series for the x choice: epoch = the last value of each epoch
-    if (x === "epoch") return [s.epochs.epoch.slice(), s.epochs.value.slice()];
+    if (x === "epoch") return s.epochs ? [s.epochs.epoch.slice(), s.epochs.value.slice()] : [[], []];
     const xs = [], ys = [];
     const src = x === "time" ? s.time : s.step;
     for (let i = 0; i < s.value.length; i++) {
@@ -459,11 +459,19 @@
     const epochBox = h("div", {}, epochTable(run.epochs));
     const summaryBox = h("div", {}, kvTable(run.summary));
     main.appendChild(h("h2", {}, "Metrics"));
-    main.appendChild(axisControls(state, () => drawCharts()));
+    main.appendChild(axisControls(state, async () => {
+      // live, the per-epoch values come only when asked for (they cost a query per metric)
+      if (!REPORT && state.x === "epoch" && Object.keys(series).some((k) => !series[k].epochs)) {
+        series = (await api(seriesUrl())).series;
+        state.full = {};
+      }
+      drawCharts();
+    }));
     main.appendChild(chartGrid);
 
     let series = {};
-    const seriesUrl = () => REPORT ? base + "/series" : base + "/series?points=" + chartPoints();
+    const xArg = () => (state.x === "epoch" ? "&x=epoch" : "");
+    const seriesUrl = () => REPORT ? base + "/series" : base + "/series?points=" + chartPoints() + xArg();
     const byKey = {};
     function specFor(key) {
       const s = series[key];
@@ -480,7 +488,7 @@
         const s = series[key];
         const note = s.n + " points" + (s.downsampled ? ", " + s.step.length + " shown" : "") + (s.stage ? " · " + s.stage : "");
         const [card, box] = chartCard(key, note, s.downsampled && !REPORT ? async () => {
-          const full = await api(base + "/series?points=0&keys=" + encodeURIComponent(key));
+          const full = await api(base + "/series?points=0&keys=" + encodeURIComponent(key) + xArg());
           series[key] = full.series[key];
           state.full[key] = true;
           drawCharts();
@@ -608,7 +616,8 @@
   async function comparePage(main, params) {
     const ids = (params.get("ids") || "").split(",").filter(Boolean);
     if (ids.length < 1) throw Object.assign(new Error("choose runs in the table, then Compare selected"), {status: 400});
-    const res = await api("/api/compare?ids=" + ids.map(encodeURIComponent).join(","));
+    const cmpUrl = "/api/compare?ids=" + ids.map(encodeURIComponent).join(",");
+    const res = await api(cmpUrl);
     const cmp = res.compare;
     const runs = cmp.runs;
     document.title = "compare " + runs.length + " runs · epochline";
@@ -652,7 +661,13 @@
     const state = {x: "step", logY: false};
     const grid = h("div", {class: "grid", id: "charts"});
     main.appendChild(h("h2", {}, "Curves"));
-    main.appendChild(axisControls(state, () => draw()));
+    main.appendChild(axisControls(state, async () => {
+      if (!REPORT && state.x === "epoch" && !res.epochs_included) {
+        res.series = (await api(cmpUrl + "&x=epoch")).series;
+        res.epochs_included = true;
+      }
+      draw();
+    }));
     main.appendChild(grid);
     const allKeys = [...new Set(runs.flatMap((r) => Object.keys(res.series[r.id] || {})))].sort();
     function draw() {
