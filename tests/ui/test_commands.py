@@ -137,6 +137,10 @@ def test_report_is_one_offline_file(demo_store, tmp_path, browser):
         page.wait_for_selector("#aggregate tbody tr")
         assert page.locator("#aggregate tbody tr").count() == 2
         page.wait_for_selector("#charts canvas")
+        page.click("header.top >> text=Runs")  # the report's runs table, filtered offline too
+        page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 6")
+        page.select_option("select[aria-label=tag]", "lr0.5")
+        page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 3")
     finally:
         context.close()
     assert [u for u in requests if not u.startswith("data:")] == []

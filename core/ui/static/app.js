@@ -182,8 +182,6 @@
       } else if (parts[0] === "groups") {
         main = frame("groups");
         await groupsPage(main, url.searchParams);
-      } else if (REPORT && CFG.start && CFG.start !== "/" && parts.length === 0) {
-        go(CFG.start, true);
       } else {
         main = frame("runs");
         await runsPage(main, url.searchParams);
