@@ -1,4 +1,4 @@
-"""Record a small store worth looking at in ``epochline ui``: two configurations × three seeds of a
+"""Record a small store worth looking at in ``epochline ui``: two configurations x three seeds of a
 softmax regression on scikit-learn's bundled digits (plain numpy), plus one run that fails.
 
     python examples/ui_demo.py --store ./demo-runs

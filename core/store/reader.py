@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
-from ..identity import fingerprint
 from ..errors import AmbiguousRunError, RunNotFoundError
+from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -103,7 +103,7 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
 class RunView:
     """One stored run, read lazily."""
 
-    def __init__(self, store: "Store", row: tuple):
+    def __init__(self, store: Store, row: tuple):
         self._store = store
         (self.id, self.name, self.path, self.alias, self.framework, stored_status, stored_reason,
          self.host, self.pid, pid_start, self.start_time, self.end_time, self.heartbeat, self.lost,
@@ -534,7 +534,7 @@ class Store:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -16,7 +16,7 @@ import re
 import threading
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, MutableMapping, Optional
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -81,69 +81,61 @@ def error_page(status: int, title: str, detail: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status)
 
 
-def create_app(store: Store, token: Optional[str] = None,
-               allowed_hosts: Optional[List[str]] = None) -> Starlette:
-    """The viewer over an open ``store``. ``token``: required on every request when given."""
-    index = data.RunsIndex(store)
-    lock = threading.Lock()
+def _int_arg(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer, got {raw!r}") from None
 
-    def serial(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        """One request at a time on the store's connection (handlers run in a thread pool)."""
 
-        @wraps(handler)
-        def run(request: Request) -> Response:
-            with lock:
-                return handler(request)
+class Endpoints:
+    """The viewer's handlers over one open store; each is a GET that only reads."""
 
-        return run
+    def __init__(self, store: Store):
+        self.store = store
+        self.index = data.RunsIndex(store)
 
-    def find(ref: str) -> RunView:
+    def find(self, ref: str) -> RunView:
         try:
-            return store.run(ref)
+            return self.store.run(ref)
         except KeyError as exc:
-            raise HTTPException(404, str(exc.args[0]) if exc.args else f"no run {ref!r}")
+            raise HTTPException(404, str(exc.args[0]) if exc.args else f"no run {ref!r}") from None
 
-    def shell(request: Request) -> HTMLResponse:
+    def shell(self, request: Request) -> HTMLResponse:
         if "run_id" in request.path_params:
-            find(request.path_params["run_id"])  # a bad id is a 404 page, not an empty shell
+            self.find(request.path_params["run_id"])  # a bad id is a 404 page, not an empty shell
         styles = "".join(f"<link rel=\"stylesheet\" href=\"/static/{s}\">" for s in STYLES)
         scripts = "".join(f"<script src=\"/static/{s}\"></script>" for s in SCRIPTS)
-        config = {"report": False, "poll_ms": POLL_MS, "store": store.uri}
+        config = {"report": False, "poll_ms": POLL_MS, "store": self.store.uri}
         return HTMLResponse(page_html(config, styles, scripts))
 
-    def int_arg(request: Request, name: str, default: int) -> int:
-        raw = request.query_params.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise HTTPException(400, f"{name} must be an integer, got {raw!r}")
-
-    def api_runs(request: Request) -> JSON:
+    def runs(self, request: Request) -> JSON:
         qp = request.query_params
-        return JSON(index.page(path=qp.get("path"), tag=qp.get("tag"), status=qp.get("status"),
-                               q=qp.get("q"), sort=qp.get("sort", "start_time"),
-                               desc=qp.get("desc", "1") not in ("0", "false"),
-                               offset=int_arg(request, "offset", 0),
-                               limit=int_arg(request, "limit", 50)))
+        return JSON(self.index.page(path=qp.get("path"), tag=qp.get("tag"), status=qp.get("status"),
+                                    q=qp.get("q"), sort=qp.get("sort", "start_time"),
+                                    desc=qp.get("desc", "1") not in ("0", "false"),
+                                    offset=_int_arg(request, "offset", 0),
+                                    limit=_int_arg(request, "limit", 50)))
 
-    def api_run(request: Request) -> JSON:
-        return JSON(data.run_detail(find(request.path_params["run_id"])))
+    def run(self, request: Request) -> JSON:
+        return JSON(data.run_detail(self.find(request.path_params["run_id"])))
 
-    def api_series(request: Request) -> JSON:
-        run = find(request.path_params["run_id"])
+    def series(self, request: Request) -> JSON:
+        run = self.find(request.path_params["run_id"])
         keys = request.query_params.get("keys")
         return JSON(data.run_series(run, keys.split(",") if keys else None,
-                                    points=int_arg(request, "points", data.DEFAULT_POINTS),
+                                    points=_int_arg(request, "points", data.DEFAULT_POINTS),
                                     epochs=request.query_params.get("x") == "epoch"))
 
-    def api_histograms(request: Request) -> JSON:
-        run = find(request.path_params["run_id"])
+    def histograms(self, request: Request) -> JSON:
+        run = self.find(request.path_params["run_id"])
         return JSON(data.histograms(run, request.query_params.get("key", "")))
 
-    def api_media(request: Request) -> Response:
-        run = find(request.path_params["run_id"])
+    def media(self, request: Request) -> Response:
+        run = self.find(request.path_params["run_id"])
         digest = request.path_params["digest"]
         found = data.media_file(run, digest) if _HASH.fullmatch(digest) else None
         if found is None:
@@ -156,57 +148,76 @@ def create_app(store: Store, token: Optional[str] = None,
         return FileResponse(path, filename=name, media_type="application/octet-stream",
                             content_disposition_type="attachment")
 
-    def api_compare(request: Request) -> JSON:
+    def compare(self, request: Request) -> JSON:
         ids = [i for i in request.query_params.get("ids", "").split(",") if i]
         if not ids:
             raise HTTPException(400, "give the runs to compare: /api/compare?ids=ID,ID")
-        runs = [find(i) for i in ids]
-        return JSON(data.compare(store, runs, points=int_arg(request, "points", data.DEFAULT_POINTS),
+        runs = [self.find(i) for i in ids]
+        return JSON(data.compare(self.store, runs,
+                                 points=_int_arg(request, "points", data.DEFAULT_POINTS),
                                  epochs=request.query_params.get("x") == "epoch"))
 
-    def aggregate(request: Request) -> Dict[str, Any]:
+    def _aggregate(self, request: Request) -> Dict[str, Any]:
         qp = request.query_params
         by = qp.get("by") or "fingerprint"
         try:
-            return data.groups(store, path=qp.get("path") or None, tag=qp.get("tag") or None,
+            return data.groups(self.store, path=qp.get("path") or None, tag=qp.get("tag") or None,
                                by=by if by == "fingerprint" else [b.strip() for b in by.split(",")])
         except KeyError as exc:
-            raise HTTPException(404, str(exc.args[0]) if exc.args else "not found")
+            raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
 
-    def api_groups(request: Request) -> JSON:
-        return JSON(aggregate(request))
+    def groups(self, request: Request) -> JSON:
+        return JSON(self._aggregate(request))
 
-    def api_bands(request: Request) -> JSON:
+    def bands(self, request: Request) -> JSON:
         key = request.query_params.get("metric")
         if not key:
             raise HTTPException(400, "give the metric: /api/groups/bands?metric=NAME")
-        return JSON(data.group_bands(store, aggregate(request)["aggregate"], key,
-                                     points=int_arg(request, "points", data.DEFAULT_POINTS)))
+        return JSON(data.group_bands(self.store, self._aggregate(request)["aggregate"], key,
+                                     points=_int_arg(request, "points", data.DEFAULT_POINTS)))
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        detail = exc.detail or "not found"
-        if request.url.path.startswith("/api/"):
-            return JSON({"error": detail}, status_code=exc.status_code)
-        titles = {400: "Bad request", 401: "Token required", 404: "Not found",
-                  405: "Read-only viewer"}
-        return error_page(exc.status_code, titles.get(exc.status_code, "Error"), detail)
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """A page (or ``{"error": ...}`` under /api/) for every HTTP error: never a traceback."""
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail or "not found"
+    if request.url.path.startswith("/api/"):
+        return JSON({"error": detail}, status_code=exc.status_code)
+    titles = {400: "Bad request", 401: "Token required", 404: "Not found", 405: "Read-only viewer"}
+    return error_page(exc.status_code, titles.get(exc.status_code, "Error"), detail)
+
+
+def create_app(store: Store, token: Optional[str] = None,
+               allowed_hosts: Optional[List[str]] = None) -> Any:
+    """The viewer over an open ``store`` (an ASGI app). ``token``: required on every request."""
+    ep = Endpoints(store)
+    lock = threading.Lock()
+
+    def serial(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        """One request at a time on the store's connection (handlers run in a thread pool)."""
+
+        @wraps(handler)
+        def run(request: Request) -> Response:
+            with lock:
+                return handler(request)
+
+        return run
 
     routes = [
-        Route("/", shell), Route("/runs", shell), Route("/runs/{run_id}", serial(shell)),
-        Route("/compare", shell), Route("/groups", shell),
-        Route("/api/runs", serial(api_runs)), Route("/api/runs/{run_id}", serial(api_run)),
-        Route("/api/runs/{run_id}/series", serial(api_series)),
-        Route("/api/runs/{run_id}/histograms", serial(api_histograms)),
-        Route("/api/runs/{run_id}/media/{digest}", serial(api_media)),
-        Route("/api/compare", serial(api_compare)), Route("/api/groups", serial(api_groups)),
-        Route("/api/groups/bands", serial(api_bands)),
+        Route("/", ep.shell), Route("/runs", ep.shell), Route("/runs/{run_id}", serial(ep.shell)),
+        Route("/compare", ep.shell), Route("/groups", ep.shell),
+        Route("/api/runs", serial(ep.runs)), Route("/api/runs/{run_id}", serial(ep.run)),
+        Route("/api/runs/{run_id}/series", serial(ep.series)),
+        Route("/api/runs/{run_id}/histograms", serial(ep.histograms)),
+        Route("/api/runs/{run_id}/media/{digest}", serial(ep.media)),
+        Route("/api/compare", serial(ep.compare)), Route("/api/groups", serial(ep.groups)),
+        Route("/api/groups/bands", serial(ep.bands)),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware,
                              allowed_hosts=allowed_hosts or (["*"] if token else LOCAL_HOSTS))]
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: not_found})
+                    exception_handlers={HTTPException: _http_error})
     app.state.store = store
     return _guard(app, token)
 
@@ -221,7 +232,7 @@ def _guard(app: Starlette, token: Optional[str]) -> Any:
         request = Request(scope)
         set_cookie = False
 
-        async def send_with_headers(message: Dict[str, Any]) -> None:
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"content-security-policy", CSP.encode()),

@@ -231,8 +231,7 @@ def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
            by: Any = "fingerprint", metrics: Optional[Sequence[str]] = None,
            runs: Optional[Sequence[RunView]] = None) -> Dict[str, Any]:
     """The groups page: the read API's aggregate over runs of one configuration."""
-    extra = {} if runs is None else {"runs": runs}
-    return {"aggregate": store.aggregate(path=path, tag=tag, by=by, metrics=metrics, **extra)}
+    return {"aggregate": store.aggregate(path=path, tag=tag, by=by, metrics=metrics, runs=runs)}
 
 
 def group_bands(store: Store, aggregate: Dict[str, Any], key: str,

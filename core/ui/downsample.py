@@ -92,10 +92,10 @@ class Envelope:
             lo, hi, gap = self._b[b]
             if lo is None:
                 out.append(gap)  # type: ignore[arg-type]
-            elif lo is hi:
+            elif lo is hi or hi is None:
                 out.append(lo)
             else:
-                out.extend(sorted((lo, hi)))  # type: ignore[type-var]
+                out.extend((lo, hi) if lo[0] < hi[0] else (hi, lo))
         if self._first is not None and (not out or out[0][0] != self._first[0]):
             out.insert(0, self._first)
         if self._last is not None and out[-1][0] != self._last[0]:

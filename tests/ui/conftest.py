@@ -26,7 +26,7 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
-    """examples/ui_demo.py's store (2 configs × 3 seeds + a failed run), plus a run whose name,
+    """examples/ui_demo.py's store (2 configs x 3 seeds + a failed run), plus a run whose name,
     path, tag, param, text and comment are markup, recorded by a real child process."""
     path = tmp_path_factory.mktemp("ui") / "store"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""}
@@ -91,7 +91,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:

@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import XSS, free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from conftest import XSS
 
 STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
@@ -120,7 +119,7 @@ def test_media_by_content_hash_only(client, demo_store, store_of):
     artifact = run["artifacts"][0]
     r = client.get(f"/api/runs/{rid}/media/{artifact['hash']}")
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
-    assert 'attachment; filename="weights.npz"' == r.headers["content-disposition"]
+    assert r.headers["content-disposition"] == 'attachment; filename="weights.npz"'
     assert hashlib.sha256(r.content).hexdigest() == artifact["sha256"]
 
     other = _run_id(client, status="failed")
