@@ -131,7 +131,8 @@ def main() -> None:
     memory: List[Tuple[str, float]] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        # bypass_csp: Playwright's wait conditions are evaluated strings, which the viewer forbids
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         page.context.set_default_timeout(60_000)
         for store, cases in [
             (big, [
@@ -154,15 +155,16 @@ def main() -> None:
                 base = timed(page, viewer.url + "/runs/no-such-run", "document.querySelector('h1')", args.repeat)
                 rows.append((f"baseline: 404 page ({store.name})", base, float("nan")))
                 for name, path, ready, target in cases:
-                    rows.append((name, timed(page, viewer.url + path, ready, args.repeat) / 1.0, target))
-                    rows[-1] = (name, rows[-1][1], target)
+                    rows.append((name, timed(page, viewer.url + path, ready, args.repeat), target))
                 memory.append((store.name, viewer.peak_rss_mb()))
             finally:
                 viewer.stop()
         browser.close()
-    print(f"{'page (ready in the browser)':45s} {'seconds':>8s} {'target':>7s}")
+    print(f"{'page (ready in the browser)':45s} {'seconds':>8s} {'x 404':>6s} {'target':>7s}")
+    base = 1.0
     for name, seconds, target in rows:
-        print(f"{name:45s} {seconds:8.3f} {'' if target != target else f'{target:.1f}':>7s}")
+        base = seconds if name.startswith("baseline") else base
+        print(f"{name:45s} {seconds:8.3f} {seconds / base:6.1f} {'' if target != target else f'{target:.1f}':>7s}")
     for name, mb in memory:
         print(f"server peak RSS over the {name} store: {mb:.0f} MB (target <= 200)")
 

@@ -182,7 +182,7 @@ EXACT_FACTOR = 4
 def _database_envelope(run: RunView, key: str, points: int) -> List[Tuple[int, float, Optional[float]]]:
     kept: List[Tuple[int, float, Optional[float]]] = []
     previous: Optional[float] = None
-    for first, last, t_first, t_last, lo, hi, numbers in run.envelope(key, max(1, points // 2)):
+    for first, last, t_first, t_last, lo, hi, numbers, _sum in run.envelope(key, max(1, points // 2)):
         low, high = plottable(lo), plottable(hi)
         if not numbers or low is None or high is None:
             kept.append((first, t_first, None))  # a range of NaN only: the line breaks
@@ -239,8 +239,9 @@ def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
     """Mean ± std curves of metric ``key`` for each group of an :meth:`Store.aggregate` result.
 
     The common step range is cut into ``points // 2`` buckets; each run contributes its mean in
-    each bucket (read in bounded chunks), and the band is the mean and standard deviation of
-    those across the group's runs (``n`` runs per bucket; std 0 for one run).
+    each bucket (one grouped query per run: :meth:`RunView.envelope`), and the band is the mean
+    and standard deviation of those across the group's runs (``n`` runs per bucket; std 0 for
+    one run). Memory is bounded by the bucket count, whatever the runs' lengths.
     """
     out: List[Dict[str, Any]] = []
     for group in aggregate.get("groups", []):
@@ -259,17 +260,14 @@ def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
         scale = buckets / (last - first) if last > first else 0.0
         per_run: List[Dict[int, float]] = []
         for rid in present:
-            sums: Dict[int, float] = {}
-            counts: Dict[int, int] = {}
-            for chunk in store.run(rid).iter_raw(key):
-                for step, _wall, raw in chunk:
-                    y = plottable(raw)
-                    if y is None:
-                        continue
-                    b = min(buckets - 1, int((step - first) * scale))
-                    sums[b] = sums.get(b, 0.0) + y
-                    counts[b] = counts.get(b, 0) + 1
-            per_run.append({b: sums[b] / counts[b] for b in sums})
+            # each run's mean per step range, computed by the database (sum / count per range);
+            # the run's ranges are mapped onto the group's common ones by their first step
+            means: Dict[int, List[float]] = {}
+            for r_first, _, _, _, _, _, numbers, total in store.run(rid).envelope(key, buckets):
+                if numbers:
+                    b = min(buckets - 1, int((r_first - first) * scale))
+                    means.setdefault(b, []).append(total / numbers)
+            per_run.append({b: sum(v) / len(v) for b, v in means.items()})
         for b in sorted({b for means in per_run for b in means}):
             values = [means[b] for means in per_run if b in means]
             n = len(values)

@@ -89,6 +89,8 @@ def test_long_series_reduced_by_the_database(tmp_path):
             assert max(v for v in series["value"] if v is not None) == 9.0
             envelope = view.envelope("loss", 100)
             assert len(envelope) == 100 and sum(r[6] for r in envelope) == 20_000 - 500
+            finite = [v for v in values if not math.isnan(v)]
+            assert math.isclose(sum(r[7] for r in envelope), sum(finite), rel_tol=1e-9)
             assert view.envelope("nope", 100) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pytest
 from conftest import XSS
@@ -235,3 +236,31 @@ def test_non_finite_values_are_strict_json(tmp_path, store_of):
         assert detail["params"]["x"] == "Infinity" and detail["summary"]["worst"] == "-Infinity"
         series = c.get(f"/api/runs/{run.id}/series").json()["series"]["loss"]
         assert series["value"] == [1.0, None, None, 0.5]  # gaps in the chart
+
+
+def test_groups_and_bands(client, demo_store, store_of):
+    import statistics
+
+    groups = client.get("/api/groups", params={"path": "digits"}).json()["aggregate"]
+    assert len(groups["groups"]) == 3  # lr 0.1, lr 0.5 (3 seeds each), the failed lr 25
+    hot = next(g for g in groups["groups"] if "25" in g["label"])
+    assert hot["runs"] == [] and hot["excluded"][0]["status"] == "failed"
+    by_lr = client.get("/api/groups", params={"path": "digits", "by": "optimizer.lr"}).json()
+    assert by_lr["aggregate"]["by"] == ["optimizer.lr"]
+    assert client.get("/api/groups", params={"metric": "x", "by": "nope"}).status_code == 200
+    assert client.get("/api/groups/bands").status_code == 400
+
+    bands = client.get("/api/groups/bands", params={"metric": "val_accuracy", "path": "digits"}).json()
+    store = store_of(demo_store)
+    for group, band in zip(groups["groups"], bands["groups"]):
+        assert band["label"] == group["label"] and band["runs"] == len(group["runs"])
+        if not group["runs"]:
+            assert band["step"] == []
+            continue
+        curves = [[v for _, _, v in store.run(r).metrics("val_accuracy")] for r in group["runs"]]
+        for i, values in enumerate(zip(*curves)):  # the seeds log at the same steps
+            assert math.isclose(band["mean"][i], statistics.mean(values))
+            std = statistics.stdev(values)
+            assert math.isclose(band["upper"][i], band["mean"][i] + std)
+            assert math.isclose(band["lower"][i], band["mean"][i] - std)
+            assert band["n"][i] == 3
