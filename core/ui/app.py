@@ -14,9 +14,10 @@ import html
 import json
 import re
 import threading
+import time
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Dict, List, MutableMapping, Optional
+from typing import Any, Callable, Dict, List, MutableMapping, Optional, Tuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -94,9 +95,13 @@ def _int_arg(request: Request, name: str, default: int) -> int:
 class Endpoints:
     """The viewer's handlers over one open store; each is a GET that only reads."""
 
+    AGGREGATE_TTL_S = 10.0
+    """A groups page asks for the aggregate once and for each metric's bands: one computation."""
+
     def __init__(self, store: Store):
         self.store = store
         self.index = data.RunsIndex(store)
+        self._aggregates: Dict[tuple, Tuple[float, Dict[str, Any]]] = {}
 
     def find(self, ref: str) -> RunView:
         try:
@@ -160,11 +165,19 @@ class Endpoints:
     def _aggregate(self, request: Request) -> Dict[str, Any]:
         qp = request.query_params
         by = qp.get("by") or "fingerprint"
+        key = (qp.get("path") or None, qp.get("tag") or None, by)
+        cached = self._aggregates.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.AGGREGATE_TTL_S:
+            return cached[1]
         try:
-            return data.groups(self.store, path=qp.get("path") or None, tag=qp.get("tag") or None,
-                               by=by if by == "fingerprint" else [b.strip() for b in by.split(",")])
+            result = data.groups(self.store, path=key[0], tag=key[1],
+                                 by=by if by == "fingerprint" else [b.strip() for b in by.split(",")])
         except KeyError as exc:
             raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
+        if len(self._aggregates) > 16:
+            self._aggregates.clear()
+        self._aggregates[key] = (time.monotonic(), result)
+        return result
 
     def groups(self, request: Request) -> JSON:
         return JSON(self._aggregate(request))

@@ -144,27 +144,31 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
     ``epochs`` the last value of each epoch (``{"epoch": [...], "value": [...]}``).
 
     About ``points`` points per series, in memory bounded by ``points`` whatever the series'
-    length: a series up to :data:`EXACT_FACTOR` times longer is streamed in chunks through the
-    exact min/max :class:`~epochline.ui.downsample.Envelope`; a longer one is reduced by the
-    database (:meth:`RunView.envelope`: min and max per step range, placed at the range's first
-    and last step). ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is
-    the stored count.
+    length. The database first reduces the series to ``points // 2`` step ranges
+    (:meth:`RunView.envelope`: min, max and counts per range, one grouped query); a series of
+    at most :data:`EXACT_FACTOR` x ``points`` points is then streamed through the exact min/max
+    :class:`~epochline.ui.downsample.Envelope` instead, so short series keep each extreme at its
+    own step. ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is the
+    stored count.
     """
-    stats = run.metric_stats()
-    wanted = sorted(stats) if keys is None else [k for k in keys if k in stats]
+    available = run.metric_keys()
+    wanted = available if keys is None else [k for k in keys if k in available]
     t0 = run.start_time or 0.0
     out: Dict[str, Any] = {}
     for key in wanted:
-        st = stats[key]
-        if points > 0 and st["count"] > EXACT_FACTOR * points:
-            kept = _database_envelope(run, key, points)
+        ranges = run.envelope(key, max(1, points // 2))
+        count = sum(r[8] for r in ranges)
+        if not ranges:
+            kept: List[Tuple[int, float, Optional[float]]] = []
+        elif points > 0 and count > EXACT_FACTOR * points:
+            kept = _from_ranges(ranges)
         else:
-            env = Envelope(st["first_step"], st["last_step"], points)
+            env = Envelope(ranges[0][0], ranges[-1][1], points)
             for chunk in run.iter_raw(key):
                 env.add(chunk)
             kept = env.points()
         out[key] = {
-            "n": st["count"], "downsampled": len(kept) < st["count"], "stage": st.get("stage"),
+            "n": count, "downsampled": len(kept) < count,
             "step": [p[0] for p in kept], "time": [round(p[1] - t0, 3) for p in kept],
             "value": [p[2] for p in kept],
         }
@@ -176,16 +180,18 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
 
 
 EXACT_FACTOR = 4
-"""Series longer than this many times the chart's points are reduced by the database."""
+"""Series longer than this many times the chart's points are drawn from the database's ranges."""
 
 
-def _database_envelope(run: RunView, key: str, points: int) -> List[Tuple[int, float, Optional[float]]]:
+def _from_ranges(ranges: Sequence[tuple]) -> List[Tuple[int, float, Optional[float]]]:
+    """Two points per step range (its min and max at its first and last step), one for a range
+    of a single value, a gap for a range of NaN only."""
     kept: List[Tuple[int, float, Optional[float]]] = []
     previous: Optional[float] = None
-    for first, last, t_first, t_last, lo, hi, numbers, _sum in run.envelope(key, max(1, points // 2)):
+    for first, last, t_first, t_last, lo, hi, numbers, _sum, _points in ranges:
         low, high = plottable(lo), plottable(hi)
         if not numbers or low is None or high is None:
-            kept.append((first, t_first, None))  # a range of NaN only: the line breaks
+            kept.append((first, t_first, None))  # the line breaks here
             previous = None
         elif low == high or first == last:
             kept.append((first, t_first, low))
@@ -263,7 +269,7 @@ def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
             # each run's mean per step range, computed by the database (sum / count per range);
             # the run's ranges are mapped onto the group's common ones by their first step
             means: Dict[int, List[float]] = {}
-            for r_first, _, _, _, _, _, numbers, total in store.run(rid).envelope(key, buckets):
+            for r_first, _, _, _, _, _, numbers, total, _ in store.run(rid).envelope(key, buckets):
                 if numbers:
                     b = min(buckets - 1, int((r_first - first) * scale))
                     means.setdefault(b, []).append(total / numbers)
