@@ -44,27 +44,27 @@ class RunsIndex:
 
     def __init__(self, store: Store):
         self.store = store
-        self._extras: Dict[str, Tuple[tuple, Dict[str, Any]]] = {}
+        self._rows: Dict[str, Tuple[tuple, Dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def row(self, run: RunView) -> Dict[str, Any]:
-        key = (run.status, run.end_time, run.primary_metric)
+        """The table row of ``run`` (treat as read-only: a finished run's row is shared)."""
+        key = (run.status, run.end_time, run.primary_metric, run.name, run.lost)
         with self._lock:
-            cached = self._extras.get(run.id)
-        if cached is None or cached[0] != key or run.status not in FINISHED:
-            summary = run.summary
-            best = summary.get(f"best_{run.primary_metric}") if run.primary_metric else None
-            extras = {"tags": run.tags, "best": best}
-            if run.status in FINISHED:
-                with self._lock:
-                    self._extras[run.id] = (key, extras)
-        else:
-            extras = cached[1]
-        return {"id": run.id, "name": run.name, "path": run.path, "alias": run.alias,
-                "status": run.status, "reason": run.reason, "framework": run.framework,
-                "start_time": run.start_time, "end_time": run.end_time,
-                "duration": run.duration, "primary_metric": run.primary_metric,
-                "lost": run.lost, **extras}
+            cached = self._rows.get(run.id)
+        if cached is not None and cached[0] == key and run.status in FINISHED:
+            return cached[1]
+        summary = run.summary
+        best = summary.get(f"best_{run.primary_metric}") if run.primary_metric else None
+        row = {"id": run.id, "name": run.name, "path": run.path, "alias": run.alias,
+               "status": run.status, "reason": run.reason, "framework": run.framework,
+               "start_time": run.start_time, "end_time": run.end_time,
+               "duration": run.duration, "primary_metric": run.primary_metric,
+               "lost": run.lost, "tags": run.tags, "best": best}
+        if run.status in FINISHED:
+            with self._lock:
+                self._rows[run.id] = (key, row)
+        return row
 
     def page(self, path: Optional[str] = None, tag: Optional[str] = None,
              status: Optional[str] = None, q: Optional[str] = None, sort: str = "start_time",
@@ -93,10 +93,11 @@ class RunsIndex:
                                            (r["name"], r["path"], r["id"], r["alias"] or "",
                                             " ".join(r["tags"]), r["reason"] or ""))]
         sort = sort if sort in SORT_KEYS else "start_time"
-        rows.sort(key=lambda r: _sort_key(r, sort), reverse=desc)
-        if desc:  # missing values last either way
-            missing = [r for r in rows if _sort_key(r, sort)[0] == 0]
-            rows = [r for r in rows if _sort_key(r, sort)[0] != 0] + missing
+        keyed = [(_sort_key(r, sort), r) for r in rows]
+        present = [kr for kr in keyed if kr[0][0] != 0]
+        present.sort(key=lambda kr: kr[0], reverse=desc)
+        # missing values last, whichever the direction
+        rows = [r for _, r in present] + [r for k, r in keyed if k[0] == 0]
         offset = max(0, int(offset))
         limit = max(1, min(int(limit), 1000))
         return {"total": len(rows), "offset": offset, "limit": limit, "sort": sort, "desc": desc,
