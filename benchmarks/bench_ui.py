@@ -95,13 +95,17 @@ class Viewer:
 
 
 def timed(page: Any, url: str, ready: str, repeat: int) -> float:
-    """Best seconds from navigation start until ``ready`` (a JS condition) holds."""
+    """Best seconds from navigation start until ``ready`` (a JS condition) holds (inf: not in 120 s)."""
     best = float("inf")
     for _ in range(repeat):
         page.goto("about:blank")
         start = time.perf_counter()
         page.goto(url, wait_until="commit")
-        page.wait_for_function(ready, timeout=60_000, polling="raf")
+        try:
+            page.wait_for_function(ready, timeout=120_000, polling="raf")
+        except Exception as exc:  # a timeout: report it, measure the rest
+            print(f"  {url}: not ready ({type(exc).__name__})", file=sys.stderr)
+            return best
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -140,7 +144,7 @@ def main() -> None:
                 ("run page, 5 charts of 10,000 steps", "/runs/run0000", charts(5), 1.0),
                 ("compare of 10 runs (5 charts)",
                  "/compare?ids=" + ",".join(f"run{i:04d}" for i in range(10)), charts(5), 1.5),
-                ("groups page (40 groups' bands, 5 charts)", "/groups?path=bench/grid", charts(5), float("nan")),
+                ("groups page (40 groups, 200 runs' bands)", "/groups?path=bench/grid", charts(1), float("nan")),
                 ("run page, 5 charts of 200,000 steps", "/runs/big", charts(5), float("nan")),
             ]),
             (one, [("run page, one 1,000,000-point series", "/runs/series1m", charts(1), 1.0)]),
@@ -156,6 +160,7 @@ def main() -> None:
                 rows.append((f"baseline: 404 page ({store.name})", base, float("nan")))
                 for name, path, ready, target in cases:
                     rows.append((name, timed(page, viewer.url + path, ready, args.repeat), target))
+                    print(f"  {name}: {rows[-1][1]:.3f} s", file=sys.stderr, flush=True)
                 memory.append((store.name, viewer.peak_rss_mb()))
             finally:
                 viewer.stop()

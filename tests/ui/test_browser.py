@@ -124,6 +124,9 @@ def test_groups_page_bands(demo_store, live, page):
     assert "±" in page.locator("#aggregate tbody tr").first.text_content()
     assert page.evaluate(INK, ["#charts .chart[data-metric=val_accuracy] canvas", list(BLUE)]) > 50
     page.shot("groups")
+    page.select_option("select[aria-label='band metric']", "val_loss")
+    page.wait_for_selector("#charts .chart[data-metric=val_loss] canvas", timeout=TIMEOUT_MS)
+    assert page.evaluate(INK, ["#charts .chart[data-metric=val_loss] canvas", list(BLUE)]) > 50
 
 
 def test_markup_in_stored_values_shows_as_text(demo_store, live, page):

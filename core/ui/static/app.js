@@ -725,29 +725,42 @@
 
     const grid = h("div", {class: "grid", id: "charts"});
     main.appendChild(h("h2", {}, "Mean ± std across each group's runs"));
+    // the band chart of one metric at a time: each reads every point of that metric of every
+    // counted run (in the database), so the page does not pay for metrics nobody looks at
+    const offered = REPORT ? metrics.filter((m) => Object.prototype.hasOwnProperty.call(CFG.data, bandsUrl(m))) : metrics;
+    function bandsUrl(m) { return "/api/groups/bands?metric=" + encodeURIComponent(m) + (qs ? "&" + qs : ""); }
+    if (!offered.length) return;
+    const wanted = params.get("metric");
+    let metric = offered.indexOf(wanted) >= 0 ? wanted : (offered.find((m) => /^val.*acc|acc.*val/.test(m)) || offered[0]);
+    const pick = h("select", {"aria-label": "band metric"}, offered.map((m) => h("option", {value: m}, m)));
+    pick.value = metric;
+    main.appendChild(h("div", {class: "toolbar"}, h("label", {}, "metric ", pick),
+      h("span", {class: "muted"}, "mean of each group's runs with a ±1 std band, per step")));
     main.appendChild(grid);
-    // bands: one request per metric (each reads the group's series in bounded chunks)
-    const shown = metrics.slice(0, 6);  // GROUP_CHARTS in report.py
-    for (const metric of shown) {
-      const url = "/api/groups/bands?metric=" + encodeURIComponent(metric) + (qs ? "&" + qs : "");
-      let res2;
-      try { res2 = await api(url); } catch (err) { continue; }
+    grid.classList.add("wide");
+    async function drawBands() {
+      charts.forEach((c) => c.destroy());
+      charts = [];
+      clear(grid).appendChild(h("p", {class: "loading"}, "reading " + metric + " of every run…"));
+      const res2 = await api(bandsUrl(metric));
       const lines = [], bandSpec = [];
       res2.groups.forEach((b, gi) => {
         if (!b.step.length) return;
         const color = COLORS[gi % COLORS.length];
         const base = lines.length + 1;
-        lines.push({label: b.label + " mean (" + b.runs + " runs)", xs: b.step, ys: b.mean, color: color, width: 2});
+        lines.push({label: b.label + " (" + b.runs + " runs)", xs: b.step, ys: b.mean, color: color, width: 2});
         lines.push({label: "+std", xs: b.step, ys: b.upper, color: color + "66", width: 0.5});
         lines.push({label: "−std", xs: b.step, ys: b.lower, color: color + "66", width: 0.5});
         bandSpec.push([base + 1, base + 2, color + "26"]);
       });
-      if (!lines.length) continue;
+      clear(grid);
+      if (!lines.length) { grid.appendChild(h("p", {class: "muted"}, "no values of " + metric + " in these groups")); return; }
       const [card, box] = chartCard(metric, "mean ± std per step", null);
       grid.appendChild(card);
-      lineChart(box, {lines: lines, bands: bandSpec, x: "step", logY: false});
+      lineChart(box, {lines: lines, bands: bandSpec, x: "step", logY: false, height: 360});
     }
-    if (metrics.length > shown.length) main.appendChild(h("p", {class: "muted"}, "first " + shown.length + " of " + metrics.length + " metrics"));
+    pick.addEventListener("change", () => { metric = pick.value; drawBands(); });
+    await drawBands();
   }
 
   render();
