@@ -101,6 +101,7 @@ class Endpoints:
     def __init__(self, store: Store):
         self.store = store
         self.index = data.RunsIndex(store)
+        self.series_cache = data.SeriesCache()
         self._aggregates: Dict[tuple, Tuple[float, Dict[str, Any]]] = {}
 
     def find(self, ref: str) -> RunView:
@@ -133,7 +134,8 @@ class Endpoints:
         keys = request.query_params.get("keys")
         return JSON(data.run_series(run, keys.split(",") if keys else None,
                                     points=_int_arg(request, "points", data.DEFAULT_POINTS),
-                                    epochs=request.query_params.get("x") == "epoch"))
+                                    epochs=request.query_params.get("x") == "epoch",
+                                    cache=self.series_cache))
 
     def histograms(self, request: Request) -> JSON:
         run = self.find(request.path_params["run_id"])
@@ -160,7 +162,8 @@ class Endpoints:
         runs = [self.find(i) for i in ids]
         return JSON(data.compare(self.store, runs,
                                  points=_int_arg(request, "points", data.DEFAULT_POINTS),
-                                 epochs=request.query_params.get("x") == "epoch"))
+                                 epochs=request.query_params.get("x") == "epoch",
+                                 cache=self.series_cache))
 
     def _aggregate(self, request: Request) -> Dict[str, Any]:
         qp = request.query_params

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -16,7 +17,7 @@ from ..cli import _json_safe
 from ..store.reader import RunView, Store
 from .downsample import Envelope, plottable
 
-__all__ = ["RunsIndex", "run_detail", "run_series", "histograms", "media_file", "compare",
+__all__ = ["RunsIndex", "SeriesCache", "run_detail", "run_series", "histograms", "media_file", "compare",
            "groups", "group_bands", "json_safe", "media_hash", "DEFAULT_POINTS", "MAX_TEXTS"]
 
 DEFAULT_POINTS = 1000
@@ -140,7 +141,8 @@ def run_detail(run: RunView, max_texts: int = MAX_TEXTS) -> Dict[str, Any]:
 
 
 def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
-               points: int = DEFAULT_POINTS, epochs: bool = True) -> Dict[str, Any]:
+               points: int = DEFAULT_POINTS, epochs: bool = True,
+               cache: Optional[SeriesCache] = None) -> Dict[str, Any]:
     """Per metric: downsampled ``step``, ``time`` (seconds since start) and ``value``, and with
     ``epochs`` the last value of each epoch (``{"epoch": [...], "value": [...]}``).
 
@@ -150,13 +152,19 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
     at most :data:`EXACT_FACTOR` x ``points`` points is then streamed through the exact min/max
     :class:`~epochline.ui.downsample.Envelope` instead, so short series keep each extreme at its
     own step. ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is the
-    stored count.
+    stored count. A ``cache`` keeps the result for finished runs.
     """
     available = run.metric_keys()
     wanted = available if keys is None else [k for k in keys if k in available]
     t0 = run.start_time or 0.0
     out: Dict[str, Any] = {}
+    cache = cache if cache is not None and run.status in FINISHED and points > 0 else None
     for key in wanted:
+        cache_key = (run.id, run.end_time, key, points, epochs)
+        hit = cache.get(cache_key) if cache is not None else None
+        if hit is not None:
+            out[key] = hit
+            continue
         ranges = run.envelope(key, max(1, points // 2))
         count = sum(r[8] for r in ranges)
         if not ranges:
@@ -177,7 +185,33 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
             per_epoch = run.epoch_values(key)
             out[key]["epochs"] = {"epoch": list(per_epoch),
                                   "value": [plottable(v) for v in per_epoch.values()]}
+        if cache is not None:
+            cache.put(cache_key, out[key])
     return {"id": run.id, "status": run.status, "series": out}
+
+
+class SeriesCache:
+    """Downsampled series of finished runs, newest used kept (``size`` series of about 1,000
+    points each: a few MB). A finished run's points cannot change, so reopening a run or a
+    compare page costs no database read; a resumed run is ``running`` and never cached."""
+
+    def __init__(self, size: int = 500):
+        self.size = size
+        self._items: OrderedDict[tuple, Dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Optional[Dict[str, Any]]:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: Dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 EXACT_FACTOR = 4
@@ -227,11 +261,11 @@ def media_file(run: RunView, digest: str) -> Optional[Tuple[Path, Optional[str],
 
 
 def compare(store: Store, runs: Sequence[RunView], points: int = DEFAULT_POINTS,
-            epochs: bool = True) -> Dict[str, Any]:
+            epochs: bool = True, cache: Optional[SeriesCache] = None) -> Dict[str, Any]:
     """The compare page: the read API's comparison of ``runs`` plus each run's series."""
     result = store.compare(runs)
-    return {"compare": result,
-            "series": {r.id: run_series(r, points=points, epochs=epochs)["series"] for r in runs}}
+    return {"compare": result, "series": {
+        r.id: run_series(r, points=points, epochs=epochs, cache=cache)["series"] for r in runs}}
 
 
 def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
