@@ -30,7 +30,7 @@ from .store import open_backend
 from .store.unavailable import UnavailableBackend
 
 _enabled = True
-_active: "set[Run]" = set()
+_active: set[Run] = set()
 _lock = threading.Lock()
 _hooks_installed = False
 _uncaught: Optional[BaseException] = None

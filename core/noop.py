@@ -35,17 +35,17 @@ class NoOpRun:
     def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
         return {}
 
-    def phase(self, name: str) -> "_NoOpPhase":
+    def phase(self, name: str) -> _NoOpPhase:
         return _NoOpPhase(name)
 
     def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
         return logging.NullHandler(level)
 
-    def __enter__(self) -> "NoOpRun":
+    def __enter__(self) -> NoOpRun:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
     def __bool__(self) -> bool:
         return False
@@ -61,8 +61,8 @@ class _NoOpPhase:
     def end(self) -> None:
         return None
 
-    def __enter__(self) -> "_NoOpPhase":
+    def __enter__(self) -> _NoOpPhase:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -543,10 +543,11 @@ class Store:
         self.close()
 
 
-def open_store(store: Any = None) -> Store:
+def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
     Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`.
+    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
+    instead, for writing to it through this object (``store.import_run(archive)``).
     """
-    return Store(open_backend(store, create=False))
+    return Store(open_backend(store, create=create))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-from typing import Any, Callable
 
-__all__ = ["add_commands", "cmd_ui", "cmd_report", "DEFAULT_PORT"]
+__all__ = ["configure_ui", "configure_report", "cmd_ui", "cmd_report", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 23300
 LOCAL = ("127.0.0.1", "localhost", "::1")
@@ -65,12 +64,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
-    """Add ``ui`` and ``report`` to the CLI's subcommands."""
-    p = with_store(sub.add_parser(
-        "ui", help="browse runs in a local web viewer",
-        description="Serve a read-only web viewer of the store (runs, charts, compare, groups).",
-        epilog="example: epochline ui --store ./epochline-runs   # then open http://127.0.0.1:23300/"))
+def configure_ui(p: argparse.ArgumentParser) -> None:
+    """``epochline ui``'s arguments (an entry of :data:`epochline.cli.COMMANDS`)."""
+    p.description = "Serve a read-only web viewer of the store (runs, charts, compare, groups)."
+    p.epilog = "example: epochline ui --store ./epochline-runs   # then open http://127.0.0.1:23300/"
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; any other needs a token)")
@@ -78,10 +75,12 @@ def add_commands(sub: Any, with_store: Callable[[argparse.ArgumentParser], argpa
                    help="require this token on every request (generated when --host is not local)")
     p.set_defaults(func=cmd_ui)
 
-    p = with_store(sub.add_parser(
-        "report", help="write runs as one self-contained HTML file",
-        description="Write the run page (one run) or the compare page (several) as one offline HTML file.",
-        epilog="example: epochline report cv/resnet50 -o report.html"))
+
+def configure_report(p: argparse.ArgumentParser) -> None:
+    """``epochline report``'s arguments (an entry of :data:`epochline.cli.COMMANDS`)."""
+    p.description = ("Write the run page (one run) or the compare page (several) as one offline "
+                     "HTML file.")
+    p.epilog = "example: epochline report cv/resnet50 -o report.html"
     p.add_argument("runs", nargs="+", metavar="RUN|PATH",
                    help="run id, id prefix, name or alias; or a path (all runs under it)")
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..cli import _json_safe
+from .._json import replace_nonfinite
 from ..store.reader import RunView, Store
 from .downsample import Envelope, plottable
 
@@ -27,7 +27,7 @@ MAX_TEXTS = 5000
 SORT_KEYS = ("name", "path", "status", "start_time", "duration", "best", "tags", "id")
 FINISHED = ("completed", "failed", "interrupted")
 
-json_safe = _json_safe
+json_safe = replace_nonfinite
 
 
 def media_hash(path: Path) -> str:
