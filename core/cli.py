@@ -224,6 +224,8 @@ COMMANDS: Tuple[Command, ...] = (
     Command("rm", "delete runs and the media no other run uses", "epochline.cli_insight:configure_rm"),
     Command("tensorboard-export", "write runs as TensorBoard event files",
             "epochline.cli_insight:configure_tensorboard_export"),
+    Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
+    Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""

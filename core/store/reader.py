@@ -231,6 +231,35 @@ class RunView:
             (self.id, series[0], self.id, series[0]))
         return {int(r[0]): backend.read_point(series[1], *r[1:]) for r in rows}
 
+    def envelope(self, key: str, buckets: int
+                 ) -> List[Tuple[int, int, float, float, Any, Any, int, float, int]]:
+        """The series ``key`` reduced by the database to ``buckets`` equal step ranges: per
+        non-empty range ``(first step, last step, first wall_time, last wall_time, min, max,
+        count of numbers, their sum, count of points)`` in step order (NaN is a point but not a
+        number; min/max None when a range has only NaN).
+
+        One grouped query, so a chart of a 10 M-point series reads ``buckets`` rows, not 10 M
+        (the viewer draws long series from it; ``[]`` for an unknown key).
+        """
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return []
+        backend = self._store.backend
+        lo, hi = backend.query("SELECT MIN(step), MAX(step) FROM metrics WHERE series = ?",
+                               (series[0],))[0]
+        if lo is None:
+            return []
+        span = int(hi) - int(lo) + 1  # integer division below maps every step into [0, buckets)
+        rows = backend.query(
+            "SELECT ((step - CAST(? AS BIGINT)) * CAST(? AS BIGINT)) / CAST(? AS BIGINT) AS b, "
+            "MIN(step), MAX(step), MIN(wall_time), MAX(wall_time), MIN(value), MAX(value), "
+            "COUNT(value), SUM(value), COUNT(*) FROM metrics WHERE series = ? GROUP BY b ORDER BY b",
+            (int(lo), max(1, int(buckets)), span, series[0]))
+        kind = series[1]
+        read = backend.read_point
+        return [(int(r[1]), int(r[2]), r[3], r[4], _number(read, kind, r[5]), _number(read, kind, r[6]),
+                 int(r[7]), float(r[8] or 0.0), int(r[9])) for r in rows]
+
     def metric_count(self, key: str) -> int:
         """How many points (steps) the series ``key`` has, without reading them."""
         return self.metric_stats([key]).get(key, {}).get("count", 0)
