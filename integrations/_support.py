@@ -130,9 +130,11 @@ def open_run(**options: Any) -> Any:
 
 
 def end_run(run: Any, exc: Optional[BaseException] = None, *, status: Optional[str] = None,
-            reason: Optional[str] = None) -> None:
+            reason: Optional[str] = None, hold_lines: bool = False) -> None:
     """Finish ``run`` (if it is live): with ``exc`` the status and reason come from it (reason led by
-    the root cause, a carried traceback kept as an ERROR text record), else ``status``/``reason``."""
+    the root cause, a carried traceback kept as an ERROR text record), else ``status``/``reason``.
+    ``hold_lines``: a later stage (test after fit) may re-open the run in this process, so its
+    completed final lines wait for that stage (``Run.finish(hold_lines=True)``)."""
     if run is None or not isinstance(run, epochline.Run) or run.finished:
         return
     if exc is not None:
@@ -143,7 +145,7 @@ def end_run(run: Any, exc: Optional[BaseException] = None, *, status: Optional[s
                 run.log_text(detail, level="ERROR", logger="epochline.failure")
         elif status == "completed":  # e.g. SystemExit(0) out of a framework call that failed
             status, reason = "failed", f"{type(exc).__name__} raised inside the framework call"
-    run.finish(status or "completed", reason)
+    run.finish(status or "completed", reason, hold_lines=hold_lines and exc is None)
 
 
 def exception_in_flight() -> Optional[BaseException]:

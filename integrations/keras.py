@@ -82,7 +82,6 @@ class TrackerCallback(keras.callbacks.Callback):
         self._last_epoch: Optional[int] = None  # 1-indexed
         self._offset = 0  # a later fit in the same run continues the epoch numbering
         self._last_logs: Dict[str, Any] = {}
-        self._last_record: Dict[str, Any] = {}
         self._total_epochs: Optional[int] = None
         self._candidates: Dict[str, None] = {}
         if log_every_n_batches:
@@ -193,7 +192,7 @@ class TrackerCallback(keras.callbacks.Callback):
             if lr is not None:
                 values["learning_rate"] = lr
         run.log(values, step=step, epoch=epoch + 1)
-        self._last_record = run.end_epoch(epoch + 1, values, total_epochs=self._total_epochs) or {}
+        run.end_epoch(epoch + 1, values, total_epochs=self._total_epochs)
         self._last_epoch, self._last_logs = epoch + 1, values
         if self._images is not None:
             self._log_images(epoch + 1, step)
@@ -208,12 +207,12 @@ class TrackerCallback(keras.callbacks.Callback):
         self._store_checkpoint()
         self._early_stopping(run)
         if self._last_epoch is not None:
-            run.summary({**self._last_record, "epochs_trained": self._last_epoch})
+            run.summary({"epochs_trained": self._last_epoch})
         if self._phase is not None:
             self._phase.end()
             self._phase = None
         if not self._scoped and self._given is None:
-            end_run(run)
+            end_run(run, hold_lines=True)  # an evaluate() may follow
 
     # -- evaluate ------------------------------------------------------------------------------
     @catch_and_warn
@@ -236,13 +235,11 @@ class TrackerCallback(keras.callbacks.Callback):
         run = self._run
         test = {f"test_{k}": v for k, v in (logs or {}).items()}
         run.log(test, step=max(run.step, 0), epoch=self._last_epoch, stage="test")
+        run.end_evaluation(test, stage="test")  # the final record's test values
         if self._last_epoch is not None:
             # The last epoch's record again, now with test_loss/test_accuracy.
             self._last_logs = {**self._last_logs, **test}
-            record = run.end_epoch(self._last_epoch, self._last_logs, total_epochs=self._total_epochs)
-        else:
-            record = run.epoch_record(test)
-        run.summary(record)
+            run.end_epoch(self._last_epoch, self._last_logs, total_epochs=self._total_epochs)
         if self._phase is not None:
             self._phase.end()
             self._phase = None

@@ -263,10 +263,16 @@ class KoguLoggerMixin:
         else:  # no trainer known: only test metrics are told apart, by name
             evaluating = bool(epoch_values) and all(k.startswith("test") for k in epoch_values)
         if evaluating:
-            run.log(values, step=step, epoch=self._epochs.epoch or epoch, stage=stage)
+            last = self._epochs.epoch or epoch
+            run.log(values, step=step, epoch=last, stage=stage)
             self._eval.update(epoch_values)
+            if epoch_values:  # the final record's test values (or a later validate's)
+                run.end_evaluation(epoch_values, stage="test" if fn == "test" or fn is None else "val",
+                                   epoch=last if fn == "validate" else None, step=step)
             return
         run.log(values, step=step, epoch=epoch, stage=stage)
+        if stage == "val" and epoch_values:  # every validation counts for the best (val_check_interval<1)
+            run.end_evaluation(epoch_values, stage="val", epoch=epoch, step=step)
         if not self._epoch_level(trainer, fn, stage):
             epoch_values = {}  # a training step's values: the record takes the epoch's, not the last batch's
         self._epochs.add(run, epoch, epoch_values, self._total(trainer))
@@ -373,8 +379,8 @@ class KoguLoggerMixin:
         self._finalized = key
         run = self._run
         if run is None or run.finished:
-            if status == "success" or self._given is not None:
-                return  # nothing new was logged in this stage
+            if status == "success" or self._given is not None or (run is not None and run.status != "completed"):
+                return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
         trainer = self._trainer()
         total = self._total(trainer)
@@ -391,8 +397,8 @@ class KoguLoggerMixin:
             self._phase = None
         if self._given is not None:
             return  # the user's run: they finish it
-        if status == "success":
-            end_run(run)
+        if status == "success":  # after fit a test may follow: the final lines wait for it
+            end_run(run, hold_lines=_value(getattr(getattr(trainer, "state", None), "fn", None)) == "fit")
         elif status == "failed":
             end_run(run, exc) if exc is not None else end_run(
                 run, status="failed", reason="Lightning reported a failure")

@@ -231,10 +231,13 @@ class TrackerCallback(TrainerCallback):
             epoch = max(self._epochs.epoch, 1)
         run.log(metrics, step=state.global_step, stage="test" if test else "val", epoch=epoch)
         if run.in_progress == "train" and state.global_step > 0:  # not an eval_on_start
+            run.end_evaluation(metrics, stage="val", epoch=epoch, step=state.global_step)
             self._epochs.add(run, epoch, metrics)
             if self._closing is not None:
                 self._close_epoch(run)
-        elif state.global_step > 0:
+        elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
+            run.end_evaluation(metrics, stage="test" if test else "val",
+                               epoch=None if test else epoch, step=state.global_step)
             self._epochs.add_to_last(run, metrics)
         if self.images is not None:
             self._log_images(run, state, model)
@@ -249,6 +252,7 @@ class TrackerCallback(TrainerCallback):
         if run is None:
             return
         run.log(metrics, step=state.global_step, stage="test", epoch=max(self._epochs.epoch, 1))
+        run.end_evaluation(metrics, stage="test", step=state.global_step)
         self._epochs.add_to_last(run, metrics)
         self._after_train(run)
 
@@ -297,7 +301,7 @@ class TrackerCallback(TrainerCallback):
             self._phase.end()
             self._phase = None
         if self.finish_on_train_end and self._given is None:
-            end_run(run)
+            end_run(run, hold_lines=True)  # an evaluate()/predict() may follow
 
     # -- helpers -----------------------------------------------------------------------------------
     def _close_epoch(self, run: Any) -> None:
