@@ -343,15 +343,26 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def configure_run(p: argparse.ArgumentParser) -> None:
     """``epochline run`` (an entry of :data:`epochline.cli.COMMANDS`)."""
-    p.description = __doc__.split("\n\n")[1]
+    from .cli import _examples
+
+    p.description = ("Run a command and record what it prints (Kogu, PROGRESS and legacy lines) as "
+                     "a run; its output passes through unchanged and its exit code is kept.")
     _common(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+    _examples(p, "epochline run -- python train.py --lr 0.1",
+              "epochline run --path digits/mlp --name baseline --tag v1 -- python train.py",
+              "epochline run --path demo/shell -- sh examples/any_language.sh")
     p.set_defaults(func=cmd_run)
 
 
 def configure_ingest(p: argparse.ArgumentParser) -> None:
     """``epochline ingest`` (an entry of :data:`epochline.cli.COMMANDS`)."""
+    from .cli import _examples
+
+    p.description = ("Record a saved console log (a training script's stdout) as a run, reading "
+                     "its lines as 'epochline run' does.")
     _common(p)
+    _examples(p, "epochline ingest train.log", "epochline ingest train.log --path digits/mlp --name old-run")
     p.add_argument("file", help="the saved output (stdout) of a training script")
     p.add_argument("--base-dir", default=None,
                    help="directory relative upload paths are resolved in (default: the current one)")
