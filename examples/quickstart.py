@@ -81,7 +81,9 @@ def main() -> None:
             np.savez(weights, w=w, b=b)
             run.log_artifact(weights)  # copied into the store: the temporary folder goes
         # the summary gets the final record at finish: the best epoch's values, best_epoch, ...
-    print(f"recorded run {run.id}: epochline show {run.id}")
+        # Printed before the run ends: with the emitters on, the PROGRESS completed line (printed
+        # at finish) must be the last line the platform reads.
+        print(f"recording run {run.id}: epochline show {run.id}")
 
 
 if __name__ == "__main__":
