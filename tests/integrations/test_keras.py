@@ -23,6 +23,8 @@ keras = pytest.importorskip("keras")
 import epochline  # noqa: E402
 from epochline.integrations.keras import TrackerCallback  # noqa: E402
 
+from .conftest import finished_output  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 EPOCHS = 4
@@ -381,7 +383,7 @@ def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits,
     cb = TrackerCallback(path="digits/lines")
     history = fit(make_model(), digits, [cb]).history
     result = cb.model.evaluate(x[1400:], y[1400:], verbose=0, callbacks=[cb], return_dict=True)
-    lines = capfd.readouterr().out.splitlines()
+    lines = finished_output(capfd).splitlines()
 
     progress = [_strict_json(l[len("PROGRESS:"):].strip()) for l in lines if l.startswith("PROGRESS:")]
     assert progress, lines

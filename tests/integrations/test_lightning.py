@@ -23,6 +23,7 @@ from epochline.protocol import KOGU_KEY_RE, KOGU_MESSAGES, PROGRESS_PREFIX  # no
 
 from torch.nn import functional as F  # noqa: E402
 
+from .conftest import finished_output  # noqa: E402
 from .lightning_models import DigitsData, DigitsMLP, pl_classes, trainer_kwargs  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def test_fit_records_params_epochs_images_and_lines(store_dir, store, capfd):
     seen = EpochsSeen()
     fit(logger, model=DigitsMLP(config={"optimizer": {"name": "adam", "betas": [0.9, 0.999]}}),
         callbacks=[seen])
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
 
     runs = store().runs()
     assert [r.id for r in runs] == [logger.version]
@@ -133,9 +134,9 @@ def test_test_and_predict_after_fit_keep_the_same_run(store_dir, store, capfd):
     trainer, model = fit(logger, max_epochs=2)
     capfd.readouterr()
     trainer.test(model, datamodule=DigitsData(), verbose=False)
-    out_test = capfd.readouterr().out
+    out_test = finished_output(capfd)
     trainer.predict(model, datamodule=DigitsData())
-    out_predict = capfd.readouterr().out
+    out_predict = finished_output(capfd)
 
     (run,) = store().runs()
     assert run.status == "completed"
@@ -153,7 +154,7 @@ def test_exception_in_training_step_fails_the_run(store_dir, store, capfd):
     logger = KoguLogger(path="digits/fail")
     with pytest.raises(ValueError, match="boom"):
         fit(logger, model=DigitsMLP(fail_at_step=30))
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     (run,) = store().runs()
     assert (run.status, run.reason) == ("failed", "ValueError: boom at step 30")
     assert [e["epoch"] for e in run.epochs()] == [1]
@@ -176,7 +177,7 @@ def test_keyboard_interrupt_is_interrupted_not_failed(store_dir, store, capfd):
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C
     (run,) = store().runs()
     assert run.status == "interrupted" and "KeyboardInterrupt" in run.reason
-    assert progress_lines(capfd.readouterr().out)[-1]["status"] == "interrupted"
+    assert progress_lines(finished_output(capfd))[-1]["status"] == "interrupted"
 
 
 def test_resume_from_checkpoint_continues_the_run(store_dir, store, tmp_path):
@@ -232,7 +233,7 @@ def test_failing_store_or_sink_never_stops_the_fit(store_dir, store, tmp_path, c
 def test_ddp_spawn_on_cpu_records_one_run_and_one_set_of_lines(store_dir, store, capfd):
     logger = KoguLogger(path="digits/ddp")
     fit(logger, max_epochs=2, strategy="ddp_spawn", devices=2)
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     runs = store().runs()
     assert len(runs) == 1 and runs[0].id == logger.version and runs[0].status == "completed"
     assert [e["epoch"] for e in runs[0].epochs()] == [1, 2]
@@ -253,7 +254,7 @@ def test_other_ranks_never_create_runs(store_dir, store, capfd, monkeypatch):
     logger.log_metrics({"val_acc": 0.5, "epoch": 0}, step=1)
     logger.log_image("x", [[0, 255], [255, 0]])
     logger.finalize("success")
-    assert not store_dir.exists() and capfd.readouterr().out == ""  # no run, not even a store
+    assert not store_dir.exists() and finished_output(capfd) == ""  # no run, not even a store
 
 
 def test_hparams_and_metrics_without_a_trainer(store_dir, store, capfd):
@@ -282,7 +283,7 @@ def test_hparams_and_metrics_without_a_trainer(store_dir, store, capfd):
     records = {e["epoch"]: e["values"] for e in run.epochs()}
     assert records[1] == {"val_accuracy": 50.0, "val_loss": 1.5, "train_loss": 1.0, "train_accuracy": 60.0}
     assert records[2] == {"val_accuracy": 75.0, "test_accuracy": 70.0}
-    assert [(p["epoch"], p["total_epochs"]) for p in progress_lines(capfd.readouterr().out)] == [
+    assert [(p["epoch"], p["total_epochs"]) for p in progress_lines(finished_output(capfd))] == [
         (1, 2), (2, 2), (2, 2)]
 
 
@@ -350,7 +351,7 @@ def test_prefix_names_the_series_and_run_records_into_a_given_run(store_dir, sto
 def test_learning_rate_monitor_one_line_per_epoch_and_lr_on_its_epoch(store_dir, store, capfd):
     lr = L.callbacks.LearningRateMonitor(logging_interval="epoch")
     fit(KoguLogger(path="digits/lr"), max_epochs=3, limit_train_batches=5, callbacks=[lr])
-    lines = progress_lines(capfd.readouterr().out)
+    lines = progress_lines(finished_output(capfd))
     assert [(p["epoch"], p["status"]) for p in lines] == [(1, "training"), (2, "training"),
                                                            (3, "training"), (3, "completed")]
     (run,) = store().runs()
@@ -414,7 +415,7 @@ def test_a_failure_finalized_twice_is_one_final_set_led_by_its_cause(store_dir, 
     except RuntimeError:
         logger.finalize("failed")
         logger.finalize("failed")  # DDP's launcher finalizes the same failure again
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     (run,) = store().runs()
     assert (run.status, run.reason) == ("failed", "ValueError: boom on rank 1")
     assert "Traceback" in run.texts()[0].text

@@ -47,6 +47,8 @@ from lightning.pytorch.tuner.tuning import Tuner  # noqa: E402
 import epochline  # noqa: E402
 from epochline.integrations.lightning import KoguLogger  # noqa: E402
 
+from .conftest import finished_output  # noqa: E402
+
 ALL_LOGGER_CLASSES = (KoguLogger, CSVLogger, TensorBoardLogger)
 
 
@@ -449,7 +451,7 @@ def test_adding_step_key(tmp_path, store_dir, capfd):
     assert [e["epoch"] for e in run.epochs()] == [1, 2, 3]
     assert [r["epoch"] for r in run.metric_rows("val_acc")] == [1, 2, 3]
     assert [e["values"]["val_accuracy"] for e in run.epochs()] == pytest.approx([10.0, 30.0, 50.0])
-    progress = [line for line in capfd.readouterr().out.splitlines() if line.startswith("PROGRESS:")]
+    progress = [line for line in finished_output(capfd).splitlines() if line.startswith("PROGRESS:")]
     assert len(progress) == 4 and '"completed"' in progress[-1]
 
 
