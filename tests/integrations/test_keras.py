@@ -468,3 +468,15 @@ def test_reasons_carry_no_terminal_colour_codes(store_dir, store, digits):
             fit(make_model(), digits, [cb, RaiseAt(0, ValueError("\x1b[1mbad shape\x1b[0m (3, 4)"))],
                 epochs=2, n=400)
     assert only_run(store).reason == "ValueError: bad shape (3, 4)"
+
+
+def test_two_accuracy_names_are_scaled_the_same(store_dir, store, digits):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["acc", keras.metrics.SparseCategoricalAccuracy()])
+    fit(model, digits, [TrackerCallback(path="digits/two-acc")], epochs=1, n=400)
+    record = only_run(store).epochs()[0]["values"]
+    assert record["sparse_categorical_accuracy"] == pytest.approx(record["train_accuracy"])
+    assert 10.0 < record["train_accuracy"] <= 100.0
+    assert record["val_sparse_categorical_accuracy"] == pytest.approx(record["val_accuracy"])
