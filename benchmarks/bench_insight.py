@@ -111,7 +111,7 @@ def main() -> None:
     counter = iter(range(1_000_000))
 
     def import_once() -> None:
-        target = epochline.open(str(work / f"imported{next(counter)}"))
+        target = epochline.open(str(work / f"imported{next(counter)}"), create=True)
         target.import_run(work / "big.zip")
         target.close()
 
