@@ -44,11 +44,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from .store import StoreBackend
     from .store.reader import RunView, Store
     from .store.reader import open_store as open  # noqa: A004 - epochline.open() reads a store
+    from .insight.plot import plot
 
 __all__ = [
     # user API
     "init", "Run", "Phase", "NoOpRun", "open", "Store", "RunView", "set_enabled", "is_enabled",
-    "new_run_id", "exit_status", "__version__",
+    "new_run_id", "exit_status", "plot", "__version__",
     # errors
     "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError", "StoreNotFoundError",
     "StoreVersionError", "StoreUnavailableError", "NoBackendError", "PluginError",
@@ -74,6 +75,7 @@ _LAZY = {
     "RunView": (".store.reader", "RunView"),
     "Store": (".store.reader", "Store"),
     "open": (".store.reader", "open_store"),
+    "plot": (".insight.plot", "plot"),  # matplotlib is imported only when it plots
 }
 
 

@@ -214,6 +214,18 @@ COMMANDS: Tuple[Command, ...] = (
     Command("show", "show one run", "epochline.cli:configure_show"),
     Command("run", "run a command and record its output as a run", "epochline.ingest_cli:configure_run"),
     Command("ingest", "record a saved console log as a run", "epochline.ingest_cli:configure_ingest"),
+    Command("compare", "compare runs: differing params, best/final metrics",
+            "epochline.cli_insight:configure_compare"),
+    Command("aggregate", "aggregate seeds: n, mean ± std, confidence interval",
+            "epochline.cli_insight:configure_aggregate"),
+    Command("plot", "plot a metric of runs or seed groups to PNG/SVG", "epochline.cli_insight:configure_plot"),
+    Command("export", "write one run as a zip with a SHA-256 manifest", "epochline.cli_insight:configure_export"),
+    Command("import", "restore a run from an exported zip", "epochline.cli_insight:configure_import"),
+    Command("rm", "delete runs and the media no other run uses", "epochline.cli_insight:configure_rm"),
+    Command("tensorboard-export", "write runs as TensorBoard event files",
+            "epochline.cli_insight:configure_tensorboard_export"),
+    Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
+    Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""

@@ -16,6 +16,7 @@ import time
 import warnings
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from . import _sigterm
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, MAX_QUEUE, Dispatcher
 from .epochs import check_field_map, check_scale, check_scales
@@ -208,8 +209,10 @@ _previous_excepthook = sys.excepthook
 
 
 def _install_exit_hooks() -> None:
-    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once."""
+    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once;
+    chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
     global _hooks_installed, _previous_excepthook
+    _sigterm.install(_finish_active)
     if _hooks_installed:
         return
     _hooks_installed = True
