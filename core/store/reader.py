@@ -419,6 +419,8 @@ class Store:
             import difflib
 
             known = self.backend.query("SELECT id, name, path, alias FROM runs")
+            import difflib  # here: only a failed lookup needs it
+
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
                     f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
