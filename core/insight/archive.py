@@ -334,7 +334,7 @@ def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dic
                 sha.update(block)
                 done += len(block)
                 if progress:
-                    progress(done, 2 * total)
+                    progress(done, total)
         if not isinstance(expected, dict) or sha.hexdigest() != expected.get("sha256") or \
                 size != expected.get("size"):
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
@@ -373,7 +373,13 @@ def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = Fa
     except (zipfile.BadZipFile, OSError) as exc:
         raise _refuse(f"{archive} is not a readable zip ({exc})") from None
     with zf:
-        manifest, record = check_archive(zf, limits, progress)
+        infos = zf.infolist()
+        checked = sum(i.file_size for i in infos if i.filename != MANIFEST)
+        series_names = {i.filename for i in infos if i.filename.startswith("series/")}
+        grand = checked + sum(i.file_size for i in infos if i.filename in series_names)
+        # progress in bytes read: every member once to check it, the series once more to insert
+        check_progress = (lambda d, _t: progress(d, grand)) if progress else None
+        manifest, record = check_archive(zf, limits, check_progress)
         run_id = record["run"]["id"]
         if new_id:
             record["run"]["id"] = run_id = new_run_id()
@@ -397,18 +403,19 @@ def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = Fa
                 os.replace(tmp, target)
                 created.append(target)
             members = {s["key"]: s["member"] for s in record.get("series", [])}
-            total = sum(i.file_size for i in zf.infolist())
-            done = [total]
+            done = [checked]
 
             def points(key: str) -> Iterator[List[Tuple[int, float, Any]]]:
                 with zf.open(members[key]) as src:
                     for chunk in _decode_chunks(src):
-                        done[0] += 25 * len(chunk)
-                        if progress:
-                            progress(min(done[0], 2 * total), 2 * total)
                         yield chunk
+                        if progress:
+                            progress(min(done[0] + src.tell(), grand), grand)
+                done[0] += zf.getinfo(members[key]).file_size
 
             insert_run(backend, record, points)
+            if progress:
+                progress(grand, grand)
         except BaseException:
             for path in created:
                 try:

@@ -255,3 +255,18 @@ def test_delete_refuses_a_running_run(tmp_path):
         run.finish()
     with epochline.open(uri) as store:
         assert store.delete_run(run.id)["points"] == 1
+
+
+def test_export_and_import_report_progress(tmp_path):
+    with epochline.init("prog/run", store=tmp_path / "s") as run:
+        for step in range(1200):
+            run.log({"a": float(step), "b": step * 2.0}, step=step)
+    seen_export, seen_import = [], []
+    with epochline.open(tmp_path / "s") as store:
+        archive = store.run("prog/run").export(tmp_path / "p.zip",
+                                                progress=lambda d, t: seen_export.append((d, t)))
+    with epochline.open(tmp_path / "t", create=True) as target:
+        target.import_run(archive, progress=lambda d, t: seen_import.append((d, t)))
+    assert seen_export[-1] == (2400, 2400) and all(t == 2400 for _, t in seen_export)
+    done = [d for d, _ in seen_import]
+    assert done == sorted(done) and seen_import[-1][0] == seen_import[-1][1]
