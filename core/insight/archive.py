@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..store import media_path
-from ..store.admin import dump_run, insert_run, run_exists
+from ..store.admin import RUN_COLUMNS, TABLES, dump_run, insert_run, run_exists
 
 if TYPE_CHECKING:
     from ..store.reader import RunView, Store
@@ -340,20 +340,41 @@ def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dic
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _check_record(record: Any, names: List[str]) -> None:
+    """The shape of run.json: what the hashes cannot vouch for when the whole archive was crafted."""
     if not isinstance(record, dict) or not isinstance(record.get("run"), dict):
         raise _refuse(f"{RECORD} has no run record")
-    run_id = record["run"].get("id")
+    run = record["run"]
+    if not set(run) <= set(RUN_COLUMNS) or not all(isinstance(v, _SCALARS) for v in run.values()):
+        raise _refuse(f"the run record of {RECORD} has unknown fields or non-scalar values")
+    for column in ("name", "path", "status"):
+        if not isinstance(run.get(column), str):
+            raise _refuse(f"the run record of {RECORD} has no {column}")
+    run_id = run.get("id")
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise _refuse(f"run id {run_id!r} is not a valid run id")
+    for table, columns in TABLES.items():
+        rows = record.get(table, [])
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == len(columns) and all(isinstance(v, _SCALARS) for v in r)
+                for r in rows):
+            raise _refuse(f"{RECORD}: the {table} rows do not have the {len(columns)} plain values expected")
     for row in record.get("media", []):
-        rel = row[4] if isinstance(row, list) and len(row) == 11 else None
-        match = _MEDIA_NAME.match(rel) if isinstance(rel, str) else None
-        if not match:
+        rel = row[4]
+        if not (isinstance(rel, str) and _MEDIA_NAME.match(rel)):
             raise _refuse(f"media path {rel!r} is not a content address")
-    for series in record.get("series", []):
-        if not isinstance(series, dict) or series.get("member") not in names:
-            raise _refuse("a series of run.json names no member of the archive")
+    series = record.get("series", [])
+    if not isinstance(series, list):
+        raise _refuse(f"{RECORD}: series is not a list")
+    for entry in series:
+        if not isinstance(entry, dict) or entry.get("member") not in names or not isinstance(
+                entry.get("key"), str) or entry.get("kind") not in (0, 1):
+            raise _refuse(f"{RECORD}: a series names no member of the archive, or has no key or kind")
+    if len({s["key"] for s in series}) != len(series):
+        raise _refuse(f"{RECORD}: two series have the same key")
 
 
 def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = False,
