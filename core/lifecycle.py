@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
 import warnings
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from . import _sigterm
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
 from .epochs import check_field_map, check_scale, check_scales
@@ -66,7 +65,7 @@ def global_rank() -> int:
 
 def new_run_id() -> str:
     """Sortable by start time, readable, and unique enough for concurrent starts."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without importing secrets
 
 
 def _clean_path(path: Any) -> str:
@@ -149,6 +148,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
               accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
               total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
     pid = os.getpid()
+    import socket  # here: one name per run, not an import for every `import epochline`
+
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                                  pid_start=process_start(pid), framework=framework,
@@ -206,8 +207,10 @@ _previous_excepthook = sys.excepthook
 
 
 def _install_exit_hooks() -> None:
-    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once."""
+    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once;
+    chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
     global _hooks_installed, _previous_excepthook
+    _sigterm.install(_finish_active)
     if _hooks_installed:
         return
     _hooks_installed = True

@@ -7,9 +7,7 @@ older than :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,8 @@ _IN_BATCH = 500
 def closest(word: str, choices: Iterable[str], what: str) -> str:
     """A sentence naming ``word`` as unknown and the closest of ``choices`` (or all of few)."""
     choices = sorted(set(choices))
+    import difflib
+
     near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
     if near:
         hint = "closest: " + ", ".join(near)
@@ -91,6 +91,8 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
         return status, None
     now = time.time() if now is None else now
     last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat or 0))
+    import socket
+
     if host == socket.gethostname() and pid:
         if is_alive(int(pid), pid_start):
             return "running", None
@@ -228,6 +230,35 @@ class RunView:
             "WHERE m2.series = ? GROUP BY s2.epoch) ORDER BY st.epoch",
             (self.id, series[0], self.id, series[0]))
         return {int(r[0]): backend.read_point(series[1], *r[1:]) for r in rows}
+
+    def envelope(self, key: str, buckets: int
+                 ) -> List[Tuple[int, int, float, float, Any, Any, int, float, int]]:
+        """The series ``key`` reduced by the database to ``buckets`` equal step ranges: per
+        non-empty range ``(first step, last step, first wall_time, last wall_time, min, max,
+        count of numbers, their sum, count of points)`` in step order (NaN is a point but not a
+        number; min/max None when a range has only NaN).
+
+        One grouped query, so a chart of a 10 M-point series reads ``buckets`` rows, not 10 M
+        (the viewer draws long series from it; ``[]`` for an unknown key).
+        """
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return []
+        backend = self._store.backend
+        lo, hi = backend.query("SELECT MIN(step), MAX(step) FROM metrics WHERE series = ?",
+                               (series[0],))[0]
+        if lo is None:
+            return []
+        span = int(hi) - int(lo) + 1  # integer division below maps every step into [0, buckets)
+        rows = backend.query(
+            "SELECT ((step - CAST(? AS BIGINT)) * CAST(? AS BIGINT)) / CAST(? AS BIGINT) AS b, "
+            "MIN(step), MAX(step), MIN(wall_time), MAX(wall_time), MIN(value), MAX(value), "
+            "COUNT(value), SUM(value), COUNT(*) FROM metrics WHERE series = ? GROUP BY b ORDER BY b",
+            (int(lo), max(1, int(buckets)), span, series[0]))
+        kind = series[1]
+        read = backend.read_point
+        return [(int(r[1]), int(r[2]), r[3], r[4], _number(read, kind, r[5]), _number(read, kind, r[6]),
+                 int(r[7]), float(r[8] or 0.0), int(r[9])) for r in rows]
 
     def metric_count(self, key: str) -> int:
         """How many points (steps) the series ``key`` has, without reading them."""

@@ -90,7 +90,8 @@ def test_a_sink_that_raises_does_not_stop_others(store_dir, store, plugin):
     assert Boom.calls >= 3 and run.lost > 0
     view = store().run(run.id)
     assert len(view.metrics("loss")) == 50 and view.status == "completed"
-    assert run.lost - 1 <= view.lost <= run.lost  # the final event itself may be lost after counting
+    # the last batch (the final record and RunFinished) may be lost after counting
+    assert run.lost - 2 <= view.lost <= run.lost
 
 
 def test_unwritable_store_never_stops_training(tmp_path, monkeypatch):
