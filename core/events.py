@@ -157,6 +157,11 @@ AnyEvent = Union[
     PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, RunFinished, Heartbeat,
 ]
 
+def weight(event: Event) -> int:
+    """What an event counts in the queue bound and in loss reports: one per metric value, else one."""
+    return len(event.values) if type(event) is Metrics else 1
+
+
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 

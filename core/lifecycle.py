@@ -25,7 +25,8 @@ from .plugins import get_plugin_manager
 from .procinfo import process_start
 from .run import Run, exit_status
 from .runinfo import RunInfo
-from .store import open_backend
+from .store import open_backend, redact, redact_text, resolve_uri
+from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
 
 _enabled = True
@@ -33,6 +34,9 @@ _active: "set[Run]" = set()
 _lock = threading.Lock()
 _hooks_installed = False
 _uncaught: Optional[BaseException] = None
+
+START_TIMEOUT_S = 1.0
+"""The longest ``init`` waits to make a run's start durable when the store does not answer at once."""
 
 RANK_ENV_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK")
 
@@ -120,14 +124,15 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     except (ValueError, TypeError):
         raise
     except Exception as exc:  # a broken store must not stop the training
-        warnings.warn(f"epochline: the store {store or ''} cannot be opened ({type(exc).__name__}: "
-                      f"{exc}); training goes on, this run's events are counted as lost",
-                      RuntimeWarning, stacklevel=2)
-        backend = UnavailableBackend(str(store), exc)
+        shown = redact(resolve_uri(store))
+        warnings.warn(f"epochline: the store {shown} cannot be opened ({type(exc).__name__}: "
+                      f"{redact_text(str(exc), store)}); training goes on, this run's events are "
+                      "counted as lost", RuntimeWarning, stacklevel=2)
+        backend = UnavailableBackend(shown, exc)
     start_step = -1
     resumed = None
     if run_id is not None:
-        resumed = backend.resume_point(run_id)
+        resumed = _resume_point(backend, run_id)
         if resumed is not None:
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
@@ -138,15 +143,17 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         total_epochs = resumed["total_epochs"]
     info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
                    total_epochs=total_epochs, prior_epochs=resumed["epochs"] if resumed else {})
+    pid = os.getpid()
+    started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
+                            alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
+                            pid_start=process_start(pid), framework=framework,
+                            named=named, resumed=resumed is not None)
+    _write_start(backend, started)
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
     run = Run(info, dispatcher, start_step=start_step, on_finish=_forget,
               accuracy_scale=accuracy_scale)
-    pid = os.getpid()
-    dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
-                                 alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
-                                 pid_start=process_start(pid), framework=framework,
-                                 named=named, resumed=resumed is not None))
+    dispatcher.put(started)  # every sink sees the start (the store writes it again: an upsert)
     if resumed and resumed["epochs"]:
         run.epochs_done = max(resumed["epochs"])
     if params is not None:
@@ -157,6 +164,42 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         _active.add(run)
     _install_exit_hooks()
     return run
+
+
+def _resume_point(backend: Any, run_id: str) -> Optional[dict]:
+    """Where a stored run stopped, or None (a new run with this id, or a store not readable now)."""
+    try:
+        return backend.resume_point(run_id)
+    except FileNotFoundError:  # no store yet: nothing to resume
+        return None
+    except Exception as exc:
+        warnings.warn(f"epochline: run {run_id} cannot be read from the store {backend.uri} to resume "
+                      f"it ({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); it goes on "
+                      "from step 0", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _write_start(backend: Any, started: ev.RunStarted) -> None:
+    """Make the run's start durable before ``init`` returns, so a process killed in its first
+    second still leaves its run (read back as ``crashed``).
+
+    Waits at most :data:`START_TIMEOUT_S`: a store that is locked, down or full then gets the start
+    from the writer thread, first of all the run's events, as soon as it answers; the training
+    does not wait for it. A store that refuses writes for good (read-only, corrupt) is warned
+    about here, and the run is reported as not recorded at finish.
+    """
+    if not isinstance(backend, Backend):
+        return  # a third-party backend gets the start through the queue, like every event
+    try:
+        backend.write([started], deadline=time.time() + START_TIMEOUT_S)
+    except StoreAway as exc:
+        warnings.warn(f"epochline: {exc}; training goes on and run {started.run_id} is kept in "
+                      "memory and written, start first, when the store answers (see the finish "
+                      "report)", RuntimeWarning, stacklevel=3)
+    except Exception as exc:
+        warnings.warn(f"epochline: run {started.run_id} cannot be written to the store {backend.uri} "
+                      f"({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); training goes "
+                      "on, nothing of this run will be stored", RuntimeWarning, stacklevel=3)
 
 
 def _forget(run: Run) -> None:
@@ -182,6 +225,19 @@ def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
     _previous_excepthook(exc_type, exc, tb)
 
 
+def _exit(status: Any = None) -> None:
+    """``sys.exit`` as installed by epochline: remembers the status, then exits as before.
+
+    An uncaught ``SystemExit`` reaches neither ``sys.excepthook`` nor ``atexit``, so this is how
+    a run left open learns that ``sys.exit(3)`` ended the program (``failed``, reason
+    ``SystemExit: 3``) rather than a normal end. ``raise SystemExit(3)`` written out is not seen.
+    """
+    global _exit_requested
+    if threading.current_thread() is threading.main_thread():
+        _exit_requested = SystemExit(status)
+    _previous_exit(status)
+
+
 def _at_exit() -> None:
     if _uncaught is not None:
         return
@@ -189,7 +245,9 @@ def _at_exit() -> None:
         runs = list(_active)
     for run in runs:
         try:
-            if run.in_progress:
+            if _exit_requested is not None:
+                run.finish(*exit_status(_exit_requested))
+            elif run.in_progress:
                 run.finish("failed", f"{run.in_progress} did not reach its end (an exception was "
                            "raised and caught by the caller, or the process was told to exit)")
             else:
@@ -199,16 +257,21 @@ def _at_exit() -> None:
 
 
 _previous_excepthook = sys.excepthook
+_previous_exit = sys.exit
+_exit_requested: Optional[SystemExit] = None
 
 
 def _install_exit_hooks() -> None:
-    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once."""
-    global _hooks_installed, _previous_excepthook
+    """Chain ``sys.excepthook`` and ``sys.exit`` (keeping whatever was there) and register
+    ``atexit`` once."""
+    global _hooks_installed, _previous_excepthook, _previous_exit
     if _hooks_installed:
         return
     _hooks_installed = True
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
+    _previous_exit = sys.exit
+    sys.exit = _exit
     atexit.register(_at_exit)
 
 

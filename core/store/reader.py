@@ -270,5 +270,13 @@ class Store:
 
 
 def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``)."""
-    return Store(open_backend(store))
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+
+    Read-only, for every reader (this API, the CLI, the viewer): nothing is created, migrated or
+    locked for writing, so a read-only directory or mount works and a writer is never waited for.
+    A store of another schema version is refused with what to do (see ``epochline upgrade``).
+    """
+    backend = open_backend(store)
+    if hasattr(backend, "open_reader"):
+        backend.open_reader()
+    return Store(backend)

@@ -1,0 +1,55 @@
+"""The fault suite: each test meets a real fault (a lock held by another process, a PostgreSQL
+server of its own stopped and started, a full tmpfs, a read-only mount, hostile values).
+
+Run it alone with ``pytest -m faults -p no:xdist``; with ``EPOCHLINE_RELIABILITY_TABLE=FILE`` set,
+the figures each test measured are written to FILE as the table of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List
+
+import pytest
+
+PG_URI = os.environ.get("EPOCHLINE_TEST_POSTGRES")
+_ROWS: List[tuple] = []
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture(scope="session")
+def _reliability_table():
+    yield _ROWS
+    target = os.environ.get("EPOCHLINE_RELIABILITY_TABLE")
+    if target and _ROWS:
+        lines = ["| case | logged | kept | status read back | training survived |",
+                 "|---|---:|---:|---|---|"]
+        lines += [f"| {case} | {logged:,} | {kept:,} | {status} | {survived} |"
+                  for case, logged, kept, status, survived in sorted(_ROWS)]
+        Path(target).write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def reliability(_reliability_table):
+    """``reliability(case, logged, kept, status, survived)``: one row of the reliability table."""
+    def record(case: str, logged: int, kept: int, status: str, survived: bool = True) -> None:
+        _reliability_table.append((case, logged, kept, status, "yes" if survived else "NO"))
+    return record
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    """A store URI of each backend (PostgreSQL: the shared test database, media in tmp_path)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store")
+    if not PG_URI:
+        pytest.skip("EPOCHLINE_TEST_POSTGRES is not set")
+    sep = "&" if "?" in PG_URI else "?"
+    return f"{PG_URI}{sep}media={tmp_path / 'media'}"
