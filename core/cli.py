@@ -62,7 +62,12 @@ def _read_store(store: Optional[str]) -> Store:
     if directory is not None and not (directory.expanduser() / DB_NAME).exists():
         raise SystemExit(f"epochline: no store at {directory} (nothing recorded there yet); "
                          "give --store or set EPOCHLINE_STORE")
-    return open_store(uri)
+    from .store.base import SchemaError
+
+    try:
+        return open_store(uri)
+    except SchemaError as exc:
+        raise SystemExit(f"epochline: {exc}") from None
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -213,7 +218,7 @@ _EXTENSIONS: List[Callable[[Any, Callable], None]] = []
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    for module in ("epochline.ingest_cli",):
+    for module in ("epochline.ingest_cli", "epochline.store_cli"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:
