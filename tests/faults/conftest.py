@@ -53,3 +53,27 @@ def any_store(request, tmp_path):
         pytest.skip("EPOCHLINE_TEST_POSTGRES is not set")
     sep = "&" if "?" in PG_URI else "?"
     return f"{PG_URI}{sep}media={tmp_path / 'media'}"
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A PostgreSQL server of this test session's own (its own data dir and port), which tests
+    stop and start; skipped where the server binaries cannot run."""
+    from .pgcluster import Cluster
+
+    try:
+        server = Cluster()
+    except Exception as exc:  # no binaries, no postgres user, initdb refused: say which
+        pytest.skip(f"cannot start a PostgreSQL server of the test's own: {exc}")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_own(cluster, tmp_path):
+    """The own server's URI (password in it), running at the start and at the end of the test."""
+    if not cluster.is_up():
+        cluster.start()
+    yield cluster.uri(media=str(tmp_path / "media"))
+    if not cluster.is_up():
+        cluster.start()
