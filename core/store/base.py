@@ -213,8 +213,10 @@ class Backend:
         try:
             cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
             row = cur.fetchone()
-        except Exception:
-            row = None
+        except Exception:  # no meta table: nothing of epochline's was ever committed here
+            conn.rollback()
+            raise SchemaError(f"the store at {self.uri} holds nothing yet (no run was ever "
+                              "written there)") from None
         finally:
             conn.rollback()
         version = int(row[0]) if row else 0

@@ -103,8 +103,12 @@ def test_ls_does_not_wait_for_another_processs_write_lock(tmp_path, reliability)
 def test_a_store_of_an_older_schema_is_refused_with_the_upgrade_command(tmp_path):
     store = tmp_path / "store"
     store.mkdir()
-    # a store file without epochline's schema (an older version, or a first write that never ran)
-    sqlite3.connect(store / "epochline.db").close()
+    # a store of schema version 0: the version before today's first one
+    conn = sqlite3.connect(store / "epochline.db")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    conn.commit()
+    conn.close()
     before = (store / "epochline.db").read_bytes()
     listed = _cli("ls", "--store", str(store))
     assert listed.returncode != 0 and "Traceback" not in listed.stderr
