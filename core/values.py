@@ -23,6 +23,7 @@ import enum
 import math
 import os
 import sys
+import warnings
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Dict, Iterable, Mapping
@@ -31,7 +32,8 @@ PLAIN = (bool, int, float, str)
 _PLAIN_TYPES = frozenset(PLAIN)
 MAX_ARRAY_PARAM = 256
 """Arrays with at most this many elements are kept as a list parameter; larger ones are described."""
-_MAX_DEPTH = 32
+_MAX_DEPTH = 128
+"""Parameters nested deeper than this (a real config never is) are cut there, with a warning."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The integers every backend stores as integers; others are stored as floats."""
 
@@ -203,8 +205,14 @@ def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -
     if leaf is not _NOT_SCALAR:
         out[key or "value"] = leaf
         return
-    if id(value) in seen or depth > _MAX_DEPTH:
+    if id(value) in seen:
         out[key or "value"] = f"<recursive {type(value).__name__}>"
+        return
+    if depth > _MAX_DEPTH:
+        out[key or "value"] = f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
+        warnings.warn(f"epochline: parameter {key!r} is nested deeper than {_MAX_DEPTH} levels; what "
+                      "lies below is stored as a placeholder (flatten it, or log it with "
+                      "log_artifact)", RuntimeWarning, stacklevel=2)
         return
     children = _children(value)
     if children is None and isinstance(value, (list, tuple)):

@@ -29,6 +29,7 @@ from .base import Backend
 
 SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 _LOCK_ID = 0x65706F63  # "epoc": serialises schema migrations across writers
+_PERMANENT_WORDS = ("password", "authentication", "pg_hba.conf", "does not exist", "permission denied")
 CONNECT_TIMEOUT_S = 2
 """libpq's connect_timeout (seconds; 2 is its minimum): an unreachable server costs one try this
 long, then the writer's retry with backoff takes over (readers report it)."""
@@ -53,6 +54,14 @@ class PostgresBackend(Backend):
             return psycopg.connect(self.conninfo, autocommit=False, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:  # libpq's message may quote the conninfo: never its password
             raise type(exc)(redact_text(str(exc), self.conninfo)) from None
+
+    def _is_away(self, exc: Exception) -> bool:
+        """Down, restarting, unreachable, disk full: retry. Refused credentials or a database
+        that does not exist will not heal by waiting: those fail at once."""
+        if not isinstance(exc, self.retryable):
+            return False
+        text = str(exc).lower()
+        return not any(w in text for w in _PERMANENT_WORDS)
 
     def _connect_readonly(self) -> Any:
         conn = self._connect()

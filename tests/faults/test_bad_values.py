@@ -124,3 +124,25 @@ def test_the_writer_isolates_the_rows_that_cannot_be_written(any_store, bad_valu
         assert view.status == "completed"
         assert [s for _, s, _ in view.metrics("loss")] == list(range(200))
         assert len(view.metrics("acc")) == 200
+
+
+def _nested(depth):
+    value = {"lr": 0.1}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+def test_deep_parameters_are_kept_or_warned_about(tmp_path):
+    store = tmp_path / "store"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 40 levels: kept whole, without a word
+        with epochline.init("faults/deep", store=store, params=_nested(40)) as run:
+            pass
+    with pytest.warns(RuntimeWarning, match="nested deeper than 128 levels"):
+        with epochline.init("faults/deeper", store=store, params=_nested(200)) as deeper:
+            pass
+    with epochline.open(store) as reader:
+        assert reader.run(run.id).params == {".".join(["n"] * 40 + ["lr"]): 0.1}
+        (key, value), = reader.run(deeper.id).params.items()
+        assert key.count("n") == 129 and value == "<dict nested deeper than 128 levels>"
