@@ -17,7 +17,7 @@ from .store.base import SCHEMA_VERSION, Backend
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    backend = open_backend(args.store)
+    backend = open_backend(args.store, create=False)
     if not isinstance(backend, Backend):
         print(f"epochline: the store {redact(backend.uri)} has no schema to upgrade", file=sys.stderr)
         return 2

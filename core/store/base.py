@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 import msgspec
 
 from .. import events as ev
+from ..errors import StoreNotFoundError, StoreVersionError
 from . import redact
 
 SCHEMA_VERSION = 1
@@ -69,10 +70,6 @@ RETRY_MAX_S = 2.0
 """Backoff while the store is away: 0.05 s, doubling, at most 2 s between tries."""
 MAX_FAILED_ROWS = 100
 """Isolating bad rows stops after this many: a batch where nothing writes is lost whole."""
-
-
-class SchemaError(RuntimeError):
-    """The store's schema is not the one this epochline reads (newer, or older: upgrade it)."""
 
 
 class StoreAway(OSError):
@@ -145,7 +142,7 @@ class Backend:
 
     # -- dialect --------------------------------------------------------------------------
     def _connect(self):  # pragma: no cover - abstract
-        """A connection for writing (the schema is created on the first one)."""
+        """A new DB-API connection (writers use :meth:`connect_for_writing`)."""
         raise NotImplementedError
 
     def _connect_readonly(self):  # pragma: no cover - abstract
@@ -181,6 +178,18 @@ class Backend:
         finally:
             conn.close()
 
+    def connect_for_writing(self) -> Any:
+        """A new write connection, with the schema created or upgraded on the first one."""
+        conn = self._connect()
+        try:
+            if not self._schema_ready:
+                self._migrate_on(conn)
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     def _migrate_on(self, conn: Any) -> None:
         cur = conn.cursor()
         self._begin(cur)
@@ -191,7 +200,7 @@ class Backend:
             row = cur.fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
-                raise SchemaError(
+                raise StoreVersionError(
                     f"the store at {self.uri} has schema version {version}, newer than this "
                     f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
             for target in range(version, SCHEMA_VERSION):
@@ -215,17 +224,17 @@ class Backend:
             row = cur.fetchone()
         except Exception:  # no meta table: nothing of epochline's was ever committed here
             conn.rollback()
-            raise SchemaError(f"the store at {self.uri} holds nothing yet (no run was ever "
-                              "written there)") from None
+            raise StoreNotFoundError(f"no epochline store at {self.uri} (nothing recorded there "
+                                     "yet)") from None
         finally:
             conn.rollback()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
-            raise SchemaError(
+            raise StoreVersionError(
                 f"the store at {self.uri} has schema version {version}, newer than this epochline "
                 f"understands ({SCHEMA_VERSION}); upgrade epochline to read it")
         if version < SCHEMA_VERSION:
-            raise SchemaError(
+            raise StoreVersionError(
                 f"the store at {self.uri} has schema version {version}, older than this epochline's "
                 f"({SCHEMA_VERSION}); upgrade it with: epochline upgrade --store {self.uri}")
 
@@ -344,15 +353,7 @@ class Backend:
 
     def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
         if self._writer is None:
-            conn = self._connect()
-            try:
-                if not self._schema_ready:
-                    self._migrate_on(conn)
-                    self._schema_ready = True
-            except BaseException:
-                conn.close()
-                raise
-            self._writer = conn
+            self._writer = self.connect_for_writing()
             self._series: Dict[str, Dict[str, Tuple[int, Optional[str]]]] = {}
         conn = self._writer
         cur = conn.cursor()

@@ -85,7 +85,7 @@ def split_uri(uri: str) -> Tuple[str, Optional[str]]:
 
 
 @hookimpl
-def epochline_store_backend(uri: str) -> Optional[Backend]:
+def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
     if not uri.startswith(SCHEMES):
         return None
     conninfo, media = split_uri(uri)

@@ -1,6 +1,6 @@
 """The embedded default store: one SQLite file (WAL) plus a media folder, in one directory.
 
-``store=`` may be a directory path (created on the first write) or ``sqlite:///path/to/dir``.
+``store=`` may be a directory path (created by the first write of a run; never by reading) or ``sqlite:///path/to/dir``.
 Several processes may write the same store at once: each writes whole batches in ``BEGIN
 IMMEDIATE`` transactions; while another process holds the lock the writer retries with backoff
 (see :meth:`Backend.write`) rather than failing. Readers open the file read-only (``mode=ro``):
@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
+from ..errors import StoreNotFoundError
 from ..plugins import hookimpl
+from . import path_from_uri
 from .base import Backend
 
 DB_NAME = "epochline.db"
@@ -63,7 +65,7 @@ class SQLiteBackend(Backend):
 
     def _connect_readonly(self) -> sqlite3.Connection:
         if not self.db_path.is_file():
-            raise FileNotFoundError(f"no store at {self.directory} (nothing recorded there yet)")
+            raise StoreNotFoundError(f"no store at {self.directory} (nothing recorded there yet)")
         target = "file:" + quote(str(self.db_path.resolve()))
         try:
             conn = self._open_ro(target + "?mode=ro")
@@ -102,19 +104,13 @@ def _read_only_mount(path: Path) -> bool:
         return False
 
 
-def path_from_uri(uri: str) -> Optional[Path]:
-    """The store directory for a plain path or a ``sqlite://``/``file://`` URI, else None."""
-    for scheme in ("sqlite://", "file://"):
-        if uri.startswith(scheme):
-            return Path(uri[len(scheme):] or ".")
-    if "://" in uri:
-        return None
-    return Path(uri)
-
-
 @hookimpl(trylast=True)
-def epochline_store_backend(uri: str) -> Optional[Backend]:
+def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
     directory = path_from_uri(uri)
     if directory is None:
         return None
-    return SQLiteBackend(directory.expanduser(), uri)
+    directory = directory.expanduser()
+    if not create and not (directory / DB_NAME).is_file():
+        raise StoreNotFoundError(f"no store at {directory} (nothing recorded there yet); "
+                                 "give --store or set EPOCHLINE_STORE")
+    return SQLiteBackend(directory, uri)
