@@ -61,7 +61,7 @@ def _points(seed: int, steps: int, t0: float) -> Callable[[str], Any]:
 def build_store(directory: Path, runs: int, steps: int, metrics: int) -> float:
     """Fill ``directory``; returns the seconds it took."""
     start = time.perf_counter()
-    backend = open_backend(str(directory))
+    backend = open_backend(str(directory), create=True)
     keys = METRIC_NAMES[:metrics]
     t0 = 1.7e9
     for i in range(runs):
@@ -111,7 +111,7 @@ def main() -> None:
     counter = iter(range(1_000_000))
 
     def import_once() -> None:
-        target = epochline.open(str(work / f"imported{next(counter)}"))
+        target = epochline.open(str(work / f"imported{next(counter)}"), create=True)
         target.import_run(work / "big.zip")
         target.close()
 

@@ -47,7 +47,7 @@ from .store.reader import open_store as open  # noqa: A004 - epochline.open() re
 __all__ = [
     # user API
     "init", "Run", "Phase", "NoOpRun", "open", "Store", "RunView", "set_enabled", "is_enabled",
-    "new_run_id", "exit_status", "__version__",
+    "new_run_id", "exit_status", "plot", "__version__",
     # errors
     "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError", "StoreNotFoundError",
     "StoreVersionError", "StoreUnavailableError", "NoBackendError", "PluginError",
@@ -57,6 +57,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plot":  # lives in epochline.insight; matplotlib is imported only when it plots
+        from .insight.plot import plot
+
+        return plot
     if name == "__version__":  # read once, on first use: importlib.metadata is slow to import
         from importlib.metadata import PackageNotFoundError, version
 

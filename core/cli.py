@@ -212,7 +212,7 @@ _EXTENSIONS: List[Callable[[Any, Callable], None]] = []
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    for module in ("epochline.ingest_cli", "epochline.store_cli"):
+    for module in ("epochline.ingest_cli", "epochline.cli_insight", "epochline.store_cli"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:

@@ -36,14 +36,11 @@ def best_mode(key: str, primary_metric: Optional[str] = None, primary_mode: Opti
     return "min" if key.lower().endswith("loss") else "max"
 
 
-def __getattr__(name: str) -> Any:
-    # the functions live in their own modules, imported on first use (plot pulls in matplotlib
-    # only when called, frames pandas only when called)
-    modules = {"compare": "compare", "aggregate": "aggregate", "runs_frame": "frames",
-               "history": "frames", "plot": "plot", "export_run": "archive", "import_run": "archive",
-               "export_tensorboard": "tensorboard"}
-    if name in modules:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{modules[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# imported after jsonable/best_mode, which these modules use; none imports pandas, matplotlib or
+# tensorboardX before it is called
+from .aggregate import aggregate  # noqa: E402
+from .archive import export_run, import_run  # noqa: E402
+from .compare import compare  # noqa: E402
+from .frames import history, runs_frame  # noqa: E402
+from .plot import plot  # noqa: E402
+from .tensorboard import export_tensorboard  # noqa: E402

@@ -13,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
 from ..identity import fingerprint
@@ -385,9 +385,12 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            names = [n for row in self.backend.query("SELECT id, name, path, alias FROM runs")
-                     for n in row if n]
-            raise RunNotFoundError(closest(ref, names, "run") + f" in {self.uri}")
+            known = self.backend.query("SELECT id, name, path, alias FROM runs")
+            near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
+            hint = ("closest: " + ", ".join(near) if near else
+                    f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
+                    else "the store has no runs")
+            raise RunNotFoundError(f"no run {ref!r} in {self.uri} ({hint})")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
             raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}); give more of the id")
@@ -423,13 +426,17 @@ class Store:
                     out[rid][1].append(key)
         return out
 
-    def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None
+    def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None, *,
+                     extreme: Optional[Callable[[str, str], str]] = None
                      ) -> Dict[str, Dict[str, Dict[str, Any]]]:
-        """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage}}}``.
+        """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage,
+        kind}}}`` computed by the database, so memory does not grow with the points.
 
-        Two aggregate queries per 500 runs, whatever the number of points: min/max ignore NaN
-        (stored as NULL) and are None for a series with no number; ``last`` is the value at the
-        last step (NaN included).
+        min/max ignore NaN (stored as NULL) and are None for a series without a number; ``last``
+        is the value at the last step (NaN included). Steps and last values are index lookups;
+        min, max and count need a pass over the series' points. ``extreme(run_id, key)`` ->
+        "min" or "max" computes only that one (the other and ``count`` are None): one pass with
+        one comparison per point, what ``aggregate`` needs on a big store.
         """
         backend = self.backend
         read = backend.read_point
@@ -445,24 +452,49 @@ class Store:
         for i in range(0, len(ids), _IN_BATCH):
             batch = ids[i:i + _IN_BATCH]
             marks = ", ".join("?" * len(batch))
-            by_sid: Dict[int, Dict[str, Any]] = {}
-            for rid, key, sid, kind, stage, n, first, last, lo, hi in backend.query(
-                    "SELECT s.run_id, s.key, s.id, s.kind, s.stage, COUNT(*), MIN(m.step), MAX(m.step), "
-                    f"MIN(m.value), MAX(m.value) FROM series s JOIN metrics m ON m.series = s.id "
-                    f"WHERE s.run_id IN ({marks}){key_sql} GROUP BY s.id, s.run_id, s.key, s.kind, s.stage",
-                    batch + key_params):
-                by_sid[int(sid)] = out[rid][key] = {
-                    "count": int(n), "first_step": int(first), "last_step": int(last),
-                    "min": _number(read, kind, lo), "max": _number(read, kind, hi),
-                    "last": None, "last_wall_time": None,
-                    "stage": stage, "kind": "bool" if kind == 1 else "number"}
-            for sid, kind, wall, *value in backend.query(
-                    f"SELECT s.id, s.kind, m.wall_time, {backend.POINT_COLUMNS} FROM series s "
+            by_sid: Dict[int, Tuple[int, Dict[str, Any], str, str]] = {}
+            for rid, key, sid, kind, stage, first, last in backend.query(
+                    "SELECT s.run_id, s.key, s.id, s.kind, s.stage, "
+                    "(SELECT MIN(step) FROM metrics WHERE series = s.id), "
+                    "(SELECT MAX(step) FROM metrics WHERE series = s.id) "
+                    f"FROM series s WHERE s.run_id IN ({marks}){key_sql}", batch + key_params):
+                if first is None:
+                    continue  # a series row without points (its batch was rolled back)
+                entry = out[rid][key] = {
+                    "count": None, "first_step": int(first), "last_step": int(last), "min": None,
+                    "max": None, "last": None, "last_wall_time": None, "stage": stage,
+                    "kind": "bool" if kind == 1 else "number"}
+                by_sid[int(sid)] = (int(kind), entry, rid, key)
+            if not by_sid:
+                continue
+            for sid, wall, *value in backend.query(
+                    f"SELECT s.id, m.wall_time, {backend.POINT_COLUMNS} FROM series s "
                     "JOIN metrics m ON m.series = s.id "
                     f"WHERE s.run_id IN ({marks}){key_sql} AND m.step = "
                     "(SELECT MAX(step) FROM metrics WHERE series = s.id)", batch + key_params):
-                if int(sid) in by_sid:
-                    by_sid[int(sid)].update(last=read(kind, *value), last_wall_time=wall)
+                kind, entry, _, _ = by_sid[int(sid)]
+                entry.update(last=read(kind, *value), last_wall_time=wall)
+            sids = list(by_sid)
+            if extreme is None:
+                for j in range(0, len(sids), _IN_BATCH):
+                    part = sids[j:j + _IN_BATCH]
+                    for sid, n, lo, hi in backend.query(
+                            "SELECT series, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE series "
+                            f"IN ({', '.join('?' * len(part))}) GROUP BY series", part):
+                        kind, entry, _, _ = by_sid[int(sid)]
+                        entry.update(count=int(n), min=_number(read, kind, lo), max=_number(read, kind, hi))
+                continue
+            wanted: Dict[str, List[int]] = {"min": [], "max": []}
+            for sid, (_, _, rid, key) in by_sid.items():
+                wanted["min" if extreme(rid, key) == "min" else "max"].append(sid)
+            for func, part_ids in wanted.items():
+                for j in range(0, len(part_ids), _IN_BATCH):
+                    part = part_ids[j:j + _IN_BATCH]
+                    for sid, value in backend.query(
+                            f"SELECT s.id, (SELECT {func.upper()}(value) FROM metrics WHERE series = s.id) "
+                            f"FROM series s WHERE s.id IN ({', '.join('?' * len(part))})", part):
+                        kind, entry, _, _ = by_sid[int(sid)]
+                        entry[func] = _number(read, kind, value)
         return out
 
     def compare(self, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
@@ -514,16 +546,19 @@ class Store:
         self.close()
 
 
-def open_store(store: Any = None) -> Store:
+def open_store(store: Any = None, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
     Read-only, for every reader (this API, the CLI, the viewer): nothing is created, migrated or
     locked for writing, so a read-only directory or mount works and a writer is never waited for.
     A directory without a store raises :class:`~epochline.errors.StoreNotFoundError`; a store of
     another schema version :class:`~epochline.errors.StoreVersionError`, saying what to do (an
-    older one: ``epochline upgrade``).
+    older one: ``epochline upgrade``). ``create=True`` makes an empty store first, for a store
+    that only receives imported runs (``store.import_run``).
     """
-    backend = open_backend(store, create=False)
+    backend = open_backend(store, create=create)
+    if create and hasattr(backend, "migrate"):
+        backend.migrate()
     if hasattr(backend, "open_reader"):
         backend.open_reader()
     return Store(backend)

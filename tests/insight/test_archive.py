@@ -72,7 +72,7 @@ def test_export_import_round_trip(backend_uri, values):
             before = snapshot(source, run_id)
             archive = source.run(run_id).export(Path(work, "run.zip"))
         # into an empty SQLite store, and back into the same backend with a new id
-        with epochline.open(target_uri) as target:
+        with epochline.open(target_uri, create=True) as target:
             assert target.import_run(archive).id == run_id
             assert snapshot(target, run_id) == before
         with epochline.open(backend_uri) as source:
@@ -133,7 +133,7 @@ def rewrite(source, target, change=None, add=(), manifest_fix=True, attrs=None):
 
 
 def assert_refused(store_dir, archive, match, **kwargs):
-    with epochline.open(store_dir) as store:
+    with epochline.open(store_dir, create=True) as store:
         with pytest.raises(ArchiveError, match=match):
             store.import_run(archive, **kwargs)
         assert store.runs() == []
