@@ -6,9 +6,11 @@ batch, to every sink's ``epochline_events`` hook. Each sink is called on its own
 loses that batch (counted, warned about once per sink and error kind) while the others and the
 training go on.
 
-The queue is bounded by what it holds, counted in values (one per metric value, one per other
-event; :func:`epochline.events.weight`), not in calls: one ``log`` of 1,000 keys counts 1,000.
-Back-pressure: when ``max_queue`` values wait, the caller blocks until the writer has caught up to
+The queue is bounded by what it holds, not by calls: each event costs its values (one per metric
+value, one for any other event; :func:`epochline.events.weight`) plus ``EVENT_COST`` for the event
+itself, so one ``log`` of 1,000 keys costs 1,004 and one of a single key 5. Measured, that bounds
+the queue's memory at about 75 MB whatever the shape of the calls (docs/reliability.md).
+Back-pressure: when ``max_queue`` is reached, the caller blocks until the writer has caught up to
 half of that, as long as the writer is making progress. When the writer has been stuck on one
 batch for more than ``STALL_S`` (the store is locked, down or full and it is retrying), new
 metric values, texts, histograms and heartbeats are dropped instead, counted, and reported at
@@ -30,8 +32,9 @@ from .runinfo import RunInfo
 FLUSH_INTERVAL_S = 1.0
 HEARTBEAT_INTERVAL_S = 5.0
 MAX_QUEUE = 1_000_000
-"""Values (metric values, other events) that may wait for the writer; see docs/reliability.md for
-the memory this costs."""
+"""What may wait for the writer, in values plus ``EVENT_COST`` per event (docs/reliability.md)."""
+EVENT_COST = 4
+"""An event's own memory in values: a one-value event takes about five times one value of a wide one."""
 MAX_BATCH = 20_000
 """Events per batch handed to the sinks (and values per batch: at most ``MAX_BATCH_VALUES``)."""
 MAX_BATCH_VALUES = 50_000
@@ -49,8 +52,10 @@ class Dispatcher:
         self._closed_impls = list(reversed(hook_caller.epochline_run_closed.get_hookimpls()))
         self._queue: deque = deque()
         self._max_queue = max_queue
-        self._in = 0  # values queued so far (training threads only)
-        self._out = 0  # values handed to every sink so far (dispatcher thread only)
+        self._in = 0  # cost queued so far (training threads only)
+        self._out = 0  # cost handed to every sink so far (dispatcher thread only)
+        self.logged = 0
+        """Values queued (what the finish report counts losses against)."""
         self._busy_since: Optional[float] = None  # when the batch being dispatched was taken
         self.dropped = 0
         """Values dropped because the queue was full while the writer was stuck."""
@@ -67,22 +72,24 @@ class Dispatcher:
     # -- training thread ---------------------------------------------------------------
     def put(self, event: ev.Event, weight: int = 1) -> None:
         """Queue ``event``; ``weight`` is :func:`~epochline.events.weight` of it (1 but for metrics)."""
-        if self._in - self._out + weight > self._max_queue and not self._room_for(event, weight):
+        cost = weight + EVENT_COST
+        if self._in - self._out + cost > self._max_queue and not self._room_for(event, weight, cost):
             return
         self._queue.append(event)
-        self._in += weight
+        self._in += cost
+        self.logged += weight
 
     def nudge(self) -> None:
         """Dispatch soon rather than at the next interval (epoch ends, texts for the console)."""
         self._wake.set()
 
-    def _room_for(self, event: ev.Event, weight: int) -> bool:
+    def _room_for(self, event: ev.Event, weight: int, cost: int) -> bool:
         """Block until the writer has made room, or drop ``event`` (False) when it is stuck."""
         if type(event) not in _SHEDDABLE:
             return True
         self._wake.set()
         with self._room:
-            while self._in - self._out and self._in - self._out + weight > self._max_queue // 2:
+            while self._in - self._out and self._in - self._out + cost > self._max_queue // 2:
                 busy = self._busy_since
                 if not self._thread.is_alive() or (busy is not None and time.time() - busy > STALL_S):
                     self._drop(weight)
@@ -94,7 +101,7 @@ class Dispatcher:
         if not self.dropped:
             warnings.warn(
                 f"epochline: run {self.info.id}: the store has taken no write for more than "
-                f"{STALL_S:g} s and {self._max_queue:,} values wait; newer values are dropped and "
+                f"{STALL_S:g} s and its queue is full; newer values are dropped and "
                 "counted until it is back (training goes on; see the finish report)",
                 RuntimeWarning, stacklevel=4)
         self.dropped += weight
@@ -141,7 +148,8 @@ class Dispatcher:
                 if values >= MAX_BATCH_VALUES:
                     break
             self._dispatch(batch, values)
-            self._out += values  # after the write: the bound covers the batch in flight too
+            # after the write: the bound covers the batch in flight too
+            self._out += values + EVENT_COST * len(batch)
             with self._room:
                 self._room.notify_all()
 

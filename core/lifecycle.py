@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, NoReturn, Optional, Union
 
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
@@ -229,7 +229,7 @@ def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
     _previous_excepthook(exc_type, exc, tb)
 
 
-def _exit(status: Any = None) -> None:
+def _exit(status: Any = None) -> NoReturn:
     """``sys.exit`` as installed by epochline: remembers the status, then exits as before.
 
     An uncaught ``SystemExit`` reaches neither ``sys.excepthook`` nor ``atexit``, so this is how

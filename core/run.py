@@ -137,7 +137,7 @@ class Run:
         return f"<epochline.Run {self.id} path={self.path!r} status={self.status}>"
 
     # -- metrics: the hot path -----------------------------------------------------------------
-    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,
+    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,  # noqa: C901 - the hot path stays inline
             stage: Optional[str] = None, epoch: Optional[int] = None, **kwargs: Any) -> None:
         """Record metric values at ``step`` (next step when omitted).
 
@@ -461,8 +461,8 @@ class Run:
         done = dispatcher.close(final, timeout + 10.0)
         self.lost += dispatcher.total_lost
         if not done:  # what the writer still holds is not recorded either
-            self.lost += max(0, dispatcher._in - dispatcher._out)
-        logged = dispatcher._in + dispatcher.dropped + local
+            self.lost += sum(map(ev.weight, list(dispatcher._queue)))
+        logged = dispatcher.logged + dispatcher.dropped + local
         recorded = getattr(store, "recorded", None)
         self.recorded = recorded is None or run_id in recorded
         if self._on_finish is not None:

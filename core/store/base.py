@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -65,6 +66,7 @@ MIGRATIONS: List[List[str]] = [
 
 KIND_NUMBER, KIND_BOOL = 0, 1
 
+_SERIES_STEP = operator.itemgetter(0, 1)
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff while the store is away: 0.05 s, doubling, at most 2 s between tries."""
@@ -387,6 +389,10 @@ class Backend:
                 append((known[0], step, t, value))
             if e.epoch is not None:
                 epochs.append((run_id, step, e.epoch))
+        if len(cache[run_id]) > 8:
+            # many series: insert each series' steps together (one B-tree region at a time); a
+            # stable sort keeps "the later value of a step wins"
+            points.sort(key=_SERIES_STEP)
         if self.value_columns != "value":
             point = self._point
             points = [point(*p) for p in points]

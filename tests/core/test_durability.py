@@ -129,7 +129,8 @@ def test_backpressure_bounds_the_queue_by_values(store_dir, store):
     dispatcher = run._dispatcher
     dispatcher._max_queue = 100
     for step in range(2000):
-        run.log({"x": step, "y": -step, "z": 0.5}, step=step)  # 3 values a call
+        run.log({"x": step, "y": -step, "z": 0.5}, step=step)  # 3 values + 4 a call
         assert dispatcher._in - dispatcher._out <= 100
+        assert len(dispatcher._queue) <= 100 // 7
     run.finish()
     assert [len(store().run(run.id).metrics(k)) for k in "xyz"] == [2000] * 3 and run.lost == 0

@@ -46,7 +46,8 @@ class Cluster:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                raise RuntimeError("running as root and there is no 'postgres' user to run the server")
+                raise RuntimeError("running as root and there is no 'postgres' user to run the "
+                                   "server") from None
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
         pwfile = os.path.join(self.root, "pw")

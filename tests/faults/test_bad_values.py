@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import epochline
 from epochline import events as ev
@@ -63,7 +63,7 @@ def test_mixed_good_and_bad_values_keep_every_good_point(any_store, steps):
         for key, points in expected.items():
             got = [(s, v) for _, s, v in view.metrics(key)]
             # one value per step: the last logged; PostgreSQL reads numbers back as floats
-            want = list({s: v for s, v in points}.items())
+            want = list(dict(points).items())
             assert [s for s, _ in got] == [s for s, _ in want]
             for (_, g), (_, w) in zip(got, want):
                 assert g == w or (type(w) is int and g == float(w)), (key, g, w)
@@ -139,9 +139,9 @@ def test_deep_parameters_are_kept_or_warned_about(tmp_path):
         warnings.simplefilter("error")  # 40 levels: kept whole, without a word
         with epochline.init("faults/deep", store=store, params=_nested(40)) as run:
             pass
-    with pytest.warns(RuntimeWarning, match="nested deeper than 128 levels"):
-        with epochline.init("faults/deeper", store=store, params=_nested(200)) as deeper:
-            pass
+    with pytest.warns(RuntimeWarning, match="nested deeper than 128 levels"), \
+            epochline.init("faults/deeper", store=store, params=_nested(200)) as deeper:
+        pass
     with epochline.open(store) as reader:
         assert reader.run(run.id).params == {".".join(["n"] * 40 + ["lr"]): 0.1}
         (key, value), = reader.run(deeper.id).params.items()

@@ -102,7 +102,7 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
     third, err = _train(tmp_path, full_disk / "new-store", "faults/full/third", 2000)
     assert not third["recorded"] and third["lost"] >= third["logged"]
     assert f"run {third['id']} was NOT recorded" in err
-    with pytest.raises(FileNotFoundError, match="no (epochline )?store"):
+    with pytest.raises(FileNotFoundError, match=r"no (epochline )?store"):
         epochline.open(full_disk / "new-store")  # nothing of it is there
     reliability("full disk: a run on a new store there", third["logged"], 0,
                 "absent; finish says NOT recorded")

@@ -4,7 +4,6 @@ has room; what cannot be written is reported, and a run is never stored in part.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -115,7 +114,7 @@ def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monk
     path = f"faults/pg-never/{uuid.uuid4().hex}"
     run, _ = _quiet(epochline.init, path, store=pg_own, flush_interval=0.05)
     _log(run, 0, 2000)
-    _, said = _quiet(run.finish)
+    _quiet(run.finish)
     assert not run.recorded and run.status == "completed" and run.lost >= 4000
     err = capfd.readouterr().err
     assert f"run {run.id} was NOT recorded" in err and "s3cretPW" not in err
