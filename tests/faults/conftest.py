@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Union
 
 import pytest
 
@@ -29,18 +29,22 @@ def _reliability_table():
     yield _ROWS
     target = os.environ.get("EPOCHLINE_RELIABILITY_TABLE")
     if target and _ROWS:
-        lines = ["| case | logged | kept | status read back | training survived |",
-                 "|---|---:|---:|---|---|"]
-        lines += [f"| {case} | {logged:,} | {kept:,} | {status} | {survived} |"
-                  for case, logged, kept, status, survived in sorted(_ROWS)]
+        lines = ["| case | logged | kept | reported lost | status read back | training survived |",
+                 "|---|---:|---:|---:|---|---|"]
+        lines += [f"| {case} | {logged:,} | {kept:,} | {'-' if lost is None else f'{lost:,}'} | "
+                  f"{status} | {survived} |"
+                  for case, logged, kept, lost, status, survived in sorted(_ROWS)]
         Path(target).write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture
 def reliability(_reliability_table):
-    """``reliability(case, logged, kept, status, survived)``: one row of the reliability table."""
-    def record(case: str, logged: int, kept: int, status: str, survived: bool = True) -> None:
-        _reliability_table.append((case, logged, kept, status, "yes" if survived else "NO"))
+    """``reliability(case, logged, kept, status, lost=, survived=)``: one row of the reliability
+    table (values logged, values read back, what the run reported lost, the status read back)."""
+    def record(case: str, logged: int, kept: int, status: str, lost: Optional[int] = None,
+               survived: Union[bool, str] = True) -> None:
+        said = survived if isinstance(survived, str) else ("yes" if survived else "NO")
+        _reliability_table.append((case, logged, kept, lost, status, said))
     return record
 
 

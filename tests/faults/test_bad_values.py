@@ -88,7 +88,8 @@ def test_big_ints_become_floats_and_nul_keys_warn_once(any_store, reliability):
         assert view.last("big") == float(2**64) and view.last("u64") == float(2**64 - 1)
         assert len(view.metrics("loss2")) == 3 and "bad\x00key" not in view.metric_keys()
     backend = "SQLite" if "://" not in any_store else "PostgreSQL"
-    reliability(f"2**64 and a NUL key among 3,000 good points ({backend})", 3000, kept, view.status)
+    reliability(f"2**64 and a NUL key among 3,000 good points ({backend})", 3000, kept, view.status,
+                lost=run.lost)
 
 
 def _events(run_id: str, bad_value, n: int = 200):

@@ -38,7 +38,8 @@ SCRIPTS = {
     ("None", "completed", None, 0),
     ("'bad config'", "failed", "SystemExit: bad config", 1),
 ])
-def test_sys_exit_is_stored_as_the_process_ends(tmp_path, where, code, status, reason, exit_code):
+def test_sys_exit_is_stored_as_the_process_ends(tmp_path, where, code, status, reason, exit_code,
+                                                reliability):
     store = tmp_path / "store"
     script = tmp_path / "exit.py"
     body = textwrap.dedent(SCRIPTS[where]).replace("CODE", code)
@@ -54,3 +55,6 @@ def test_sys_exit_is_stored_as_the_process_ends(tmp_path, where, code, status, r
         else:
             assert view.reason == reason
         assert len(view.metrics("loss")) == 1
+    if where == "outside":
+        reliability(f"sys.exit({code}) outside a with block", 1, len(view.metrics("loss")),
+                    f"{view.status}" + (f" ({view.reason})" if reason else ""), survived="n/a: the process was ended on purpose")

@@ -78,7 +78,8 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
     assert first["logged"] - kept <= first["lost"] <= first["logged"] - kept + 5
     assert status in ("completed", "crashed")
     reliability("full disk (2 MB tmpfs): first run", first["logged"], kept,
-                f"{status} (its final status did not fit)" if status == "crashed" else status)
+                f"{status} (its final status did not fit)" if status == "crashed" else status,
+                lost=first["lost"])
 
     _fill(full_disk / "filler")  # whatever the first run's rolled-back writes left free
     # a second run on the same full store: it is stored with what fit and its exact loss, or
@@ -96,7 +97,8 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
         assert runs == [] and leftovers == [(0,)] and kept == 0
         assert f"run {second['id']} was NOT recorded" in err
         status = "absent; finish says NOT recorded"
-    reliability("full disk: a second run on the same store", second["logged"], kept, status)
+    reliability("full disk: a second run on the same store", second["logged"], kept, status,
+                lost=second["lost"])
 
     # a run on a new store on the full disk: nothing of it can be written
     third, err = _train(tmp_path, full_disk / "new-store", "faults/full/third", 2000)
@@ -104,5 +106,5 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
     assert f"run {third['id']} was NOT recorded" in err
     with pytest.raises(FileNotFoundError, match=r"no (epochline )?store"):
         epochline.open(full_disk / "new-store")  # nothing of it is there
-    reliability("full disk: a run on a new store there", third["logged"], 0,
-                "absent; finish says NOT recorded")
+    reliability("full disk: a run on a new store there", third["logged"], 0, lost=third["lost"],
+                status="absent; finish says NOT recorded")

@@ -54,7 +54,7 @@ def test_postgres_down_at_init_then_back(cluster, pg_own, reliability):
         assert kept == 10000 and len(view.metrics("step_x2")) == 10000
         assert view.status == "completed" and view.lost == 0
     reliability(f"PostgreSQL down at init, back after 5,000 steps (init took {took:.1f} s)",
-                20000, 2 * kept, view.status)
+                20000, 2 * kept, view.status, lost=run.lost)
 
 
 def test_postgres_outage_during_the_run_loses_nothing(cluster, pg_own, reliability):
@@ -75,7 +75,7 @@ def test_postgres_outage_during_the_run_loses_nothing(cluster, pg_own, reliabili
         assert [s for _, s, _ in view.metrics("loss")] == list(range(12000))
         assert view.status == "completed" and view.lost == 0
     reliability(f"PostgreSQL stopped for {outage:.1f} s during the run", 24000,
-                2 * len(view.metrics("loss")), view.status)
+                2 * len(view.metrics("loss")), view.status, lost=run.lost)
 
 
 def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(cluster, pg_own, monkeypatch,
@@ -103,8 +103,8 @@ def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(cluster, p
         steps = [s for _, s, _ in view.metrics("loss")]
         assert steps[:500] == list(range(500)) and steps[-500:] == list(range(3500, 4000))
     assert any(f"{dropped} of" in m and "dropped" in m for m in said), said
-    reliability("PostgreSQL away with the queue full (bound lowered to 2,000 values)", 8000, kept,
-                view.status)
+    reliability("PostgreSQL away with the queue full (bound lowered to 2,000)", 8000, kept,
+                view.status, lost=run.lost)
 
 
 def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monkeypatch, capfd,
@@ -122,8 +122,8 @@ def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monk
     with epochline.open(pg_own) as store:
         assert store.runs(path=path) == []
         assert store.backend.query("SELECT COUNT(*) FROM series WHERE run_id = ?", (run.id,)) == [(0,)]
-    reliability("PostgreSQL down for the whole run (finish gives up after 1 s)", 4000, 0,
-                "absent; finish says NOT recorded")
+    reliability("PostgreSQL down for the whole run (finish gives up after 1 s)", 4000, 0, lost=run.lost,
+                status="absent; finish says NOT recorded")
 
 
 LOCKER = textwrap.dedent("""
@@ -167,7 +167,7 @@ def test_sqlite_locked_by_another_process_at_init(tmp_path, reliability):
         assert [s for _, s, _ in view.metrics("loss")] == list(range(10000))
         assert view.status == "completed"
     reliability(f"SQLite locked by another process at init (init took {took:.1f} s)", 20000,
-                2 * len(view.metrics("loss")), view.status)
+                2 * len(view.metrics("loss")), view.status, lost=run.lost)
 
 
 KILLED = textwrap.dedent("""
@@ -179,7 +179,8 @@ KILLED = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_process_killed_right_after_init_leaves_a_crashed_run(backend, tmp_path, request):
+def test_a_process_killed_right_after_init_leaves_a_crashed_run(backend, tmp_path, request,
+                                                                reliability):
     store = str(tmp_path / "store")
     if backend == "postgresql":
         store = request.getfixturevalue("pg_own")
@@ -192,3 +193,5 @@ def test_a_process_killed_right_after_init_leaves_a_crashed_run(backend, tmp_pat
     with epochline.open(store) as reader:
         view = reader.run(run_id)
         assert view.status == "crashed" and view.path == "faults/killed"
+    reliability(f"kill -9 right after init ({backend})", 0, 0, "crashed (the run exists)",
+                survived="n/a: the process was ended on purpose")
