@@ -25,11 +25,6 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else cli._fmt_value(value)
 
 
-def _examples(*lines: str) -> Dict[str, Any]:
-    return {"epilog": "example:\n  " + "\n  ".join(lines),
-            "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-
 def _metrics(values: Optional[List[str]]) -> Optional[List[str]]:
     """--metric a --metric b,c -> [a, b, c]; None when not given."""
     if not values:
@@ -60,6 +55,23 @@ def _progress(description: str) -> Iterator[Optional[Callable[[int, int], None]]
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def _pipe_safe(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``epochline aggregate --csv | head`` ends quietly when the reader stops reading."""
+    import functools
+    import os
+
+    @functools.wraps(command)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail
+            return 0
+
+    return wrapper
 
 
 def _print_json(data: Any) -> None:
@@ -118,6 +130,12 @@ def _csv_rows(result: Dict[str, Any]) -> Iterator[List[Any]]:
                        s["max"]]
 
 
+def _write_csv(out: Any, result: Dict[str, Any]) -> None:
+    writer = csv.writer(out)
+    writer.writerow(_CSV_COLUMNS)
+    writer.writerows(_csv_rows(result))
+
+
 def _short(value: Any) -> str:
     """4 significant digits: a table of group statistics, not a data dump (--json/--csv are)."""
     return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
@@ -150,14 +168,11 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     if args.csv is not None:
-        out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="")
-        try:
-            writer = csv.writer(out)
-            writer.writerow(_CSV_COLUMNS)
-            writer.writerows(_csv_rows(result))
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        if args.csv == "-":
+            _write_csv(sys.stdout, result)
+        else:
+            with open(args.csv, "w", newline="") as out:
+                _write_csv(out, result)
         return 0
     from rich.table import Table
 
@@ -239,10 +254,6 @@ def cmd_rm(args: argparse.Namespace) -> int:
         except KeyError as exc:
             return _fail(exc)
         runs = list({r.id: r for r in runs}.values())
-        running = [r for r in runs if r.status == "running"]
-        if running:
-            return _fail(RuntimeError(f"{running[0].id} is still running (pid {running[0].pid} on "
-                                      f"{running[0].host}); stop it first"))
         if not args.yes:
             listing = "\n".join(f"  {r.id}  {r.path}  {r.status}" for r in runs)
             if not sys.stdin.isatty():
@@ -253,9 +264,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 print("nothing deleted")
                 return 1
         total = {"runs": 0, "points": 0, "media_files": 0}
-        for run in runs:
-            for key, value in store.delete_run(run).items():
-                total[key] += value
+        try:
+            for run in runs:
+                for key, value in store.delete_run(run).items():
+                    total[key] += value
+        except RuntimeError as exc:
+            print(f"deleted {total['runs']} runs before this one", file=sys.stderr)
+            return _fail(exc)
     if args.json:
         _print_json({**total, "ids": [r.id for r in runs]})
     else:
@@ -277,48 +292,56 @@ def cmd_tensorboard_export(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- parsers ------------------------------------------------------------------------------------
-def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
-    def json_flag(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+# -- parsers (registered in epochline.cli.COMMANDS; --store is added there) ------------------------
+def _describe(p: argparse.ArgumentParser, *examples: str, description: Optional[str] = None) -> None:
+    """Every insight command's --help ends with an example."""
+    if description:
+        p.description = description
+    p.epilog = "example:\n  " + "\n  ".join(examples)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
 
-    def metric_flag(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--metric", "-m", action="append",
-                       help="only these metrics (repeatable, or comma separated)")
 
-    p = with_store(sub.add_parser(
-        "compare", help="compare runs: differing params, best and final metrics",
-        description="Runs side by side: the params that differ, and each metric's best (per the "
-                    "run's primary metric mode, else min for *loss, max otherwise) and final value.",
-        **_examples("epochline compare digits/mlp/lr0.1 digits/mlp/lr0.01 --metric val_accuracy")))
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _metric_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metric", "-m", action="append", help="only these metrics (repeatable, or comma separated)")
+
+
+def configure_compare(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline compare digits/mlp/lr0.1 digits/mlp/lr0.01 --metric val_accuracy",
+              description="Runs side by side: the params that differ, and each metric's best (per the "
+                          "run's primary metric mode, else min for *loss, max otherwise) and final value.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run id, id prefix, name, alias or path")
-    metric_flag(p)
-    json_flag(p)
-    p.set_defaults(func=cmd_compare)
+    _metric_flag(p)
+    _json_flag(p)
+    p.set_defaults(func=_pipe_safe(cmd_compare))
 
-    p = with_store(sub.add_parser(
-        "aggregate", help="group runs of one configuration (seeds): mean ± std, 95 %% CI, n",
-        description="Groups runs by parameter fingerprint (params given to ignore_params, e.g. the "
-                    "seed, do not count) or by the params named in --by, and describes each metric's "
-                    "best and final value per group. Only completed runs count unless --status says "
-                    "otherwise; the others are listed per group.",
-        **_examples("epochline aggregate --path digits --metric val_accuracy",
-                    "epochline aggregate --by lr,model --csv results.csv")))
+
+def configure_aggregate(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline aggregate --path digits --metric val_accuracy",
+              "epochline aggregate --by lr,model --csv results.csv",
+              description="Groups runs by parameter fingerprint (params given to ignore_params, e.g. the "
+                          "seed, do not count) or by the params named in --by, and describes each "
+                          "metric's best and final value per group: n, mean, std, standard error, 95 % "
+                          "Student-t interval, min, max. Only completed runs count unless --status says "
+                          "otherwise; the others are listed per group.")
     p.add_argument("--path", help="only runs at this path or below it")
     p.add_argument("--tag", help="only runs with this tag")
     p.add_argument("--by", help="group by these params (comma separated) instead of the fingerprint")
     p.add_argument("--status", default="completed",
                    choices=["completed", "failed", "interrupted", "crashed", "running", "all"],
                    help="which runs count (default: completed)")
-    metric_flag(p)
-    json_flag(p)
+    _metric_flag(p)
+    _json_flag(p)
     p.add_argument("--csv", nargs="?", const="-", metavar="FILE",
                    help="one row per group, metric and best/final, to FILE or stdout")
-    p.set_defaults(func=cmd_aggregate)
+    p.set_defaults(func=_pipe_safe(cmd_aggregate))
 
-    p = with_store(sub.add_parser(
-        "plot", help="plot a metric of runs (or seed groups as mean ± std bands) to PNG/SVG",
-        **_examples("epochline plot digits --metric val_accuracy --x epoch --group -o acc.png")))
+
+def configure_plot(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline plot digits --metric val_accuracy --x epoch --group -o acc.png")
     p.add_argument("runs", nargs="+", metavar="RUN|PATH", help="runs, or paths (every run under it)")
     p.add_argument("--metric", "-m", required=True)
     p.add_argument("--x", default="step", choices=["step", "epoch", "wall_time"])
@@ -329,38 +352,35 @@ def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.Ar
     p.add_argument("--logy", action="store_true", help="logarithmic y axis")
     p.add_argument("--title")
     p.add_argument("-o", "--output", default="plot.png", help="PNG, SVG or PDF by suffix (default plot.png)")
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=_pipe_safe(cmd_plot))
 
-    p = with_store(sub.add_parser(
-        "export", help="write one run as a zip (manifest with SHA-256 of every member)",
-        **_examples("epochline export digits/mlp -o mlp.zip")))
+
+def configure_export(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline export digits/mlp -o mlp.zip")
     p.add_argument("run", metavar="RUN")
     p.add_argument("-o", "--output", help="the zip to write (default RUN_ID.zip)")
-    json_flag(p)
-    p.set_defaults(func=cmd_export)
+    _json_flag(p)
+    p.set_defaults(func=_pipe_safe(cmd_export))
 
-    p = with_store(sub.add_parser(
-        "import", help="restore a run from an exported zip (checked before anything is written)",
-        **_examples("epochline import mlp.zip --store postgresql://host/db --new-id")))
+
+def configure_import(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline import mlp.zip --store postgresql://host/db --new-id")
     p.add_argument("archive", metavar="ZIP")
     p.add_argument("--new-id", action="store_true", help="give the run a new id (to import it twice)")
-    json_flag(p)
-    p.set_defaults(func=cmd_import)
+    _json_flag(p)
+    p.set_defaults(func=_pipe_safe(cmd_import))
 
-    p = with_store(sub.add_parser(
-        "rm", help="delete runs, their points and the media files no other run uses",
-        **_examples("epochline rm 20250101-120000-ab12cd34 digits/old --yes")))
+
+def configure_rm(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline rm 20250101-120000-ab12cd34 digits/old --yes")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    json_flag(p)
-    p.set_defaults(func=cmd_rm)
+    _json_flag(p)
+    p.set_defaults(func=_pipe_safe(cmd_rm))
 
-    p = with_store(sub.add_parser(
-        "tensorboard-export", help="write runs as TensorBoard event files (scalars, images, histograms)",
-        **_examples("epochline tensorboard-export digits -o tb && tensorboard --logdir tb")))
+
+def configure_tensorboard_export(p: argparse.ArgumentParser) -> None:
+    _describe(p, "epochline tensorboard-export digits -o tb && tensorboard --logdir tb")
     p.add_argument("runs", nargs="+", metavar="RUN|PATH")
     p.add_argument("-o", "--output", required=True, help="the log directory to write into")
-    p.set_defaults(func=cmd_tensorboard_export)
-
-
-cli._EXTENSIONS.append(extend)
+    p.set_defaults(func=_pipe_safe(cmd_tensorboard_export))

@@ -48,6 +48,10 @@ class Dispatcher:
     def __init__(self, info: RunInfo, hook_caller: Any, *, flush_interval: float = FLUSH_INTERVAL_S,
                  max_queue: int = MAX_QUEUE):
         self.info = info
+        # pluggy lists implementations in the reverse of its calling order (trylast ones first,
+        # tryfirst ones last) and calls them from the end of that list; reversing it gives the order
+        # pluggy itself would call them in. Each sink is called on its own (see _call) so one that
+        # raises cannot lose the others' events; that is why wrappers are refused at register().
         self._impls = list(reversed(hook_caller.epochline_events.get_hookimpls()))
         self._closed_impls = list(reversed(hook_caller.epochline_run_closed.get_hookimpls()))
         self._queue: deque = deque()
@@ -106,8 +110,10 @@ class Dispatcher:
                 RuntimeWarning, stacklevel=4)
         self.dropped += weight
 
-    def close(self, final: Callable[[int], ev.Event], timeout: float = CLOSE_TIMEOUT_S) -> bool:
-        """Dispatch everything queued, then ``final(lost_so_far)``; wait for the thread to end."""
+    def close(self, final: Callable[[int], Any], timeout: float = CLOSE_TIMEOUT_S) -> bool:
+        """Dispatch everything queued, then ``final(lost_so_far)`` (an event or a list of events,
+        built on the dispatcher thread once every earlier event was dispatched); wait for the
+        thread to end."""
         self._final = final
         self._closing = True
         self._wake.set()
@@ -129,7 +135,8 @@ class Dispatcher:
             if closing and not self._queue:
                 break
         if self._final is not None:
-            self._dispatch([self._final(self.total_lost)])
+            final = self._final(self.total_lost)  # one event, or the last few (final record first)
+            self._dispatch(list(final) if isinstance(final, (list, tuple)) else [final])
         for impl in self._closed_impls:
             self._call(impl, {"run": self.info}, 0)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
 import warnings
 from typing import Any, Iterable, Mapping, NoReturn, Optional, Union
 
+from . import _sigterm
 from . import events as ev
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
 from .epochs import check_field_map, check_scale, check_scales
@@ -31,7 +30,7 @@ from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
 
 _enabled = True
-_active: "set[Run]" = set()
+_active: set[Run] = set()
 _lock = threading.Lock()
 _hooks_installed = False
 _uncaught: Optional[BaseException] = None
@@ -70,7 +69,7 @@ def global_rank() -> int:
 
 def new_run_id() -> str:
     """Sortable by start time, readable, and unique enough for concurrent starts."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without importing secrets
 
 
 def _clean_path(path: Any) -> str:
@@ -149,6 +148,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     info = RunInfo(id=run_id, path=path, store=backend, emit=resolve_emit(emit, default_emit),
                    prior_epochs=prior_epochs)
     pid = os.getpid()
+    import socket  # here: one name per run, not an import for every `import epochline`
+
     started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                             alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                             pid_start=process_start(pid), framework=framework,
@@ -267,8 +268,9 @@ _exit_requested: Optional[SystemExit] = None
 
 def _install_exit_hooks() -> None:
     """Chain ``sys.excepthook`` and ``sys.exit`` (keeping whatever was there) and register
-    ``atexit`` once."""
+    ``atexit`` once; chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
     global _hooks_installed, _previous_excepthook, _previous_exit
+    _sigterm.install(_finish_active)
     if _hooks_installed:
         return
     _hooks_installed = True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    import logging
 
 
 class NoOpRun:
@@ -35,17 +37,19 @@ class NoOpRun:
     def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
         return {}
 
-    def phase(self, name: str) -> "_NoOpPhase":
+    def phase(self, name: str) -> _NoOpPhase:
         return _NoOpPhase(name)
 
-    def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
+    def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
+        import logging
+
         return logging.NullHandler(level)
 
-    def __enter__(self) -> "NoOpRun":
+    def __enter__(self) -> NoOpRun:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
     def __bool__(self) -> bool:
         return False
@@ -61,8 +65,8 @@ class _NoOpPhase:
     def end(self) -> None:
         return None
 
-    def __enter__(self) -> "_NoOpPhase":
+    def __enter__(self) -> _NoOpPhase:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
 
-from . import cli
+from .errors import StoreNotFoundError
 from .store import open_backend, redact
 from .store.base import SCHEMA_VERSION, Backend
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    backend = open_backend(args.store, create=False)
+    try:
+        backend = open_backend(args.store, create=False)
+    except StoreNotFoundError as exc:
+        print(f"epochline: {exc}", file=sys.stderr)
+        return 2
     if not isinstance(backend, Backend):
         print(f"epochline: the store {redact(backend.uri)} has no schema to upgrade", file=sys.stderr)
         return 2
@@ -32,11 +35,8 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
-    p = with_store(sub.add_parser(
-        "upgrade", help="upgrade a store written by an older epochline to this version's schema",
-        description="Upgrade a store's schema in place, e.g.: epochline upgrade --store ./epochline-runs"))
+def configure_upgrade(p: argparse.ArgumentParser) -> None:
+    """``epochline upgrade`` (an entry of :data:`epochline.cli.COMMANDS`)."""
+    p.description = ("Upgrade a store written by an older epochline to this version's schema, in "
+                     "place. Example: epochline upgrade --store ./epochline-runs")
     p.set_defaults(func=cmd_upgrade)
-
-
-cli._EXTENSIONS.append(extend)

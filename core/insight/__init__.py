@@ -10,22 +10,18 @@ recorded NaN or infinity is the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
+
+from .._json import replace_nonfinite
 
 __all__ = ["jsonable", "best_mode", "compare", "aggregate", "runs_frame", "history", "plot",
            "export_run", "import_run", "export_tensorboard"]
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` with non-finite floats as "NaN"/"Infinity"/"-Infinity" and tuples as lists."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
+    """``obj`` with non-finite floats as "NaN"/"Infinity"/"-Infinity" and tuples as lists (the
+    project's one rule, :func:`epochline._json.replace_nonfinite`)."""
+    return replace_nonfinite(obj)
 
 
 def best_mode(key: str, primary_metric: Optional[str] = None, primary_mode: Optional[str] = None) -> str:

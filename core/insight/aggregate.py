@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from ..store.reader import RunView, Store
 
 
-def aggregate(store: "Store", path: Optional[str] = None, tag: Optional[str] = None,
+def aggregate(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
               by: Union[str, Sequence[str]] = "fingerprint", metrics: Optional[Sequence[str]] = None,
               status: Optional[str] = "completed",
-              runs: Optional[Iterable[Union[str, "RunView"]]] = None) -> Dict[str, Any]:
+              runs: Optional[Iterable[Union[str, RunView]]] = None) -> Dict[str, Any]:
     """Group runs and describe each metric's best and final values per group.
 
     ``runs`` (refs or paths, see :meth:`Store.select`) replaces the ``path``/``tag`` selection.

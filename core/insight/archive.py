@@ -102,7 +102,7 @@ def _encode_chunk(rows: List[Tuple[int, float, Any]]) -> bytes:
                 side.append([i, v])
         types = bytes(kinds)
     extra = json.dumps(side).encode() if side else b""
-    parts = [steps, walls, values]
+    parts: List[array] = [steps, walls, values]
     if _BIG_ENDIAN:
         for part in parts:
             part.byteswap()
@@ -133,7 +133,7 @@ def _decode_chunks(stream: Any) -> Iterator[List[Tuple[int, float, Any]]]:
         types = body[24 * n:25 * n]
         out: List[Any] = list(values)
         if any(types):
-            side = dict((i, v) for i, v in json.loads(body[25 * n:])) if extra else {}
+            side = dict(json.loads(body[25 * n:])) if extra else {}
             for i, t in enumerate(types):
                 if t == 1:
                     out[i] = int(out[i])
@@ -159,7 +159,7 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
-def export_run(run: "RunView", path: Union[str, os.PathLike], progress: Progress = None) -> Path:
+def export_run(run: RunView, path: Union[str, os.PathLike], progress: Progress = None) -> Path:
     """Write ``run`` as one zip at ``path`` (parent directories created; written to a temporary
     name and renamed, so a failed export leaves no half archive). Memory is bounded by one chunk
     of points. Media files missing from the store are listed in the manifest as ``missing``."""
@@ -259,6 +259,18 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
     """(manifest, run record) of a safe, intact archive; else :class:`ArchiveError`."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
+    total = _check_members(infos, names, limits)
+    manifest = _check_manifest(zf, names, limits)
+    _check_hashes(zf, infos, manifest["members"], total, progress)
+    if RECORD not in names:
+        raise _refuse(f"no {RECORD} in the archive")
+    record = _read_json(zf, RECORD, limits)
+    _check_record(record, names)
+    return manifest, record
+
+
+def _check_members(infos: List[zipfile.ZipInfo], names: List[str], limits: Limits) -> int:
+    """Names, kinds and sizes of the members; their total uncompressed size."""
     if len(set(names)) != len(names):
         raise _refuse("the zip has duplicate member names")
     total = 0
@@ -278,6 +290,10 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
         total += info.file_size
     if total > limits.total_bytes:
         raise _refuse(f"the archive expands to {total} bytes, over the limit of {limits.total_bytes}")
+    return total
+
+
+def _check_manifest(zf: zipfile.ZipFile, names: List[str], limits: Limits) -> Dict[str, Any]:
     if MANIFEST not in names:
         raise _refuse(f"no {MANIFEST}: not an epochline run archive")
     manifest = _read_json(zf, MANIFEST, limits)
@@ -295,6 +311,12 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
         absent = sorted(set(listed or {}) - set(names))
         raise _refuse(f"the zip's members and the manifest differ (unlisted: {extra[:5]}, "
                       f"absent: {absent[:5]})")
+    return manifest
+
+
+def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dict[str, Any],
+                  total: int, progress: Progress) -> None:
+    """Every member's bytes against its SHA-256 and size in the manifest (read in 1 MiB blocks)."""
     done = 0
     for info in infos:
         if info.filename == MANIFEST:
@@ -316,11 +338,6 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
         if not isinstance(expected, dict) or sha.hexdigest() != expected.get("sha256") or \
                 size != expected.get("size"):
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
-    if RECORD not in names:
-        raise _refuse(f"no {RECORD} in the archive")
-    record = _read_json(zf, RECORD, limits)
-    _check_record(record, names)
-    return manifest, record
 
 
 def _check_record(record: Any, names: List[str]) -> None:
@@ -339,8 +356,8 @@ def _check_record(record: Any, names: List[str]) -> None:
             raise _refuse("a series of run.json names no member of the archive")
 
 
-def import_run(store: "Store", archive: Union[str, os.PathLike], new_id: bool = False,
-               progress: Progress = None, limits: Optional[Limits] = None) -> "RunView":
+def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = False,
+               progress: Progress = None, limits: Optional[Limits] = None) -> RunView:
     """Restore a run exported by :func:`export_run` into ``store`` (any backend).
 
     Refuses (:class:`ArchiveError`, nothing written) hostile or damaged archives, and

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 from ..epochs import canonical_field, is_accuracy
 from ..store.reader import RunView, closest
@@ -98,7 +98,7 @@ def _thin(xs: List[float], ys: List[float], max_points: int) -> Tuple[List[float
     return xs[::stride] + [xs[-1]], ys[::stride] + [ys[-1]]
 
 
-def _resolve(items: Any, store: Optional["Store"]) -> List[Tuple[str, List[RunView]]]:
+def _resolve(items: Any, store: Optional[Store]) -> List[Tuple[str, List[RunView]]]:
     """[(label, runs)]: a line per run, or one band per aggregate group."""
     if isinstance(items, dict) and "groups" in items:
         items = items["groups"]
@@ -122,7 +122,7 @@ def _resolve(items: Any, store: Optional["Store"]) -> List[Tuple[str, List[RunVi
 
 
 def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
-         out: Union[str, os.PathLike, None] = None, *, store: Optional["Store"] = None,
+         out: Union[str, os.PathLike, None] = None, *, store: Optional[Store] = None,
          band: str = "std", logy: bool = False, title: Optional[str] = None,
          max_points: int = 5000, ax: Any = None) -> Any:
     """Plot ``metric`` of runs (RunViews, refs or paths resolved in ``store``) as one line each, or
@@ -142,14 +142,7 @@ def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
     groups = _resolve(runs, store)
     if not groups or not any(members for _, members in groups):
         raise ValueError("nothing to plot: no runs selected")
-    known: set = set()
-    for _, members in groups:
-        for run in members:
-            known.update(run.metric_keys())
-            if x == "epoch":
-                known.update(k for r in run.epochs() for k in r["values"])
-    if metric not in known:
-        raise KeyError(closest(metric, known, "metric"))
+    _check_metric(groups, metric, x)
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     else:
@@ -178,19 +171,7 @@ def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
         hi = _thin(list(range(len(hi))), hi, max_points)[1]
         ax.plot(grid, mean, color=color, label=f"{label} (n={len(lines)})", linewidth=1.4)
         ax.fill_between(grid, lo, hi, color=color, alpha=0.2, linewidth=0)
-    ax.set_xlabel({"step": "step", "epoch": "epoch", "wall_time": "seconds since start"}[x])
-    ax.set_ylabel(metric + (" (%)" if any_percent else ""))
-    if logy:
-        ax.set_yscale("log")
-    if any_percent:
-        from matplotlib.ticker import PercentFormatter
-
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=100))
-    if title is not None or len(groups) > 1:
-        ax.set_title(title if title is not None else metric)
-    ax.grid(True, alpha=0.3)
-    if any(line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()):
-        ax.legend(loc="best", fontsize="small")
+    _decorate(ax, metric, x, any_percent, logy, title if title is not None or len(groups) < 2 else metric)
     fig.tight_layout()
     if out is not None:
         target = Path(out)
@@ -198,6 +179,33 @@ def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
         fig.savefig(target)
         plt.close(fig)
     return fig
+
+
+def _check_metric(groups: List[Tuple[str, List[RunView]]], metric: str, x: str) -> None:
+    known: set = set()
+    for _, members in groups:
+        for run in members:
+            known.update(run.metric_keys())
+            if x == "epoch":
+                known.update(k for r in run.epochs() for k in r["values"])
+    if metric not in known:
+        raise KeyError(closest(metric, known, "metric"))
+
+
+def _decorate(ax: Any, metric: str, x: str, percent: bool, logy: bool, title: Optional[str]) -> None:
+    ax.set_xlabel({"step": "step", "epoch": "epoch", "wall_time": "seconds since start"}[x])
+    ax.set_ylabel(metric + (" (%)" if percent else ""))
+    if logy:
+        ax.set_yscale("log")
+    if percent:
+        from matplotlib.ticker import PercentFormatter
+
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=100))
+    if title is not None:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if any(line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()):
+        ax.legend(loc="best", fontsize="small")
 
 
 def _band(lines: List[Tuple[List[float], List[float]]], band: str, t_ppf: Any

@@ -23,7 +23,7 @@ def _writer_class() -> Any:
         from tensorboardX import SummaryWriter
     except ModuleNotFoundError:
         try:
-            from torch.utils.tensorboard import SummaryWriter  # type: ignore[no-redef]
+            from torch.utils.tensorboard import SummaryWriter
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError(
                 "TensorBoard export needs tensorboardX (pip install 'epochline[tensorboard]') or "
@@ -31,7 +31,7 @@ def _writer_class() -> Any:
     return SummaryWriter
 
 
-def export_tensorboard(run: "RunView", directory: Union[str, os.PathLike]) -> Path:
+def export_tensorboard(run: RunView, directory: Union[str, os.PathLike]) -> Path:
     """Write the run's event files under ``directory/<run path>/<run id>``; returns that folder.
 
     Numeric series become scalars at their steps and wall times (text values are skipped; bools

@@ -353,7 +353,7 @@ class Backend:
             lost += 1
         return lost, first  # type: ignore[return-value]
 
-    def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
+    def _write_groups(self, groups: List[Tuple[str, List[Any]]]) -> None:
         if self._writer is None:
             self._writer = self.connect_for_writing()
             self._series: Dict[str, Dict[str, Tuple[int, Optional[str]]]] = {}
@@ -592,8 +592,7 @@ def _w_epoch(e: ev.EpochEnd):
 
 
 def _w_finished(e: ev.RunFinished):
-    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? "
-           "WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
+    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
 
 
 def _w_heartbeat(e: ev.Heartbeat):

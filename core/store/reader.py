@@ -7,17 +7,15 @@ older than :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
-from ..identity import fingerprint
 from ..errors import AmbiguousRunError, RunNotFoundError
+from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
 
@@ -33,6 +31,8 @@ _IN_BATCH = 500
 def closest(word: str, choices: Iterable[str], what: str) -> str:
     """A sentence naming ``word`` as unknown and the closest of ``choices`` (or all of few)."""
     choices = sorted(set(choices))
+    import difflib
+
     near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
     if near:
         hint = "closest: " + ", ".join(near)
@@ -91,6 +91,8 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
         return status, None
     now = time.time() if now is None else now
     last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat or 0))
+    import socket
+
     if host == socket.gethostname() and pid:
         if is_alive(int(pid), pid_start):
             return "running", None
@@ -103,7 +105,7 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
 class RunView:
     """One stored run, read lazily."""
 
-    def __init__(self, store: "Store", row: tuple):
+    def __init__(self, store: Store, row: tuple):
         self._store = store
         (self.id, self.name, self.path, self.alias, self.framework, stored_status, stored_reason,
          self.host, self.pid, pid_start, self.start_time, self.end_time, self.heartbeat, self.lost,
@@ -228,6 +230,35 @@ class RunView:
             "WHERE m2.series = ? GROUP BY s2.epoch) ORDER BY st.epoch",
             (self.id, series[0], self.id, series[0]))
         return {int(r[0]): backend.read_point(series[1], *r[1:]) for r in rows}
+
+    def envelope(self, key: str, buckets: int
+                 ) -> List[Tuple[int, int, float, float, Any, Any, int, float, int]]:
+        """The series ``key`` reduced by the database to ``buckets`` equal step ranges: per
+        non-empty range ``(first step, last step, first wall_time, last wall_time, min, max,
+        count of numbers, their sum, count of points)`` in step order (NaN is a point but not a
+        number; min/max None when a range has only NaN).
+
+        One grouped query, so a chart of a 10 M-point series reads ``buckets`` rows, not 10 M
+        (the viewer draws long series from it; ``[]`` for an unknown key).
+        """
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return []
+        backend = self._store.backend
+        lo, hi = backend.query("SELECT MIN(step), MAX(step) FROM metrics WHERE series = ?",
+                               (series[0],))[0]
+        if lo is None:
+            return []
+        span = int(hi) - int(lo) + 1  # integer division below maps every step into [0, buckets)
+        rows = backend.query(
+            "SELECT ((step - CAST(? AS BIGINT)) * CAST(? AS BIGINT)) / CAST(? AS BIGINT) AS b, "
+            "MIN(step), MAX(step), MIN(wall_time), MAX(wall_time), MIN(value), MAX(value), "
+            "COUNT(value), SUM(value), COUNT(*) FROM metrics WHERE series = ? GROUP BY b ORDER BY b",
+            (int(lo), max(1, int(buckets)), span, series[0]))
+        kind = series[1]
+        read = backend.read_point
+        return [(int(r[1]), int(r[2]), r[3], r[4], _number(read, kind, r[5]), _number(read, kind, r[6]),
+                 int(r[7]), float(r[8] or 0.0), int(r[9])) for r in rows]
 
     def metric_count(self, key: str) -> int:
         """How many points (steps) the series ``key`` has, without reading them."""
@@ -369,7 +400,7 @@ class Store:
             runs = [r for r in runs if r.fingerprint == fingerprint]
         return runs
 
-    def run(self, ref: str) -> RunView:
+    def run(self, ref: Union[str, RunView]) -> RunView:
         """A run by id, unique id prefix, name or alias; or the latest run at path ``ref``.
 
         An unknown ``ref`` raises :class:`KeyError` naming the closest ids, names and paths.
@@ -385,6 +416,8 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
+            import difflib
+
             known = self.backend.query("SELECT id, name, path, alias FROM runs")
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
@@ -529,24 +562,31 @@ class Store:
         return import_run(self, archive, new_id=new_id, progress=progress, limits=limits)
 
     def delete_run(self, run: Union[str, RunView]) -> Dict[str, int]:
-        """Remove a run and the media files no other run uses; ``{runs, points, media_files}``."""
+        """Remove a run and the media files no other run uses; ``{runs, points, media_files}``.
+
+        A run that is still running is refused (its writer would go on adding rows to it).
+        """
         from .admin import delete_run
 
-        return delete_run(self.backend, self.run(run).id)
+        view = self.run(run)
+        if view.status == "running":
+            raise RuntimeError(f"run {view.id} is still running (pid {view.pid} on {view.host}); "
+                               "stop it first, or wait until it is reported crashed")
+        return delete_run(self.backend, view.id)
 
     __getitem__ = run
 
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def open_store(store: Any = None, create: bool = False) -> Store:
+def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
     Read-only, for every reader (this API, the CLI, the viewer): nothing is created, migrated or

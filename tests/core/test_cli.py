@@ -1,6 +1,10 @@
+import argparse
+import importlib
 import json
 import subprocess
 import sys
+
+import pytest
 
 import epochline
 from epochline.cli import main
@@ -22,7 +26,7 @@ def test_ls_and_show_tables(store_dir, capsys):
     run = _record(store_dir)
     assert main(["ls", "--store", str(store_dir)]) == 0
     out = capsys.readouterr().out
-    assert "2 runs" in out and "baseline" in out and "completed" in out and "val_acc=0.8" in out
+    assert "2 runs" in out and "baseline" in out and "completed" in out and "val_acc=80" in out  # on the records' scale (%)
     assert main(["ls", "--store", str(store_dir), "--path", "digits"]) == 0
     out = capsys.readouterr().out
     assert "1 runs" in out and "second" not in out
@@ -54,3 +58,27 @@ def test_reading_a_missing_store_is_an_error_not_a_new_store(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "no store at" in proc.stderr
     assert not missing.exists()
+
+
+def test_the_command_table_is_the_whole_cli(capsys):
+    """Each entry of the table resolves to its arguments and a function to run; --help lists all."""
+    from epochline.cli import COMMANDS
+
+    assert len({c.name for c in COMMANDS}) == len(COMMANDS)
+    for command in COMMANDS:
+        module, _, function = command.configure.partition(":")
+        parser = argparse.ArgumentParser()
+        getattr(importlib.import_module(module), function)(parser)
+        assert callable(parser.get_default("func")), command
+        with pytest.raises(SystemExit) as exc:
+            main([command.name, "--help"])
+        assert exc.value.code == 0
+        usage = capsys.readouterr().out
+        assert usage.startswith(f"usage: epochline {command.name} ")
+        assert ("--store" in usage) == command.store
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    # a long name (tensorboard-export) gets its help on the next line
+    assert exc.value.code == 0 and all((f"{c.name} " in out or f"{c.name}\n" in out) and c.help in out
+                                       for c in COMMANDS)

@@ -74,26 +74,24 @@ class Boom:
         raise OSError("disk full (simulated by a third-party sink)")
 
 
-def test_a_sink_that_raises_does_not_stop_others(store_dir, store):
-    epochline.register(Boom(), name="boom")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run = epochline.init("sink", flush_interval=0.05)
-            for step in range(50):
-                run.log({"loss": step}, step=step)
-                if step % 10 == 0:
-                    time.sleep(0.1)
-            run.finish()
-    finally:
-        epochline.unregister(name="boom")
+def test_a_sink_that_raises_does_not_stop_others(store_dir, store, plugin):
+    plugin(Boom(), name="boom")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = epochline.init("sink", flush_interval=0.05)
+        for step in range(50):
+            run.log({"loss": step}, step=step)
+            if step % 10 == 0:
+                time.sleep(0.1)
+        run.finish()
     messages = [str(w.message) for w in caught]
     assert len([m for m in messages if "sink 'boom' failed" in m]) == 1  # warned once
     assert any("values were not recorded" in m and "boom:" in m for m in messages)
     assert Boom.calls >= 3 and run.lost > 0
     view = store().run(run.id)
     assert len(view.metrics("loss")) == 50 and view.status == "completed"
-    assert run.lost - 1 <= view.lost <= run.lost  # the final event itself may be lost after counting
+    # the last batch (the final record and RunFinished) may be lost after counting
+    assert run.lost - 2 <= view.lost <= run.lost
 
 
 def test_unwritable_store_never_stops_training(tmp_path, capfd):

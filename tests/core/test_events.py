@@ -1,6 +1,7 @@
 import math
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from epochline import events as ev
 
@@ -56,7 +57,12 @@ def test_every_event_type_round_trips():
         ev.PrimaryMetric(run_id="r", wall_time=1.0, name="acc"),
         ev.EpochEnd(run_id="r", wall_time=1.0, epoch=1, values={"val_accuracy": 90.0},
                     percent=("val_accuracy",)),
+        ev.SummaryUpdate(run_id="r", wall_time=1.0, values={"best_epoch": 2}, final=True),
+        ev.Evaluation(run_id="r", wall_time=1.0, stage="val", values={"val_accuracy": 69.5}, epoch=2,
+                      step=60, percent=("val_accuracy",)),
+        ev.BestEpoch(run_id="r", wall_time=1.0, epoch=2),
         ev.RunFinished(run_id="r", wall_time=1.0, status="failed", reason="ValueError: x"),
+        ev.RunFinished(run_id="r", wall_time=1.0, status="completed", hold_lines=True),
         ev.Heartbeat(run_id="r", wall_time=1.0),
     ]
     assert {type(s) for s in samples} == set(ev.AnyEvent.__args__)

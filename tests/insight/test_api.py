@@ -30,11 +30,10 @@ def make_seeds(uri, prefix, crash_one=True):
                 for epoch in range(1, 5):
                     run.end_epoch(epoch, {"val_loss": best + (4 - epoch) * 0.01, "val_accuracy": 0.5})
     if crash_one:
-        with pytest.raises(RuntimeError):
-            with epochline.init(f"{prefix}/grid", params={"lr": 0.1, "seed": 9}, ignore_params=["seed"],
-                                store=uri) as run:
-                run.log({"loss": 100.0}, step=0)
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError), epochline.init(
+                f"{prefix}/grid", params={"lr": 0.1, "seed": 9}, ignore_params=["seed"], store=uri) as run:
+            run.log({"loss": 100.0}, step=0)
+            raise RuntimeError("boom")
 
 
 def test_aggregate_matches_numpy_and_scipy(backend_uri, prefix):

@@ -50,7 +50,7 @@ def test_aggregate_table_json_and_csv(seeds):
     assert [len(g["runs"]) for g in data["groups"]] == [3, 3]
     rows = list(csv.DictReader(io.StringIO(epochline_cmd("aggregate", "--store", seeds, "--csv",
                                                           "--by", "lr").stdout)))
-    best = [r for r in rows if r["metric"] == "loss" and r["value"] == "best" and r["label"] == "lr=0.1"][0]
+    best = next(r for r in rows if r["metric"] == "loss" and r["value"] == "best" and r["label"] == "lr=0.1")
     assert int(best["n"]) == 3 and math.isclose(float(best["mean"]), 1 / 30 + 0.1 + 0.01)
     wrong = epochline_cmd("aggregate", "--store", seeds, "--metric", "los", check=False)
     assert wrong.returncode == 2 and "closest: loss" in wrong.stderr

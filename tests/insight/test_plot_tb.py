@@ -60,7 +60,7 @@ def test_run_lines_svg_and_errors(tmp_path):
         epochline.plot(store.runs(), "los")
     with pytest.raises(ValueError, match="nothing to plot"):
         epochline.plot([], "loss")
-    xs, ys, percent = series(store.runs()[0], "acc")
+    xs, _, percent = series(store.runs()[0], "acc")
     assert percent and len(xs) == 50  # accuracies recorded in percent get a percent axis
     assert smooth_ema([1.0, math.nan, 3.0], 0.5)[1] != smooth_ema([1.0, math.nan, 3.0], 0.5)[1]
 
