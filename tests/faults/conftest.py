@@ -13,7 +13,6 @@ from typing import List, Optional, Union
 
 import pytest
 
-PG_URI = os.environ.get("EPOCHLINE_TEST_POSTGRES")
 _ROWS: List[tuple] = []
 
 
@@ -46,17 +45,6 @@ def reliability(_reliability_table):
         said = survived if isinstance(survived, str) else ("yes" if survived else "NO")
         _reliability_table.append((case, logged, kept, lost, status, said))
     return record
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request, tmp_path):
-    """A store URI of each backend (PostgreSQL: the shared test database, media in tmp_path)."""
-    if request.param == "sqlite":
-        return str(tmp_path / "store")
-    if not PG_URI:
-        pytest.skip("EPOCHLINE_TEST_POSTGRES is not set")
-    sep = "&" if "?" in PG_URI else "?"
-    return f"{PG_URI}{sep}media={tmp_path / 'media'}"
 
 
 @pytest.fixture(scope="session")

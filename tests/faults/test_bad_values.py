@@ -33,12 +33,12 @@ bad_keys = st.sampled_from(["k\x00ey", "\x00", "x\udcff"])
                                 st.lists(st.one_of(big_ints, unstorable), max_size=3),
                                 st.lists(bad_keys, max_size=2)),
                       min_size=1, max_size=6))
-def test_mixed_good_and_bad_values_keep_every_good_point(any_store, steps):
+def test_mixed_good_and_bad_values_keep_every_good_point(backend_uri, steps):
     path = f"faults/values/{uuid.uuid4().hex}"
     expected, refused = {}, 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with epochline.init(path, store=any_store, flush_interval=0.05) as run:
+        with epochline.init(path, store=backend_uri, flush_interval=0.05) as run:
             for step, (good, odd, keys) in enumerate(steps):
                 values = dict(good)
                 for i, value in enumerate(odd):
@@ -56,7 +56,7 @@ def test_mixed_good_and_bad_values_keep_every_good_point(any_store, steps):
                 refused += len(set(keys))
     assert run.lost == 0 and run.recorded
     assert not [w for w in caught if "not recorded" in str(w.message)]
-    with epochline.open(any_store) as store:
+    with epochline.open(backend_uri) as store:
         view = store.run(run.id)
         assert view.status == "completed" and view.lost == 0
         assert set(view.metric_keys()) == set(expected)
@@ -70,10 +70,10 @@ def test_mixed_good_and_bad_values_keep_every_good_point(any_store, steps):
         assert view.summary.get("epochline_skipped_values", 0) == refused
 
 
-def test_big_ints_become_floats_and_nul_keys_warn_once(any_store, reliability):
+def test_big_ints_become_floats_and_nul_keys_warn_once(backend_uri, reliability):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with epochline.init("faults/one-bad", store=any_store, flush_interval=0.05) as run:
+        with epochline.init("faults/one-bad", store=backend_uri, flush_interval=0.05) as run:
             run.log({"big": 2**64, "u64": np.uint64(2**64 - 1)}, step=0)  # early: before the run row
             for step in range(3000):
                 run.log({"loss": 1.0 / (step + 1)}, step=step)
@@ -81,13 +81,13 @@ def test_big_ints_become_floats_and_nul_keys_warn_once(any_store, reliability):
                     run.log({"bad\x00key": 1.0, "loss2": 0.5}, step=step)
     nul_warnings = [w for w in caught if "bad\\x00key" in str(w.message)]
     assert len(nul_warnings) == 1 and "cannot be stored" in str(nul_warnings[0].message)
-    with epochline.open(any_store) as store:
+    with epochline.open(backend_uri) as store:
         view = store.run(run.id)
         kept = len(view.metrics("loss"))
         assert kept == 3000 and view.status == "completed"
         assert view.last("big") == float(2**64) and view.last("u64") == float(2**64 - 1)
         assert len(view.metrics("loss2")) == 3 and "bad\x00key" not in view.metric_keys()
-    backend = "SQLite" if "://" not in any_store else "PostgreSQL"
+    backend = "SQLite" if "://" not in backend_uri else "PostgreSQL"
     reliability(f"2**64 and a NUL key among 3,000 good points ({backend})", 3000, kept, view.status,
                 lost=run.lost)
 
@@ -105,12 +105,12 @@ def _events(run_id: str, bad_value, n: int = 200):
 
 
 @pytest.mark.parametrize("bad_value", [2**64, "nul\x00text", "\ud800"], ids=["bigint", "nul", "surrogate"])
-def test_the_writer_isolates_the_rows_that_cannot_be_written(any_store, bad_value):
+def test_the_writer_isolates_the_rows_that_cannot_be_written(backend_uri, bad_value):
     run_id = f"iso-{uuid.uuid4().hex[:12]}"
-    sqlite = "://" not in any_store
+    sqlite = "://" not in backend_uri
     # SQLite stores NUL in text, PostgreSQL a big int as a float (one number column)
     storable = (sqlite and "\x00" in str(bad_value)) or (not sqlite and type(bad_value) is int)
-    backend = open_backend(any_store)
+    backend = open_backend(backend_uri)
     try:
         if storable:
             backend.write(_events(run_id, bad_value))
@@ -120,7 +120,7 @@ def test_the_writer_isolates_the_rows_that_cannot_be_written(any_store, bad_valu
             assert info.value.lost == 1  # the one bad value, not the batch
     finally:
         backend.close()
-    with epochline.open(any_store) as store:
+    with epochline.open(backend_uri) as store:
         view = store.run(run_id)
         assert view.status == "completed"
         assert [s for _, s, _ in view.metrics("loss")] == list(range(200))
