@@ -9,7 +9,7 @@ training go on.
 The queue is bounded by what it holds, not by calls: each event costs its values (one per metric
 value, one for any other event; :func:`epochline.events.weight`) plus ``EVENT_COST`` for the event
 itself, so one ``log`` of 1,000 keys costs 1,004 and one of a single key 5. Measured, that bounds
-the queue's memory at about 75 MB whatever the shape of the calls (docs/reliability.md).
+the queue's memory at about 40 MB whatever the shape of the calls (docs/reliability.md).
 Back-pressure: when ``max_queue`` is reached, the caller blocks until the writer has caught up to
 half of that, as long as the writer is making progress. When the writer has been stuck on one
 batch for more than ``STALL_S`` (the store is locked, down or full and it is retrying), new
@@ -31,7 +31,7 @@ from .runinfo import RunInfo
 
 FLUSH_INTERVAL_S = 1.0
 HEARTBEAT_INTERVAL_S = 5.0
-MAX_QUEUE = 1_000_000
+MAX_QUEUE = 500_000
 """What may wait for the writer, in values plus ``EVENT_COST`` per event (docs/reliability.md)."""
 EVENT_COST = 4
 """An event's own memory in values: a one-value event takes about five times one value of a wide one."""
