@@ -123,9 +123,8 @@ def test_store_from_newer_version_is_refused(store_dir):
 
 
 def test_backpressure_bounds_the_queue_by_values(store_dir, store):
-    run = epochline.init("bp", flush_interval=5.0)
+    run = epochline.init("bp", flush_interval=5.0, max_queue=100)
     dispatcher = run._dispatcher
-    dispatcher._max_queue = 100
     for step in range(2000):
         run.log({"x": step, "y": -step, "z": 0.5}, step=step)  # 3 values + 4 a call
         assert dispatcher._in - dispatcher._out <= 100

@@ -82,8 +82,8 @@ def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(cluster, p
                                                                        reliability):
     monkeypatch.setattr(dispatch, "STALL_S", 0.5)
     path = f"faults/pg-overflow/{uuid.uuid4().hex}"
-    run = epochline.init(path, store=pg_own, flush_interval=0.05)
-    run._dispatcher._max_queue = 2000  # values; a small bound so the test overflows it quickly
+    # a small bound (values + 4 a call) so the test overflows it quickly
+    run = epochline.init(path, store=pg_own, flush_interval=0.05, max_queue=2000)
     _log(run, 0, 500)
     cluster.stop()
     _, said = _quiet(_log, run, 500, 3000, every=0.2)
