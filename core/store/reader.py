@@ -608,8 +608,16 @@ class Store:
 def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
-    Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
-    instead, for writing to it through this object (``store.import_run(archive)``).
+    Read-only, for every reader (this API, the CLI, the viewer): nothing is created, migrated or
+    locked for writing, so a read-only directory or mount works and a writer is never waited for.
+    A directory without a store raises :class:`~epochline.errors.StoreNotFoundError`; a store of
+    another schema version :class:`~epochline.errors.StoreVersionError`, saying what to do (an
+    older one: ``epochline upgrade``). ``create=True`` makes an empty store first, for a store
+    that only receives imported runs (``store.import_run``).
     """
-    return Store(open_backend(store, create=create))
+    backend = open_backend(store, create=create)
+    if create and hasattr(backend, "migrate"):
+        backend.migrate()
+    if hasattr(backend, "open_reader"):
+        backend.open_reader()
+    return Store(backend)
