@@ -416,6 +416,8 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
+            import difflib  # only for the error message (kept out of import time)
+
             known = self.backend.query("SELECT id, name, path, alias FROM runs")
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
