@@ -460,7 +460,7 @@ class Store:
         return out
 
     def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None, *,
-                     extreme: Optional[Callable[[str, str], str]] = None
+                     extreme: Optional[Callable[[str, str], Optional[str]]] = None
                      ) -> Dict[str, Dict[str, Dict[str, Any]]]:
         """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage,
         kind}}}`` computed by the database, so memory does not grow with the points.
@@ -469,7 +469,8 @@ class Store:
         is the value at the last step (NaN included). Steps and last values are index lookups;
         min, max and count need a pass over the series' points. ``extreme(run_id, key)`` ->
         "min" or "max" computes only that one (the other and ``count`` are None): one pass with
-        one comparison per point, what ``aggregate`` needs on a big store.
+        one comparison per point, what ``aggregate`` needs on a big store; -> None computes
+        neither (steps and last values only: index lookups, no pass at all).
         """
         backend = self.backend
         read = backend.read_point
@@ -519,7 +520,9 @@ class Store:
                 continue
             wanted: Dict[str, List[int]] = {"min": [], "max": []}
             for sid, (_, _, rid, key) in by_sid.items():
-                wanted["min" if extreme(rid, key) == "min" else "max"].append(sid)
+                which = extreme(rid, key)
+                if which is not None:
+                    wanted["min" if which == "min" else "max"].append(sid)
             for func, part_ids in wanted.items():
                 for j in range(0, len(part_ids), _IN_BATCH):
                     part = part_ids[j:j + _IN_BATCH]
