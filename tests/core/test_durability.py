@@ -121,8 +121,7 @@ def test_store_from_newer_version_is_refused(store_dir):
 
 
 def test_backpressure_bounds_the_queue(store_dir, store):
-    run = epochline.init("bp", flush_interval=5.0)
-    run._dispatcher._max_queue = 100
+    run = epochline.init("bp", flush_interval=5.0, max_queue=100)
     for step in range(2000):
         run.log({"x": step}, step=step)
         assert len(run._dispatcher._queue) <= 100
