@@ -11,12 +11,13 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ._json import replace_nonfinite
 from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
-from .store.reader import RunView, Store, open_store
+
+if TYPE_CHECKING:
+    from .store.reader import RunView, Store
 
 
 def _fmt_value(value: Any) -> str:
@@ -56,6 +57,8 @@ def _status_style(status: str) -> str:
 
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
+    from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
+
     try:
         return open_store(store)
     except StoreNotFoundError as exc:
@@ -189,8 +192,7 @@ def configure_show(p: argparse.ArgumentParser) -> None:
 
 
 # -- the command table ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One ``epochline`` subcommand.
 
     ``configure`` is ``"module:function"``: ``function(parser)`` adds the command's arguments and
@@ -204,6 +206,7 @@ class Command:
     configure: str
     store: bool = True
     """Whether the command takes ``--store``."""
+    # a NamedTuple, not a dataclass: dataclasses imports inspect, a third of `epochline --help`
 
 
 COMMANDS: Tuple[Command, ...] = (

@@ -7,9 +7,7 @@ older than :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,8 @@ _IN_BATCH = 500
 def closest(word: str, choices: Iterable[str], what: str) -> str:
     """A sentence naming ``word`` as unknown and the closest of ``choices`` (or all of few)."""
     choices = sorted(set(choices))
+    import difflib
+
     near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
     if near:
         hint = "closest: " + ", ".join(near)
@@ -94,6 +94,8 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
         return status, None
     now = time.time() if now is None else now
     last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(heartbeat or 0))
+    import socket
+
     if host == socket.gethostname() and pid:
         if is_alive(int(pid), pid_start):
             return "running", None
@@ -431,7 +433,11 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
+            import difflib
+
             known = self.backend.query("SELECT id, name, path, alias FROM runs")
+            import difflib  # here: only a failed lookup needs it
+
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
                     f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
