@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         StoreUnavailableError,
         StoreVersionError,
     )
+    from .insight.plot import plot
     from .lifecycle import init, is_enabled, new_run_id, set_enabled
     from .noop import NoOpRun
     from .plugins import hookimpl, register, unregister
@@ -44,7 +45,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from .store import StoreBackend
     from .store.reader import RunView, Store
     from .store.reader import open_store as open  # noqa: A004 - epochline.open() reads a store
-    from .insight.plot import plot
 
 __all__ = [
     # user API
@@ -80,6 +80,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    value: Any
     if name == "__version__":  # importlib.metadata is slow to import: read on first use
         from importlib.metadata import PackageNotFoundError, version
 

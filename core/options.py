@@ -22,7 +22,7 @@ RUN_ID_CHARS = "letters, digits, '-', '_' and '.'"
 INIT_OPTIONS: Tuple[str, ...] = (
     "path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "framework",
     "emit", "default_emit", "total_epochs", "accuracy_scale", "scales", "field_map", "all_ranks",
-    "flush_interval")
+    "flush_interval", "max_queue")
 """The keywords :func:`epochline.init` takes (adapters accept the ones that make sense for them)."""
 
 
@@ -140,6 +140,8 @@ def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init(
         check_emit(out["default_emit"], "default_emit")
     if "accuracy_scale" in out:
         check_scale("accuracy_scale", out["accuracy_scale"])
+    if "max_queue" in out:
+        out["max_queue"] = check_positive_int("max_queue", out["max_queue"])
     if "total_epochs" in out:
         out["total_epochs"] = check_positive_int("total_epochs", out["total_epochs"])
     if "scales" in out:
