@@ -27,8 +27,8 @@ from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
 from .values import INT64_MAX as _I64_MAX
 from .values import INT64_MIN as _I64_MIN
-from .values import OddValue, check_key, check_params_object, flatten_params, metric_value, plain_text,
-                     storable_text
+from .values import (OddValue, check_key, check_params_object, flatten_params, metric_value, plain_text,
+                     storable_text)
 
 if TYPE_CHECKING:
     import logging
