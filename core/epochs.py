@@ -101,8 +101,8 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
     """
     check_scale("accuracy_scale", accuracy_scale)
     record: Dict[str, Any] = {}
-    percent = []
-    problems = []
+    percent: list = []
+    problems: list = []
     for name, value in values.items():
         if type(value) is bool or not isinstance(value, (int, float)):
             continue

@@ -146,7 +146,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     import socket  # here: one name per run, not an import for every `import epochline`
 
     started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
-                            alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
+                            alias=alias, tags=tuple(tags), host=socket.gethostname(), pid=pid,
                             pid_start=process_start(pid), framework=framework,
                             named=named, resumed=resumed is not None, total_epochs=total_epochs)
     _write_start(backend, started)

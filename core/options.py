@@ -101,9 +101,9 @@ def _plugin_names() -> set:
     return {name.rsplit(".", 1)[-1] for name, _ in get_plugin_manager().list_name_plugin() if name}
 
 
-def check_store(store: Any) -> None:
+def check_store(store: Any) -> Any:
     if store is None or isinstance(store, (str, os.PathLike)):
-        return
+        return None
     raise TypeError(f"store must be a directory, a sqlite:// or postgresql:// URI, or None, got {store!r}")
 
 
@@ -115,6 +115,47 @@ def check_positive_int(what: str, value: Any) -> Optional[int]:
     return int(value)
 
 
+def _check_ignore(ignore: Any) -> Tuple[str, ...]:
+    out = (ignore,) if isinstance(ignore, str) else tuple(ignore or ())
+    for key in out:
+        _text("ignore_params entry", key)
+    return out
+
+
+def _check_interval(value: Any) -> Any:
+    if type(value) is bool or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"flush_interval must be a positive number of seconds, got {value!r}")
+    return value
+
+
+def _checked_text(what: str) -> Any:
+    def check(value: Any) -> Any:
+        _text(what, value)
+        return value
+    return check
+
+
+def _checked_emit(what: str) -> Any:
+    def check(value: Any) -> Any:
+        check_emit(value, what)
+        return value
+    return check
+
+
+_CHECKS = {
+    "path": check_path, "name": _checked_text("name"), "alias": _checked_text("alias"),
+    "framework": _checked_text("framework"), "run_id": check_run_id, "tags": check_tags,
+    "store": lambda v: check_store(v) or v, "emit": _checked_emit("emit"),
+    "default_emit": _checked_emit("default_emit"),
+    "accuracy_scale": lambda v: check_scale("accuracy_scale", v),
+    "max_queue": lambda v: check_positive_int("max_queue", v),
+    "total_epochs": lambda v: check_positive_int("total_epochs", v),
+    "scales": check_scales, "field_map": check_field_map, "ignore_params": _check_ignore,
+    "flush_interval": _check_interval,
+}
+"""One checker per ``init`` keyword: returns the value normalised, or raises with the choices."""
+
+
 def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init()") -> Dict[str, Any]:
     """Validate ``init`` keywords (only those present) and return them normalised.
 
@@ -122,39 +163,4 @@ def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init(
     each naming the valid choices.
     """
     unknown_keywords(owner, options, INIT_OPTIONS)
-    out = dict(options)
-    if "path" in out:
-        out["path"] = check_path(out["path"])
-    for key in ("name", "alias", "framework"):
-        if key in out:
-            _text(key, out[key])
-    if "run_id" in out:
-        check_run_id(out["run_id"])
-    if "tags" in out:
-        out["tags"] = check_tags(out["tags"])
-    if "store" in out:
-        check_store(out["store"])
-    if "emit" in out:
-        check_emit(out["emit"])
-    if "default_emit" in out:
-        check_emit(out["default_emit"], "default_emit")
-    if "accuracy_scale" in out:
-        check_scale("accuracy_scale", out["accuracy_scale"])
-    if "max_queue" in out:
-        out["max_queue"] = check_positive_int("max_queue", out["max_queue"])
-    if "total_epochs" in out:
-        out["total_epochs"] = check_positive_int("total_epochs", out["total_epochs"])
-    if "scales" in out:
-        out["scales"] = check_scales(out["scales"])
-    if "field_map" in out:
-        out["field_map"] = check_field_map(out["field_map"])
-    if "ignore_params" in out:
-        ignore = out["ignore_params"]
-        out["ignore_params"] = (ignore,) if isinstance(ignore, str) else tuple(ignore or ())
-        for key in out["ignore_params"]:
-            _text("ignore_params entry", key)
-    if "flush_interval" in out:
-        value = out["flush_interval"]
-        if type(value) is bool or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"flush_interval must be a positive number of seconds, got {value!r}")
-    return out
+    return {key: _CHECKS[key](value) if key in _CHECKS else value for key, value in options.items()}

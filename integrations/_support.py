@@ -175,7 +175,7 @@ class EpochAccumulator:
         values, percent = record
         self.epoch = self.closed = epoch
         self.values = dict(values)
-        self.scales = {k: "percent" for k in percent}
+        self.scales = dict.fromkeys(percent, "percent")
 
     def add(self, run: Any, epoch: Optional[int], values: Mapping[str, Any],
             total_epochs: Optional[int] = None) -> bool:

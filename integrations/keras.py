@@ -25,14 +25,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from types import FrameType
+from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional
 
 import keras
 
 import epochline
 
-from ._support import (DEFAULT_EMIT, adapter_options, catch_and_warn, end_run, open_run, repeated_call,
-                       warn_once)
+from ._support import (
+    DEFAULT_EMIT,
+    adapter_options,
+    catch_and_warn,
+    end_run,
+    open_run,
+    repeated_call,
+    warn_once,
+)
 
 BATCH_PREFIX = "batch_"
 """Per-batch values (running means within the epoch) are logged as ``batch_loss``, ... so that
@@ -123,7 +131,7 @@ class TrackerCallback(keras.callbacks.Callback):
         self._scoped = True
         return self
 
-    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> Literal[False]:
         self._scoped = False
         self._fitting = False
         if self._given is None:
@@ -325,6 +333,8 @@ class TrackerCallback(keras.callbacks.Callback):
             return None
 
     def _log_images(self, epoch: int, step: int) -> None:
+        if self._images is None:
+            return
         images = self._safely("images function", self._images, self.model, epoch)
         for key, image in (images or {}).items():
             self._run.log_image(str(key), image, step=step, caption=f"epoch {epoch}")
@@ -369,7 +379,7 @@ class TrackerCallback(keras.callbacks.Callback):
 def _sibling_callbacks() -> List[Any]:
     """The other callbacks of this ``fit`` (EarlyStopping...): Keras gives a callback no handle on
     them, so they are read from the ``CallbackList`` that is calling us, found on the stack."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     for _ in range(8):
         if frame is None:
             break

@@ -26,8 +26,18 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import epochline
 from epochline.values import flatten_params
 
-from ._support import (DEFAULT_EMIT, EpochAccumulator, UsageError, adapter_options, catch_and_warn,
-                       end_run, exception_in_flight, open_run, prefixed, prior_record)
+from ._support import (
+    DEFAULT_EMIT,
+    EpochAccumulator,
+    UsageError,
+    adapter_options,
+    catch_and_warn,
+    end_run,
+    exception_in_flight,
+    open_run,
+    prefixed,
+    prior_record,
+)
 
 try:
     from lightning_utilities.core.rank_zero import rank_zero_only
@@ -63,6 +73,7 @@ def _strip_epoch(key: str) -> str:
 
 
 def _dummy_experiment_class() -> type:
+    Dummy: Any
     try:
         from lightning.fabric.loggers.logger import _DummyExperiment as Dummy
     except ImportError:
@@ -252,7 +263,7 @@ class KoguLoggerMixin:
         trainer = self._trainer()
         state = getattr(trainer, "state", None)
         fn = _value(getattr(state, "fn", None))
-        stage = _STAGES.get(_value(getattr(state, "stage", None)))
+        stage = _STAGES.get(_value(getattr(state, "stage", None)) or "")
         if epoch0 is None and trainer is not None:  # a logged "step", LearningRateMonitor, ...
             epoch0 = getattr(trainer, "current_epoch", None)
         epoch = int(epoch0) + 1 if epoch0 is not None else None
@@ -447,7 +458,7 @@ _RankExperiment = _dummy_experiment_class()
 
 def _make(base: type, package: str) -> type:
     return type("KoguLogger", (KoguLoggerMixin, base), {
-        "__doc__": KoguLoggerMixin.__doc__ + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
+        "__doc__": (KoguLoggerMixin.__doc__ or "") + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
         "__module__": __name__,
     })
 

@@ -30,8 +30,17 @@ from transformers import TrainerCallback
 
 import epochline
 
-from ._support import (DEFAULT_EMIT, EpochAccumulator, adapter_options, catch_and_warn, end_run,
-                       open_run, prior_record, repeated_call, warn_once)
+from ._support import (
+    DEFAULT_EMIT,
+    EpochAccumulator,
+    adapter_options,
+    catch_and_warn,
+    end_run,
+    open_run,
+    prior_record,
+    repeated_call,
+    warn_once,
+)
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
 INIT_KEYWORDS = ("path", "name", "alias", "params", "tags", "store", "run_id", "emit", "accuracy_scale",
@@ -305,7 +314,7 @@ class TrackerCallback(TrainerCallback):
 
     # -- helpers -----------------------------------------------------------------------------------
     def _close_epoch(self, run: Any) -> None:
-        epoch, self._closing = self._closing, None
+        epoch, self._closing = self._closing or 1, None
         values = {"train_loss": self._train_loss} if self._train_loss is not None else {}
         total = self._total_epochs
         total = max(total, epoch) if total else None
@@ -349,6 +358,8 @@ class TrackerCallback(TrainerCallback):
             run.log_params(self._user_params)
 
     def _log_images(self, run: Any, state: Any, model: Any) -> None:
+        if self.images is None:
+            return
         try:
             images = self.images(state, model) or {}
             items = list(images.items())

@@ -40,7 +40,7 @@ def test_lines_are_whole_while_another_thread_prints(store_dir, capsys):
     for _ in range(20):
         stop = threading.Event()
 
-        def chatter():
+        def chatter(stop=stop):
             while not stop.is_set():
                 print({"loss": "0.15", "epoch": "10.5"})
 

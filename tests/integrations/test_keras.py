@@ -41,6 +41,7 @@ def digits():
 
 
 def make_model(lr=0.01):
+    keras.backend.clear_session()  # layer names (dense, dense_1) do not depend on earlier tests
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(10, activation="softmax")])

@@ -1,3 +1,4 @@
+# ruff: noqa: B010, RUF021  (vendored from Lightning as it is)
 # Vendored from Lightning's own logger tests, with KoguLogger added to the logger list:
 #   tests/tests_pytorch/loggers/test_all.py, test_logger.py and the thread-leak check of
 #   tests/tests_pytorch/conftest.py, at tag 2.6.5 of github.com/Lightning-AI/pytorch-lightning
