@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..store import media_path
-from ..store.admin import dump_run, insert_run, run_exists
+from ..store.admin import RUN_COLUMNS, TABLES, dump_run, insert_run, run_exists
 
 if TYPE_CHECKING:
     from ..store.reader import RunView, Store
@@ -334,26 +334,47 @@ def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dic
                 sha.update(block)
                 done += len(block)
                 if progress:
-                    progress(done, 2 * total)
+                    progress(done, total)
         if not isinstance(expected, dict) or sha.hexdigest() != expected.get("sha256") or \
                 size != expected.get("size"):
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _check_record(record: Any, names: List[str]) -> None:
+    """The shape of run.json: what the hashes cannot vouch for when the whole archive was crafted."""
     if not isinstance(record, dict) or not isinstance(record.get("run"), dict):
         raise _refuse(f"{RECORD} has no run record")
-    run_id = record["run"].get("id")
+    run = record["run"]
+    if not set(run) <= set(RUN_COLUMNS) or not all(isinstance(v, _SCALARS) for v in run.values()):
+        raise _refuse(f"the run record of {RECORD} has unknown fields or non-scalar values")
+    for column in ("name", "path", "status"):
+        if not isinstance(run.get(column), str):
+            raise _refuse(f"the run record of {RECORD} has no {column}")
+    run_id = run.get("id")
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise _refuse(f"run id {run_id!r} is not a valid run id")
+    for table, columns in TABLES.items():
+        rows = record.get(table, [])
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == len(columns) and all(isinstance(v, _SCALARS) for v in r)
+                for r in rows):
+            raise _refuse(f"{RECORD}: the {table} rows do not have the {len(columns)} plain values expected")
     for row in record.get("media", []):
-        rel = row[4] if isinstance(row, list) and len(row) == 11 else None
-        match = _MEDIA_NAME.match(rel) if isinstance(rel, str) else None
-        if not match:
+        rel = row[4]
+        if not (isinstance(rel, str) and _MEDIA_NAME.match(rel)):
             raise _refuse(f"media path {rel!r} is not a content address")
-    for series in record.get("series", []):
-        if not isinstance(series, dict) or series.get("member") not in names:
-            raise _refuse("a series of run.json names no member of the archive")
+    series = record.get("series", [])
+    if not isinstance(series, list):
+        raise _refuse(f"{RECORD}: series is not a list")
+    for entry in series:
+        if not isinstance(entry, dict) or entry.get("member") not in names or not isinstance(
+                entry.get("key"), str) or entry.get("kind") not in (0, 1):
+            raise _refuse(f"{RECORD}: a series names no member of the archive, or has no key or kind")
+    if len({s["key"] for s in series}) != len(series):
+        raise _refuse(f"{RECORD}: two series have the same key")
 
 
 def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = False,
@@ -373,7 +394,13 @@ def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = Fa
     except (zipfile.BadZipFile, OSError) as exc:
         raise _refuse(f"{archive} is not a readable zip ({exc})") from None
     with zf:
-        manifest, record = check_archive(zf, limits, progress)
+        infos = zf.infolist()
+        checked = sum(i.file_size for i in infos if i.filename != MANIFEST)
+        series_names = {i.filename for i in infos if i.filename.startswith("series/")}
+        grand = checked + sum(i.file_size for i in infos if i.filename in series_names)
+        # progress in bytes read: every member once to check it, the series once more to insert
+        check_progress = (lambda d, _t: progress(d, grand)) if progress else None
+        manifest, record = check_archive(zf, limits, check_progress)
         run_id = record["run"]["id"]
         if new_id:
             record["run"]["id"] = run_id = new_run_id()
@@ -397,18 +424,19 @@ def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = Fa
                 os.replace(tmp, target)
                 created.append(target)
             members = {s["key"]: s["member"] for s in record.get("series", [])}
-            total = sum(i.file_size for i in zf.infolist())
-            done = [total]
+            done = [checked]
 
             def points(key: str) -> Iterator[List[Tuple[int, float, Any]]]:
                 with zf.open(members[key]) as src:
                     for chunk in _decode_chunks(src):
-                        done[0] += 25 * len(chunk)
-                        if progress:
-                            progress(min(done[0], 2 * total), 2 * total)
                         yield chunk
+                        if progress:
+                            progress(min(done[0] + src.tell(), grand), grand)
+                done[0] += zf.getinfo(members[key]).file_size
 
             insert_run(backend, record, points)
+            if progress:
+                progress(grand, grand)
         except BaseException:
             for path in created:
                 try:

@@ -255,3 +255,46 @@ def test_delete_refuses_a_running_run(tmp_path):
         run.finish()
     with epochline.open(uri) as store:
         assert store.delete_run(run.id)["points"] == 1
+
+
+def test_export_and_import_report_progress(tmp_path):
+    with epochline.init("prog/run", store=tmp_path / "s") as run:
+        for step in range(1200):
+            run.log({"a": float(step), "b": step * 2.0}, step=step)
+    seen_export, seen_import = [], []
+    with epochline.open(tmp_path / "s") as store:
+        archive = store.run("prog/run").export(tmp_path / "p.zip",
+                                                progress=lambda d, t: seen_export.append((d, t)))
+    with epochline.open(tmp_path / "t", create=True) as target:
+        target.import_run(archive, progress=lambda d, t: seen_import.append((d, t)))
+    assert seen_export[-1] == (2400, 2400) and all(t == 2400 for _, t in seen_export)
+    done = [d for d, _ in seen_import]
+    assert done == sorted(done) and seen_import[-1][0] == seen_import[-1][1]
+
+
+@pytest.mark.parametrize("damage", ["params_shape", "run_field", "series_kind"])
+def test_crafted_record_with_valid_hashes_is_refused(good_zip, tmp_path, damage):
+    def craft(members):
+        record = json.loads(members["run.json"])
+        if damage == "params_shape":
+            record["params"].append(["only-a-key"])
+        elif damage == "run_field":
+            record["run"]["status"] = {"nested": True}
+        else:
+            record["series"][0]["kind"] = "bool'; DROP TABLE runs; --"
+        members["run.json"] = json.dumps(record).encode()
+        return members
+    bad = rewrite(good_zip, tmp_path / "bad.zip", change=craft)  # manifest re-hashed: only the shape is wrong
+    assert_refused(tmp_path / "dst", bad, "run.json|run record")
+
+
+def test_export_of_a_run_whose_media_file_is_gone(tmp_path):
+    run_id = record_full_run(tmp_path / "s", "gone/run", [1.0])
+    with epochline.open(tmp_path / "s") as store:
+        store.run(run_id).images()[0].path.unlink()
+        archive = store.run(run_id).export(tmp_path / "g.zip")
+    with zipfile.ZipFile(archive) as zf:
+        assert len(json.loads(zf.read("manifest.json"))["missing"]) == 1
+    with epochline.open(tmp_path / "t", create=True) as target:
+        view = target.import_run(archive)
+        assert view.images()[0].path.exists() is False and len(view.artifacts()) == 0

@@ -92,6 +92,15 @@ def test_long_series_reduced_by_the_database(tmp_path):
             finite = [v for v in values if not math.isnan(v)]
             assert math.isclose(sum(r[7] for r in envelope), sum(finite), rel_tol=1e-9)
             assert view.envelope("nope", 100) == []
+            # the per-bucket queries (long series) and the one grouped query agree exactly
+            import epochline.store.reader as reader
+
+            saved = reader._ENVELOPE_GROUPED
+            try:
+                reader._ENVELOPE_GROUPED = 10**9
+                assert view.envelope("loss", 100) == envelope
+            finally:
+                reader._ENVELOPE_GROUPED = saved
 
 
 @pytest.mark.skipif(not os.environ.get("EPOCHLINE_TEST_POSTGRES"), reason="EPOCHLINE_TEST_POSTGRES is not set")
