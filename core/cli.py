@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ._json import replace_nonfinite
-from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
+from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError, StoreVersionError
 
 if TYPE_CHECKING:
     from .store.reader import RunView, Store
@@ -58,7 +58,6 @@ def _status_style(status: str) -> str:
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
     from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
-    from .errors import StoreVersionError
 
     try:
         return open_store(store)
