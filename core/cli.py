@@ -1,4 +1,4 @@
-"""The ``epochline`` command: ``ls`` and ``show`` read a store; ``run`` and ``ingest`` record one.
+"""The ``epochline`` command: record runs (``run``, ``ingest``) and read them back (``ls``, ``show``, ...).
 
 Every subcommand is one entry of :data:`COMMANDS` (name, help, where its arguments are defined);
 its code lives in its own module. ``--json`` output is meant for scripts, the tables for people.
@@ -11,12 +11,13 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ._json import replace_nonfinite
 from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
-from .store.reader import RunView, Store, open_store
+
+if TYPE_CHECKING:
+    from .store.reader import RunView, Store
 
 
 def _fmt_value(value: Any) -> str:
@@ -74,9 +75,12 @@ def _status_text(status: str) -> Any:
 
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
+    from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
+    from .errors import StoreVersionError
+
     try:
         return open_store(store)
-    except StoreNotFoundError as exc:
+    except (StoreNotFoundError, StoreVersionError) as exc:
         raise SystemExit(f"epochline: {exc}") from None
 
 
@@ -327,8 +331,7 @@ def configure_show(p: argparse.ArgumentParser) -> None:
 
 
 # -- the command table ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One ``epochline`` subcommand.
 
     ``configure`` is ``"module:function"``: ``function(parser)`` adds the command's arguments and
@@ -342,6 +345,7 @@ class Command:
     configure: str
     store: bool = True
     """Whether the command takes ``--store``."""
+    # a NamedTuple, not a dataclass: dataclasses imports inspect, a third of `epochline --help`
 
 
 COMMANDS: Tuple[Command, ...] = (
@@ -349,6 +353,19 @@ COMMANDS: Tuple[Command, ...] = (
     Command("show", "show one run", "epochline.cli:configure_show"),
     Command("run", "run a command and record its output as a run", "epochline.ingest_cli:configure_run"),
     Command("ingest", "record a saved console log as a run", "epochline.ingest_cli:configure_ingest"),
+    Command("compare", "compare runs: differing params, best/final metrics",
+            "epochline.cli_insight:configure_compare"),
+    Command("aggregate", "aggregate seeds: n, mean ± std, confidence interval",
+            "epochline.cli_insight:configure_aggregate"),
+    Command("plot", "plot a metric of runs or seed groups to PNG/SVG", "epochline.cli_insight:configure_plot"),
+    Command("export", "write one run as a zip with a SHA-256 manifest", "epochline.cli_insight:configure_export"),
+    Command("import", "restore a run from an exported zip", "epochline.cli_insight:configure_import"),
+    Command("rm", "delete runs and the media no other run uses", "epochline.cli_insight:configure_rm"),
+    Command("tensorboard-export", "write runs as TensorBoard event files",
+            "epochline.cli_insight:configure_tensorboard_export"),
+    Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
+    Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
+    Command("upgrade", "upgrade a store written by an older epochline", "epochline.store_cli:configure_upgrade"),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""
@@ -363,17 +380,26 @@ def _configure(command: Command, p: argparse.ArgumentParser) -> None:
     getattr(importlib.import_module(module), function)(p)
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for (``--help`` stays fast)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from . import __version__
+
+        print(f"epochline {__version__}")
+        parser.exit()
+
+
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="epochline", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Record training runs and read them back. 'epochline COMMAND --help' shows a "
                     "command's options and examples.",
         epilog="examples:\n  epochline ls\n  epochline show baseline\n"
                "  epochline run --path digits/mlp -- python train.py\n  epochline ingest train.log")
-    parser.add_argument("--version", action="version", version=f"epochline {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print epochline's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _command_name(argv)
     for command in COMMANDS:

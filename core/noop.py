@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    import logging
 
 
 class NoOpRun:
@@ -42,7 +44,9 @@ class NoOpRun:
     def phase(self, name: str) -> _NoOpPhase:
         return _NoOpPhase(name)
 
-    def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
+    def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
+        import logging
+
         return logging.NullHandler(level)
 
     def __enter__(self) -> NoOpRun:

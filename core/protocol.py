@@ -33,7 +33,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
 
-KOGU_KEY_RE = re.compile(r"^[a-zA-Z]\w*$", re.ASCII)
 _BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
 KEY_PREFIX = "k_"
 

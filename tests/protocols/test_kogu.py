@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import epochline
-from epochline.protocol import KOGU_KEY_RE, KeyMapper, kogu_key, kogu_param, kogu_scalar
+from epochline.protocol import KeyMapper, kogu_key, kogu_param, kogu_scalar
 
-from .helpers import check_kogu_line, check_lines, fixed_run
+from .helpers import KOGU_KEY, check_kogu_line, check_lines, fixed_run
 
 GOLDEN = [
     {"name": "golden"},
@@ -159,7 +159,7 @@ def test_collisions_are_disambiguated_not_merged():
 def test_key_mapper_is_valid_and_injective(names):
     mapper = KeyMapper()
     keys = {name: mapper(name) for name in names}
-    assert all(KOGU_KEY_RE.match(k) for k in keys.values())
+    assert all(KOGU_KEY.match(k) for k in keys.values())
     assert len(set(keys.values())) == len(keys)
     assert all(mapper(name) == key for name, key in keys.items())
 
