@@ -433,11 +433,9 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            import difflib
-
-            known = self.backend.query("SELECT id, name, path, alias FROM runs")
             import difflib  # here: only a failed lookup needs it
 
+            known = self.backend.query("SELECT id, name, path, alias FROM runs")
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
                     f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
