@@ -1,4 +1,4 @@
-"""The ``epochline`` command: ``ls`` and ``show`` read a store; ``run`` and ``ingest`` record one.
+"""The ``epochline`` command: record runs (``run``, ``ingest``) and read them back (``ls``, ``show``, ...).
 
 Every subcommand is one entry of :data:`COMMANDS` (name, help, where its arguments are defined);
 its code lives in its own module. ``--json`` output is meant for scripts, the tables for people.
@@ -244,7 +244,9 @@ def _configure(command: Command, p: argparse.ArgumentParser) -> None:
 
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
-    parser = argparse.ArgumentParser(prog="epochline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="epochline", description="Record training runs and read them back. "
+        "'epochline COMMAND --help' describes each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _command_name(argv)
     for command in COMMANDS:
