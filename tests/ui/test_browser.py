@@ -201,3 +201,23 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_long_series_is_downsampled_and_full_data_is_a_click_away(tmp_path, live, page):
+    import epochline
+
+    with epochline.init("long/series", store=tmp_path / "s") as run:
+        for step in range(20_000):
+            run.log({"loss": 5.0 if step == 12_345 else 1.0 / (1 + step)}, step=step)
+    server = live(tmp_path / "s")
+    page.goto(f"{server.url}/runs/{run.id}")
+    plot = ".chart[data-metric=loss] .plot"
+    page.wait_for_selector(plot + " canvas", timeout=TIMEOUT_MS)
+    shown = int(page.get_attribute(plot, "data-points"))
+    assert 100 < shown <= 2_002
+    assert "20000 points" in page.locator(".chart[data-metric=loss] h3").text_content()
+    page.click(".chart[data-metric=loss] >> text=full data")
+    page.wait_for_function(f"document.querySelector('{plot}').getAttribute('data-points') === '20000'",
+                           timeout=TIMEOUT_MS)
+    assert page.evaluate(INK, [plot + " canvas", list(BLUE)]) > 100
+    page.shot("long-series")
