@@ -190,6 +190,11 @@ AnyEvent = Union[
     RunFinished, Heartbeat,
 ]
 
+def weight(event: Event) -> int:
+    """What an event counts in the queue bound and in loss reports: one per metric value, else one."""
+    return len(event.values) if type(event) is Metrics else 1
+
+
 def _enc_hook(obj: Any) -> Any:
     raise TypeError(f"epochline events hold only plain values, got {type(obj).__name__}")
 
