@@ -174,12 +174,22 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
     child = subprocess.Popen([sys.executable, "-c", LOGGER, str(store), str(stop)],
                              env={**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""})
     try:
-        # the store exists once the child has started its run
+        # wait until the child has made the store and started its run (a store being created
+        # is not readable yet: opening it for reading says so)
         import time
 
+        import epochline
+        from epochline.errors import StoreNotFoundError
+
         deadline = time.monotonic() + 60
-        while not (store / "epochline.db").exists():
+        while True:
             assert child.poll() is None and time.monotonic() < deadline, "the logger did not start"
+            try:
+                with epochline.open(store) as s:
+                    if s.runs():
+                        break
+            except StoreNotFoundError:
+                pass
             time.sleep(0.05)
         server = live(store)
         page.goto(server.url + "/")
