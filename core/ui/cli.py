@@ -56,8 +56,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     with _read_store(args.store) as store:
         try:
-            out = build_report(store, args.runs, args.output)
-        except KeyError as exc:
+            out = build_report(store, args.runs, args.output, max_runs=args.max_runs)
+        except (KeyError, ValueError) as exc:
             print(f"epochline: {exc.args[0]}", file=sys.stderr)
             return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); open it in a browser, no server needed")
@@ -84,4 +84,6 @@ def configure_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN|PATH",
                    help="run id, id prefix, name or alias; or a path (all runs under it)")
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    p.add_argument("--max-runs", type=int, default=50,
+                   help="refuse a selection of more runs than this (default 50)")
     p.set_defaults(func=cmd_report)

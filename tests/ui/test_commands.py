@@ -163,9 +163,12 @@ def test_report_of_one_run_opens_on_its_page_and_keeps_markup_inert(demo_store, 
     assert dialogs == []
 
 
-def test_report_of_an_unknown_run(demo_store, tmp_path):
+def test_report_of_an_unknown_run_or_too_many(demo_store, tmp_path):
     result = epochline("report", "nope", "-o", str(tmp_path / "r.html"), "--store", str(demo_store))
     assert result.returncode == 2 and "nope" in result.stderr
+    result = epochline("report", "digits", "-o", str(tmp_path / "r.html"), "--store", str(demo_store),
+                       "--max-runs", "5")
+    assert result.returncode == 2 and "7 runs selected, more than 5" in result.stderr
     assert not (tmp_path / "r.html").exists()
 
 
