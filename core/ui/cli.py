@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 import sys
 
 __all__ = ["configure_ui", "configure_report", "cmd_ui", "cmd_report", "DEFAULT_PORT"]
@@ -38,11 +39,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
         token = token or secrets.token_urlsafe(24)
     store = _read_store(args.store)
     app = create_app(store, token=token)
+    try:  # bind before printing the URL, so a busy port is an error, not a dead link
+        sock = socket.create_server((args.host, args.port),
+                                    family=socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    except OSError as exc:
+        store.close()
+        print(f"epochline: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "give another --port", file=sys.stderr)
+        return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}/"
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{sock.getsockname()[1]}/"
     print(f"epochline viewer of {store.uri} at {url}{'?token=' + token if token else ''}", flush=True)
     print("read-only; Ctrl-C stops it", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
     store.close()
     return 0
 

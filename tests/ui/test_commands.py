@@ -191,3 +191,13 @@ def test_static_files_ship_in_the_package(name):
     import epochline.ui
 
     assert (Path(epochline.ui.__file__).parent / "static" / name).is_file()
+
+
+def test_ui_on_a_busy_port_is_an_error_before_any_url(demo_store):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = epochline("ui", "--store", str(demo_store), "--port", str(port), timeout=60)
+    assert result.returncode == 2 and "http://" not in result.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
