@@ -231,3 +231,27 @@ def test_a_long_series_is_downsampled_and_full_data_is_a_click_away(tmp_path, li
                            timeout=TIMEOUT_MS)
     assert page.evaluate(INK, [plot + " canvas", list(BLUE)]) > 100
     page.shot("long-series")
+
+
+def test_pages_work_under_the_viewers_own_content_security_policy(demo_store, live, browser, tmp_path):
+    """The other browser tests bypass the CSP (Playwright's waits evaluate strings); this one
+    keeps it: the pages draw, and the browser reports no blocked script or style."""
+    server = live(demo_store)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#runs tbody tr", timeout=TIMEOUT_MS)
+        assert page.locator("#runs tbody tr").count() == 8
+        page.locator("#runs tbody .run-link").first.click()
+        page.wait_for_selector(".chart canvas", timeout=TIMEOUT_MS)
+        page.goto(server.url + "/groups?path=digits")
+        page.wait_for_selector("#charts .chart canvas", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(tmp_path / "csp.png"))
+    finally:
+        context.close()
+    assert [p for p in problems if "Content Security Policy" in p or "Refused" in p] == []
+    assert problems == []
