@@ -13,6 +13,8 @@ import sys
 import pytest
 from conftest import XSS
 
+import epochline
+
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 30_000
 BLUE = (47, 111, 222)  # the first series colour (COLORS[0] in app.js)
@@ -174,22 +176,20 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
     child = subprocess.Popen([sys.executable, "-c", LOGGER, str(store), str(stop)],
                              env={**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""})
     try:
-        # wait until the child has made the store and started its run (a store being created
-        # is not readable yet: opening it for reading says so)
+        # the store exists once the child has started its run (its file appears a moment before
+        # the schema is committed in it: wait until a reader sees the run)
         import time
 
-        import epochline
-        from epochline.errors import StoreNotFoundError
+        def started():
+            try:
+                with epochline.open(store) as reader:
+                    return bool(reader.runs())
+            except epochline.StoreNotFoundError:
+                return False
 
         deadline = time.monotonic() + 60
-        while True:
+        while not started():
             assert child.poll() is None and time.monotonic() < deadline, "the logger did not start"
-            try:
-                with epochline.open(store) as s:
-                    if s.runs():
-                        break
-            except StoreNotFoundError:
-                pass
             time.sleep(0.05)
         server = live(store)
         page.goto(server.url + "/")
