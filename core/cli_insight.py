@@ -96,7 +96,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for run in runs:
         table.add_column(f"{run['name']}\n{run['id']}", justify="right")
     table.add_row("path", *(r["path"] for r in runs))
-    table.add_row("status", *(f"[{cli._status_style(r['status'])}]{r['status']}[/]" for r in runs))
+    table.add_row("status", *(cli._status_text(r["status"]) for r in runs))
     table.add_row("duration", *(cli._fmt_duration(r["duration"]) for r in runs))
     for key in result["params"]["differing"]:
         table.add_row(f"[bold]{key}[/]", *(_fmt(r["params"].get(key)) for r in runs))

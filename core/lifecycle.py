@@ -29,6 +29,7 @@ from .runinfo import RunInfo
 from .store import open_backend, redact, redact_text, resolve_uri
 from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
+from .values import storable_text
 
 _enabled = True
 _active: set[Run] = set()

@@ -14,6 +14,7 @@ import os
 from typing import Any, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
 from .epochs import check_field_map, check_scale, check_scales
+from .values import storable_text
 
 EMITTERS = ("kogu", "progress")
 """The built-in line emitters (``emit="kogu,progress"``); ``"none"`` turns them all off."""
@@ -40,6 +41,8 @@ def unknown_keywords(owner: str, given: Iterable[str], valid: Collection[str]) -
 def _text(what: str, value: Any) -> None:
     if value is not None and (type(value) is not str or not value):
         raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+    if value is not None and not storable_text(value):  # no store can keep it: say so now
+        raise ValueError(f"{what} {value!r} holds a NUL character or a lone surrogate")
 
 
 def check_path(path: Any) -> str:

@@ -617,6 +617,8 @@ class Run:
     def _check_text(what: str, value: Any) -> None:
         if type(value) is not str or not value:
             raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+        if not storable_text(value):  # no store can keep it: say so at the call
+            raise ValueError(f"{what} {value!r} holds a NUL character or a lone surrogate")
 
     def _warn_once(self, key: tuple, message: str) -> None:
         if key not in self._warned:
@@ -683,14 +685,19 @@ def _artifact_name(name: Any) -> str:
     return "/".join(p for p in parts if p not in (".", ""))
 
 
+def _numpy() -> Any:
+    """numpy, or None where it is not installed (then histograms are counted in pure Python)."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
+        return None
+    return numpy
+
+
 def _histogram(values: Any, bins: int) -> Dict[str, Any]:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
-    np: Any
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
-        np = None
+    np = _numpy()
     if np is not None:
         arr = np.asarray(values, dtype=np.float64).ravel()
         arr = arr[np.isfinite(arr)]
