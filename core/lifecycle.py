@@ -29,7 +29,6 @@ from .runinfo import RunInfo
 from .store import open_backend, redact, redact_text, resolve_uri
 from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
-from .values import storable_text
 
 _enabled = True
 _active: set[Run] = set()
@@ -107,11 +106,12 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     dispatcher (:mod:`epochline.dispatch`). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
-    checked = check_init_options(dict(
-        path=path, name=name, alias=alias, ignore_params=ignore_params, tags=tags, store=store,
-        run_id=run_id, framework=framework, emit=emit, default_emit=default_emit,
-        total_epochs=total_epochs, accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
-        flush_interval=flush_interval, max_queue=max_queue))
+    checked = check_init_options({
+        "path": path, "name": name, "alias": alias, "ignore_params": ignore_params, "tags": tags,
+        "store": store, "run_id": run_id, "framework": framework, "emit": emit,
+        "default_emit": default_emit, "total_epochs": total_epochs, "accuracy_scale": accuracy_scale,
+        "scales": scales, "field_map": field_map, "flush_interval": flush_interval,
+        "max_queue": max_queue})
     path, tags, ignore_params = checked["path"], checked["tags"], checked["ignore_params"]
     scales, field_map = checked["scales"], checked["field_map"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
