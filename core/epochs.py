@@ -146,9 +146,9 @@ class FinalTracker:
     """What the final record is built from, fed with the run's events on the dispatcher thread.
 
     It keeps the epoch records, every evaluation, the test stage's values, an explicit best epoch,
-    the primary metric and, for every numeric metric, its lowest and highest value with their step
-    (so that a primary metric chosen after values were logged still considers them). A run re-opened
-    by a later stage in the same process continues from the tracker of its earlier stage.
+    the primary metric and the user's summary values: a handful of events per epoch, never the
+    per-step points. A run re-opened by a later stage in the same process continues from the
+    tracker of its earlier stage.
     """
 
     def __init__(self, prior_epochs: Optional[Mapping[int, Mapping[str, Any]]] = None) -> None:
@@ -157,24 +157,10 @@ class FinalTracker:
         self.test: Dict[str, Any] = {}
         self.best_epoch: Optional[int] = None
         self.primary: Optional[Tuple[str, str]] = None
-        self.extremes: Dict[str, list] = {}  # key -> [low, low_step, high, high_step]
         self.summary: Dict[str, Any] = {}
         self.total_epochs: Optional[int] = None
 
     # -- feeding (dispatcher thread) --------------------------------------------------------
-    def metrics(self, step: int, values: Mapping[str, Any]) -> None:
-        extremes = self.extremes
-        for key, value in values.items():
-            if type(value) is bool or type(value) is str or value != value:
-                continue
-            known = extremes.get(key)
-            if known is None:
-                extremes[key] = [value, step, value, step]
-            elif value < known[0]:
-                known[0], known[1] = value, step
-            elif value > known[2]:
-                known[2], known[3] = value, step
-
     def epoch(self, epoch: int, values: Mapping[str, Any], total_epochs: Optional[int]) -> None:
         self.records[epoch] = dict(values)
         if total_epochs is not None:
@@ -186,13 +172,6 @@ class FinalTracker:
             self.test.update(values)
         else:
             self.evaluations.append((epoch, step, dict(values)))
-
-    def extreme(self, name: str, mode: str) -> Optional[Tuple[Any, int]]:
-        """(best value, its step) of metric ``name`` over everything logged, or None."""
-        known = self.extremes.get(name)
-        if known is None:
-            return None
-        return (known[2], known[3]) if mode == "max" else (known[0], known[1])
 
     # -- the rule -----------------------------------------------------------------------------
     def _candidates(self) -> list:

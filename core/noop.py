@@ -27,7 +27,7 @@ class NoOpRun:
 
     log = log_params = log_image = log_artifact = log_text = comment = tag = untag = _noop
     rename = declare_plot = log_histogram = set_primary_metric = summary = finish = _noop
-    end_epoch = _noop
+    end_epoch = set_best_epoch = _noop
     in_progress = None
     accuracy_scale = "fraction"
     scales: dict = {}
@@ -35,6 +35,10 @@ class NoOpRun:
     epochs_done = 0
 
     def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
+        return {}
+
+    def end_evaluation(self, values: Any, *, stage: str = "val", epoch: Any = None, step: Any = None,
+                       scales: Any = None) -> dict:
         return {}
 
     def phase(self, name: str) -> _NoOpPhase:

@@ -362,19 +362,13 @@ class Run:
 
     @property
     def best(self) -> Optional[Dict[str, Any]]:
-        """``{"name", "mode", "value", "step"}`` of the primary metric so far, or None."""
-        if self._primary is None:
+        """``{"name", "mode", "value", "step"}`` of the primary metric: while the run goes on, over
+        the values logged since :meth:`set_primary_metric`; after :meth:`finish`, over every value
+        the store holds (also those logged before the call)."""
+        if self._primary is None or self._best is None:
             return None
-        name, mode = self._primary
-        best = self._best
-        tracker = final_tracker(self._info)
-        earlier = tracker.extreme(name, mode) if tracker is not None else None
-        if earlier is not None and (best is None or (earlier[0] > best[0] if mode == "max" else
-                                                     earlier[0] < best[0])):
-            best = earlier
-        if best is None:
-            return None
-        return {"name": name, "mode": mode, "value": best[0], "step": best[1]}
+        return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
+                "step": self._best[1]}
 
     def set_best_epoch(self, epoch: int) -> None:
         """Name the epoch the training kept (early stopping that restored the best weights, the
@@ -532,10 +526,11 @@ class Run:
             tracker = final_tracker(info)
             if primary is not None:
                 name, mode = primary
-                best = tracker.extreme(name, mode) if tracker is not None else None
+                best = _stored_best(info, name, mode) or self._best
                 if best is None:
                     missing.append(name)
                 else:
+                    self._best = best
                     out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values={
                         "primary_metric": name, f"best_{name}": scale(name, best[0]),
                         f"best_{name}_step": best[1]}))
@@ -640,6 +635,26 @@ class Phase:
         return f"<epochline phase {self.name!r} of run {self._run.id}>"
 
 
+def _stored_best(info: RunInfo, name: str, mode: str) -> Optional[tuple]:
+    """(best value, its step) of metric ``name`` over every point the store holds for the run, or
+    None (nothing stored, or a store that cannot be read). Called once, at finish, on the
+    dispatcher thread after the last write: so the primary metric counts values logged before
+    ``set_primary_metric`` too, and logging pays nothing per point for it."""
+    try:
+        from .store.reader import Store
+
+        points = Store(info.store).run(info.id).metrics(name)
+    except Exception:
+        return None
+    best: Optional[tuple] = None
+    for _, step, value in points:
+        if type(value) is bool or type(value) is str or value != value:
+            continue
+        if best is None or (value > best[0] if mode == "max" else value < best[0]):
+            best = (value, step)
+    return best
+
+
 def _artifact_name(name: Any) -> str:
     text = str(name).replace("\\", "/")
     parts = PurePosixPath(text).parts
@@ -648,14 +663,19 @@ def _artifact_name(name: Any) -> str:
     return "/".join(p for p in parts if p not in (".", ""))
 
 
+def _numpy() -> Any:
+    """numpy, or None where it is not installed (then histograms are counted in pure Python)."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
+        return None
+    return numpy
+
+
 def _histogram(values: Any, bins: int) -> Dict[str, Any]:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
-    np: Any
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
-        np = None
+    np = _numpy()
     if np is not None:
         arr = np.asarray(values, dtype=np.float64).ravel()
         arr = arr[np.isfinite(arr)]

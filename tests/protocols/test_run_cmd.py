@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -35,12 +36,21 @@ sys.stdout.write("no newline at the end")
 '''
 
 
+def with_signals(dispositions: str, cmd: list) -> list:
+    """``cmd`` started with SIGINT/SIGTERM set explicitly (``"SIG_DFL"`` or ``"SIG_IGN"``), whatever
+    the test runner inherited (a shell's background job ignores SIGINT): the same process, exec'd."""
+    code = ("import os, signal, sys\n"
+            f"for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.{dispositions})\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n")
+    return [sys.executable, "-c", code, *cmd]
+
+
 def epochline_run(tmp_path, script, *args, **popen):
     path = tmp_path / "script.py"
     path.write_text(textwrap.dedent(script))
     cmd = [sys.executable, "-m", "epochline", "run", "--path", "t/run", *args, "--", sys.executable, str(path)]
-    return subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(with_signals("SIG_DFL", cmd), cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 def finished(proc, timeout=60):
@@ -186,6 +196,8 @@ def test_any_language_example(store_dir, tmp_path):
     assert got["summary"] == {"best_val_accuracy": 90.0, "final_test_accuracy": 90.0, "train_loss": 0.25,
                               "val_loss": 0.275, "val_accuracy": 90.0, "best_epoch": 3, "total_epochs": 3}
     assert got["artifacts"]["shell-model.txt"] == b"weights of epoch 3\n"
+    assert not (tmp_path / "shell-model.txt").exists()  # written to the scratch folder, not here
+    assert not list(Path(tempfile.gettempdir()).glob("epochline-run-*/shell-model.txt"))
 
 
 def test_a_group_signal_reaches_the_command_once(store_dir, tmp_path):
@@ -242,3 +254,15 @@ def test_ingest_refuses_what_is_not_a_log(store_dir, tmp_path, make, message):
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not store_dir.exists()  # nothing was started
+
+
+def test_an_ignored_sigint_stays_ignored(store_dir, tmp_path):
+    """Started with SIGINT ignored (a background job), epochline run and the command ignore it too."""
+    script = tmp_path / "script.py"
+    script.write_text("import signal, sys\n"
+                      "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)\n")
+    proc = subprocess.run(
+        with_signals("SIG_IGN", [sys.executable, "-m", "epochline", "run", "--path", "t/run", "--",
+                                 sys.executable, str(script)]),
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout == b"True\n"
