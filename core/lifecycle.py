@@ -28,6 +28,7 @@ from .runinfo import RunInfo
 from .store import open_backend, redact, redact_text, resolve_uri
 from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
+from .values import storable_text
 
 _enabled = True
 _active: set[Run] = set()
@@ -122,6 +123,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     for value, what in [(name, "name"), (alias, "alias"), (run_id, "run_id")] + [(t, "tag") for t in tags]:
         if value is not None and (type(value) is not str or not value):
             raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+        if value is not None and not storable_text(value):  # no store can keep it: say so now
+            raise ValueError(f"{what} {value!r} holds a NUL character or a lone surrogate")
     if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
         raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
     try:
