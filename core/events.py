@@ -148,6 +148,29 @@ class RunFinished(Event, tag="run_finished"):
     """Events this process could not hand to every sink (see the run's finish report)."""
 
 
+class Record(Event, tag="record"):
+    """A described thing the run carries beside its metrics: the environment (``kind="env"``), a
+    dataset, a model, a config file, the code snapshot, the parameter metadata. One record per
+    (kind, name); a later one replaces it. ``data`` holds plain JSON values only."""
+
+    kind: str
+    name: str
+    data: Dict[str, Any]
+
+
+class ConsoleText(Event, tag="console"):
+    """A line the program printed to stdout or stderr while ``capture_console`` was on."""
+
+    text: str
+    stream: str = "stdout"
+
+
+class SystemMetrics(Metrics, tag="system_metrics"):
+    """Samples of the machine (CPU %, RSS, GPU) taken by the ``system_metrics`` sampler. A type of
+    its own so that sinks that print metrics (Kogu) do not print these; ``step`` is the sample's
+    index, ``wall_time`` the time it was taken."""
+
+
 class Heartbeat(Event, tag="heartbeat"):
     """Sent by the dispatcher every few seconds so readers can tell a live run from a dead one."""
 
@@ -155,6 +178,7 @@ class Heartbeat(Event, tag="heartbeat"):
 AnyEvent = Union[
     RunStarted, Params, Metrics, Image, Text, Comment, Tag, Untag, Rename, Artifact,
     PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, RunFinished, Heartbeat,
+    Record, ConsoleText, SystemMetrics,
 ]
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

@@ -16,9 +16,11 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from . import events as ev
+from .context import _start as context_start
+from .context._run import name_from_params
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
 from .noop import NoOpRun
 from .plugins import get_plugin_manager
@@ -27,6 +29,7 @@ from .run import Run, exit_status
 from .runinfo import RunInfo
 from .store import open_backend
 from .store.unavailable import UnavailableBackend
+from .values import flatten_params
 
 _enabled = True
 _active: "set[Run]" = set()
@@ -96,8 +99,16 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
          emit: Union[str, Iterable[str], None] = None, default_emit: Union[str, Iterable[str]] = "",
          total_epochs: Optional[int] = None,
          accuracy_scale: str = "fraction", all_ranks: bool = False,
-         flush_interval: float = FLUSH_INTERVAL_S) -> Union[Run, NoOpRun]:
+         flush_interval: float = FLUSH_INTERVAL_S,
+         param_parents: Optional[Mapping[str, str]] = None, name_params: Sequence[str] = (),
+         capture_env: bool = True, snapshot_code: Union[bool, str, "os.PathLike[str]"] = False,
+         capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
+         system_interval: float = 10.0) -> Union[Run, NoOpRun]:
     """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
+
+    ``param_parents``/``name_params``: legm's parameter model (see ``Run.log_params``);
+    ``capture_env``, ``snapshot_code``, ``capture_console``/``tqdm_mode`` and ``system_metrics``
+    /``system_interval``: what the run records beside its metrics (:mod:`epochline.context`).
 
     Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
@@ -115,6 +126,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
             raise TypeError(f"{what} must be a non-empty string, got {value!r}")
     if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
         raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
+    context_start.check(tqdm_mode, system_interval, snapshot_code)
     try:
         backend = open_backend(store)
     except (ValueError, TypeError):
@@ -132,6 +144,9 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
     named = name is not None or alias is not None  # a resumed run's name was printed before
+    if name is None and not resumed and alias is None and name_params and params is not None:
+        name = name_from_params(flatten_params(params), name_params)
+        named = name is not None
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:
@@ -149,10 +164,13 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
                                  named=named, resumed=resumed is not None))
     if resumed and resumed["epochs"]:
         run.epochs_done = max(resumed["epochs"])
-    if params is not None:
-        run.log_params(params, ignore=ignore_params)
-    elif ignore_params:
-        run.log_params(ignore=ignore_params)
+    run._set_name_params(name_params, auto=not named and not resumed)
+    if params is not None or ignore_params or param_parents:
+        run.log_params(params, ignore=ignore_params, param_parents=param_parents)
+    context_start.start(run, capture_env=capture_env, snapshot_code=snapshot_code,
+                        capture_console=capture_console, tqdm_mode=tqdm_mode,
+                        system_metrics=system_metrics, system_interval=system_interval,
+                        system_start=resumed["system_step"] + 1 if resumed else 0)
     with _lock:
         _active.add(run)
     _install_exit_hooks()

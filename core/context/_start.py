@@ -1,0 +1,92 @@
+"""What ``init`` starts for issue 17: environment capture, code snapshot, console, system sampler.
+
+The environment and the code snapshot are taken once on a background thread (so ``init`` returns
+at once even when ``git`` is slow), which ``finish`` waits for. The console capture and the system
+sampler run until the run finishes; ``finish`` stops them before the run's last events are
+dispatched. A failure in any of them warns once and the training goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import events as ev
+from . import _code, _console, _env, _system
+
+BACKGROUND_JOIN_S = 60.0
+
+
+def check(tqdm_mode: str, system_interval: float, snapshot_code: Any) -> None:
+    """Raise at ``init`` for options that cannot work (before anything is started)."""
+    if not isinstance(snapshot_code, (bool, str, os.PathLike)) and snapshot_code is not None:
+        raise TypeError(f"snapshot_code must be True/False or a folder path, got {snapshot_code!r}")
+    if tqdm_mode not in _console.MODES:
+        raise ValueError(f"tqdm_mode must be one of {', '.join(_console.MODES)}; got {tqdm_mode!r}")
+    if isinstance(system_interval, bool) or not isinstance(system_interval, (int, float)) \
+            or not system_interval > 0:
+        raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
+
+
+def _store_dirs(run: Any) -> list:
+    """The store's own folders, left out of the code snapshot."""
+    out = []
+    for attr in ("directory", "media_root"):
+        try:
+            value = getattr(run._info.store, attr, None)
+        except OSError:  # an unavailable store
+            value = None
+        if value is not None:
+            out.append(Path(value))
+    return out
+
+
+def _once(run: Any, capture_env: bool, snapshot_code: Any) -> None:
+    run_id, put = run.id, run._put
+    if capture_env:
+        try:
+            put(ev.Record(run_id=run_id, wall_time=time.time(), kind="env", name="env",
+                          data=_env.capture()))
+        except Exception as exc:
+            run._lose(("env", type(exc).__name__), f"epochline: environment not captured: {exc}")
+    if snapshot_code:
+        root = os.getcwd() if snapshot_code is True else snapshot_code
+        try:
+            record, stored = _code.snapshot(root, run._info.store.media_root, _store_dirs(run))
+        except Exception as exc:
+            run._lose(("code", type(exc).__name__), f"epochline: code snapshot not stored: {exc}")
+            return
+        if stored is not None:
+            put(ev.Artifact(run_id=run_id, wall_time=time.time(), name="code.zip", media=stored[0],
+                            size=stored[1], sha256=stored[2], source=record["root"]))
+        else:
+            warnings.warn(f"epochline: code snapshot not stored: {record['refused']}", RuntimeWarning,
+                          stacklevel=2)
+        put(ev.Record(run_id=run_id, wall_time=time.time(), kind="code", name="code", data=record))
+
+
+def start(run: Any, *, capture_env: bool = True, snapshot_code: Any = False,
+          capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
+          system_interval: float = _system.DEFAULT_INTERVAL_S, system_start: int = 0) -> None:
+    """Start what was asked for on ``run`` and register how each one stops at finish."""
+    if capture_env or snapshot_code:
+        worker = threading.Thread(target=_once, args=(run, capture_env, snapshot_code),
+                                  name=f"epochline-context-{run.id}", daemon=True)
+        worker.start()
+
+        def join() -> None:
+            worker.join(BACKGROUND_JOIN_S)
+            if worker.is_alive():
+                run._lose(("context", "timeout"), "epochline: environment/code capture did not "
+                          f"finish within {BACKGROUND_JOIN_S:g} s")
+
+        run._on_finish_context(join)
+    if capture_console:
+        run._on_finish_context(_console.capture(_console.recorder(run._put, run.id), tqdm_mode))
+    if system_metrics:
+        sampler = _system.Sampler(run._put, run.id, system_interval, system_start).start()
+        run._on_finish_context(sampler.stop)
