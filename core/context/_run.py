@@ -244,7 +244,7 @@ class RunContext:
                 label += ".zip"
                 rel, size, digest, skipped = _files.zip_into_store(root, _files.walk(path))
         except _files.Refused as exc:
-            self._warn_once(("refused", what), f"epochline: not archived: {exc}")  # type: ignore[attr-defined]
+            self._warn_once(("refused", str(exc)), f"epochline: not archived: {exc}")  # type: ignore[attr-defined]
             return {"refused": str(exc)}
         except OSError as exc:
             self._lose(("archive", what), f"epochline: {what} not archived: {exc}")  # type: ignore[attr-defined]
