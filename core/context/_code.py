@@ -63,12 +63,16 @@ def _walk_files(root: Path, exclude: List[Path]) -> List[str]:
     return out
 
 
-def collect(root: Path, exclude: List[Path]) -> Tuple[str, List[Entry], List[str]]:
-    """(how the files were chosen, entries to archive, names left out for their size)."""
+def collect(root: Path, exclude: List[Path]) -> Tuple[str, List[Entry], List[str], bool]:
+    """(how the files were chosen, entries to archive, names left out for their size, whether
+    there were more than :data:`MAX_FILES` candidates -- then the entries are incomplete)."""
     names = _git_files(root)
     mode = "git"
     if names is None:
         names, mode = _walk_files(root, exclude), "walk"
+    too_many = len(names) > MAX_FILES
+    if too_many:  # refused anyway: do not stat a huge tree
+        return mode, [], [], True
     entries: List[Entry] = []
     large: List[str] = []
     resolved_exclude = [e.resolve() for e in exclude]
@@ -86,9 +90,7 @@ def collect(root: Path, exclude: List[Path]) -> Tuple[str, List[Entry], List[str
             large.append(rel)
             continue
         entries.append((rel, path, st.st_size, st.st_mtime_ns))
-        if len(entries) > MAX_FILES:
-            break
-    return mode, entries, large
+    return mode, entries, large, too_many
 
 
 def snapshot(root: Any, media_root: Path, exclude: List[Path]) -> Tuple[Dict[str, Any], Optional[tuple]]:
@@ -98,12 +100,12 @@ def snapshot(root: Any, media_root: Path, exclude: List[Path]) -> Tuple[Dict[str
     if not root.is_dir():
         record["refused"] = f"{root} is not a directory"
         return record, None
-    mode, entries, large = collect(root, exclude)
+    mode, entries, large, too_many = collect(root, exclude)
     total = sum(e[2] for e in entries)
     record.update(mode=mode, files=len(entries), bytes=total)
     if large:
         record["left_out_large"] = large[:50]
-    if len(entries) > MAX_FILES:
+    if too_many or len(entries) > MAX_FILES:
         record["refused"] = (f"more than {MAX_FILES} files below {root}; snapshot a smaller "
                              "folder (snapshot_code='path/to/src') or add a .gitignore")
         return record, None
