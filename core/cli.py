@@ -13,9 +13,8 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .store import resolve_uri
+from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
 from .store.reader import RunView, Store, open_store
-from .store.sqlite import DB_NAME, path_from_uri
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -57,12 +56,10 @@ def _status_style(status: str) -> str:
 
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
-    uri = resolve_uri(store)
-    directory = path_from_uri(uri)
-    if directory is not None and not (directory.expanduser() / DB_NAME).exists():
-        raise SystemExit(f"epochline: no store at {directory} (nothing recorded there yet); "
-                         "give --store or set EPOCHLINE_STORE")
-    return open_store(uri)
+    try:
+        return open_store(store)
+    except StoreNotFoundError as exc:
+        raise SystemExit(f"epochline: {exc}") from None
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -164,8 +161,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _read_store(args.store) as store:
         try:
             run = store.run(args.run)
-        except KeyError as exc:
-            print(f"epochline: {exc.args[0]}", file=sys.stderr)
+        except (RunNotFoundError, AmbiguousRunError) as exc:
+            print(f"epochline: {exc}", file=sys.stderr)
             return 2
         if args.json:
             print(json.dumps(_json_safe(run.to_dict()), allow_nan=False, default=str))

@@ -56,6 +56,33 @@ def is_accuracy(field: str) -> bool:
     return field.endswith("_accuracy")
 
 
+def check_scale(what: str, scale: Any) -> str:
+    """``scale`` if it is ``"fraction"`` or ``"percent"``; a clear error otherwise."""
+    if scale not in SCALES:
+        raise ValueError(f"{what} must be 'fraction' or 'percent', got {scale!r}")
+    return scale
+
+
+def check_scales(scales: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """A copy of a per-metric ``scales=`` mapping ({metric name: "fraction" | "percent"}), checked."""
+    if scales is None:
+        return {}
+    if not isinstance(scales, Mapping):
+        raise TypeError(f"scales= takes a dict such as {{'top1': 'percent'}}, got {type(scales).__name__}")
+    return {str(name): check_scale(f"scale of {name!r}", scale) for name, scale in scales.items()}
+
+
+def check_field_map(field_map: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """A copy of a ``field_map=`` mapping ({logged name: PROGRESS field name}), checked."""
+    if field_map is None:
+        return {}
+    if not isinstance(field_map, Mapping) or not all(
+            type(k) is str and type(v) is str and v for k, v in field_map.items()):
+        raise TypeError("field_map= takes a dict of metric name -> field name such as "
+                        f"{{'acc@1': 'val_accuracy'}}, got {field_map!r}")
+    return dict(field_map)
+
+
 def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
                  scales: Optional[Mapping[str, str]] = None,
                  field_map: Optional[Mapping[str, str]] = None) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
@@ -65,8 +92,7 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
     percent), the others under their own name. When two names map to one field the first wins
     and the other keeps its own name, so nothing is silently merged.
     """
-    if accuracy_scale not in SCALES:
-        raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
+    check_scale("accuracy_scale", accuracy_scale)
     record: Dict[str, Any] = {}
     percent = []
     problems = []
@@ -78,9 +104,7 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
             record.setdefault(name, value)
             continue
         if is_accuracy(field):
-            scale = (scales or {}).get(name, accuracy_scale)
-            if scale not in SCALES:
-                raise ValueError(f"scale of {name!r} must be 'fraction' or 'percent', got {scale!r}")
+            scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
             if value == value:
                 if scale == "fraction" and not (0.0 <= value <= 1.0):
                     problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")

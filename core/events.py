@@ -45,6 +45,8 @@ class RunStarted(Event, tag="run_started"):
     resumed: bool = False
     """True when this continues a stored run (``init(run_id=...)``)."""
     schema_version: int = SCHEMA_VERSION
+    total_epochs: Optional[int] = None
+    """``init(total_epochs=)``, or the stored run's when resuming; later ones come in EpochEnd."""
 
 
 class Params(Event, tag="params"):

@@ -19,18 +19,21 @@ import pluggy
 if TYPE_CHECKING:
     from .events import Event
     from .runinfo import RunInfo
-    from .store.base import Backend
+    from .store import StoreBackend
 
 hookspec = pluggy.HookspecMarker("epochline")
 
 
 @hookspec(firstresult=True)
-def epochline_store_backend(uri: str) -> Optional["Backend"]:
+def epochline_store_backend(uri: str, create: bool) -> Optional["StoreBackend"]:
     """Open the storage backend for ``uri``, or return ``None`` if the URI is not yours.
 
     ``uri`` is what the user gave (``store=`` or ``EPOCHLINE_STORE``): a plain directory path or a
     URI whose scheme names the backend (``sqlite:///path/to/dir``, ``postgresql://...``). The first
     plugin that returns a backend wins, so a third-party backend only answers for its own scheme.
+    ``create`` is True when a run starts (make the store if it is missing) and False when the store
+    is opened for reading: then create nothing and raise
+    :class:`~epochline.errors.StoreNotFoundError` if there is no store.
     """
 
 

@@ -22,6 +22,7 @@ from . import events as ev
 from .context import _start as context_start
 from .context._run import name_from_params
 from .dispatch import FLUSH_INTERVAL_S, Dispatcher
+from .epochs import check_field_map, check_scale, check_scales
 from .noop import NoOpRun
 from .plugins import get_plugin_manager
 from .procinfo import process_start
@@ -98,7 +99,8 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
          store: Any = None, run_id: Optional[str] = None, framework: Optional[str] = None,
          emit: Union[str, Iterable[str], None] = None, default_emit: Union[str, Iterable[str]] = "",
          total_epochs: Optional[int] = None,
-         accuracy_scale: str = "fraction", all_ranks: bool = False,
+         accuracy_scale: str = "fraction", scales: Optional[Mapping[str, str]] = None,
+         field_map: Optional[Mapping[str, str]] = None, all_ranks: bool = False,
          flush_interval: float = FLUSH_INTERVAL_S,
          param_parents: Optional[Mapping[str, str]] = None, name_params: Sequence[str] = (),
          capture_env: bool = True, snapshot_code: Union[bool, str, "os.PathLike[str]"] = False,
@@ -106,17 +108,18 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
          system_interval: float = 10.0) -> Union[Run, NoOpRun]:
     """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
 
-    ``param_parents``/``name_params``: legm's parameter model (see ``Run.log_params``);
-    ``capture_env``, ``snapshot_code``, ``capture_console``/``tqdm_mode`` and ``system_metrics``
-    /``system_interval``: what the run records beside its metrics (:mod:`epochline.context`).
-
+    ``accuracy_scale``, ``scales`` (per metric, e.g. ``{"top1": "percent"}``) and ``field_map``
+    (e.g. ``{"acc@1": "val_accuracy"}``) say how epoch records read the logged names
+    (:mod:`epochline.epochs`). ``param_parents``/``name_params``: legm's parameter model (see
+    ``Run.log_params``); ``capture_env``, ``snapshot_code``, ``capture_console``/``tqdm_mode`` and
+    ``system_metrics``/``system_interval``: what the run records beside its metrics (docs/api.md).
     Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
     if not is_enabled() or (not all_ranks and global_rank() != 0):
         return NoOpRun()
-    if accuracy_scale not in ("fraction", "percent"):
-        raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
+    check_scale("accuracy_scale", accuracy_scale)
+    scales, field_map = check_scales(scales), check_field_map(field_map)
     path = _clean_path(path)
     if isinstance(tags, str):
         tags = (tags,)
@@ -151,19 +154,19 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:
         total_epochs = resumed["total_epochs"]
-    info = RunInfo(id=run_id, name=name, path=path, store=backend, emit=resolve_emit(emit, default_emit),
-                   total_epochs=total_epochs, prior_epochs=resumed["epochs"] if resumed else {})
+    prior_epochs = resumed["epochs"] if resumed else {}
+    info = RunInfo(id=run_id, path=path, store=backend, emit=resolve_emit(emit, default_emit),
+                   prior_epochs=prior_epochs)
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
-    run = Run(info, dispatcher, start_step=start_step, on_finish=_forget,
-              accuracy_scale=accuracy_scale)
+    run = Run(info, dispatcher, name=name, start_step=start_step, on_finish=_forget,
+              accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
+              total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
     pid = os.getpid()
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                                  pid_start=process_start(pid), framework=framework,
-                                 named=named, resumed=resumed is not None))
-    if resumed and resumed["epochs"]:
-        run.epochs_done = max(resumed["epochs"])
+                                 named=named, resumed=resumed is not None, total_epochs=total_epochs))
     run._set_name_params(name_params, auto=not named and not resumed)
     if params is not None or ignore_params or param_parents:
         run.log_params(params, ignore=ignore_params, param_parents=param_parents)
@@ -207,9 +210,9 @@ def _at_exit() -> None:
         runs = list(_active)
     for run in runs:
         try:
-            if run.in_progress:
-                run.finish("failed", f"{run.in_progress} did not reach its end (an exception was "
-                           "raised and caught by the caller, or the process was told to exit)")
+            reason = run._unfinished_reason()
+            if reason is not None:
+                run.finish("failed", reason)
             else:
                 run.finish("completed", "finish() was not called; finished at interpreter exit")
         except Exception:
@@ -228,8 +231,3 @@ def _install_exit_hooks() -> None:
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
     atexit.register(_at_exit)
-
-
-def active_runs() -> list:
-    with _lock:
-        return list(_active)

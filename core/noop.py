@@ -34,6 +34,12 @@ class NoOpRun:
     field_map: dict = {}
     epochs_done = 0
 
+    def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
+        return {}
+
+    def phase(self, name: str) -> "_NoOpPhase":
+        return _NoOpPhase(name)
+
     def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
         return logging.NullHandler(level)
 
@@ -51,6 +57,20 @@ class NoOpRun:
 
     def __repr__(self) -> str:
         return "<epochline.NoOpRun (tracking is off)>"
+
+
+class _NoOpPhase:
+    def __init__(self, name: str):
+        self.name = name
+
+    def end(self) -> None:
+        return None
+
+    def __enter__(self) -> "_NoOpPhase":
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
 
 
 def _noop_like(method: Callable[..., Any], body: Callable[..., Any]) -> Callable[..., Any]:

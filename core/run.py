@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from . import events as ev
 from .dispatch import Dispatcher
-from .epochs import SCALES, epoch_record
+from .epochs import epoch_record
 from .errors import RunFinishedError
 from .context._run import RunContext
 from .identity import fingerprint, uncounted
@@ -54,11 +54,15 @@ class Run(RunContext):
     The config/dataset/model records, ``set_best`` and the parameter model (parents, names) come
     from :class:`~epochline.context._run.RunContext`."""
 
-    def __init__(self, info: RunInfo, dispatcher: Dispatcher, *, start_step: int = -1,
-                 on_finish: Any = None, accuracy_scale: str = "fraction"):
+    def __init__(self, info: RunInfo, dispatcher: Dispatcher, *, name: str, start_step: int = -1,
+                 on_finish: Any = None, accuracy_scale: str = "fraction",
+                 scales: Optional[Mapping[str, str]] = None, field_map: Optional[Mapping[str, str]] = None,
+                 total_epochs: Optional[int] = None, epochs_done: int = 0):
         self._info = info
         self._dispatcher = dispatcher
         self._put = dispatcher.put
+        self._name = name
+        self._total_epochs = total_epochs
         self._step = start_step
         self._finished = False
         self._params: Dict[str, Any] = {}
@@ -68,18 +72,15 @@ class Run(RunContext):
         self._warned: set = set()
         self._skipped = 0
         self._on_finish = on_finish
-        if accuracy_scale not in SCALES:
-            raise ValueError(f"accuracy_scale must be 'fraction' or 'percent', got {accuracy_scale!r}")
+        # init() checked accuracy_scale, scales and field_map before anything was recorded
         self.accuracy_scale = accuracy_scale
-        self.scales: Dict[str, str] = {}
-        """Per-metric accuracy scale overrides, e.g. ``{"top1": "percent"}``."""
-        self.field_map: Dict[str, str] = {}
-        """Extra name -> PROGRESS field entries, e.g. ``{"acc@1": "val_accuracy"}``."""
-        self.epochs_done = 0
-        self.in_progress: Optional[str] = None
-        """Set by adapters while e.g. ``"fit"`` runs: a run still unfinished at interpreter exit
-        with this set is ``failed`` (the framework raised and the caller swallowed it), not
-        ``completed``. Uncaught exceptions and Ctrl-C are handled by the chained excepthook."""
+        self.scales: Dict[str, str] = dict(scales or {})
+        """Per-metric accuracy scale overrides, e.g. ``{"top1": "percent"}`` (``init(scales=)``)."""
+        self.field_map: Dict[str, str] = dict(field_map or {})
+        """Extra name -> PROGRESS field entries, e.g. ``{"acc@1": "val_accuracy"}`` (``init(field_map=)``)."""
+        self._epochs_done = epochs_done
+        self._phase: Optional[Phase] = None
+        self._broken_phase: Optional[str] = None  # why a phase left by an exception did not end
         self.status: str = "running"
         self.reason: Optional[str] = None
         self.lost: int = 0
@@ -92,7 +93,7 @@ class Run(RunContext):
 
     @property
     def name(self) -> str:
-        return self._info.name
+        return self._name
 
     @property
     def path(self) -> str:
@@ -292,7 +293,7 @@ class Run(RunContext):
     def rename(self, name: str) -> None:
         self._check_open("rename")
         self._check_text("name", name)
-        self._info.name = name
+        self._name = name
         self._put(ev.Rename(run_id=self._info.id, wall_time=_now(), name=name))
 
     def declare_plot(self, name: str, metrics: Sequence[str], y_label: str = "") -> None:
@@ -347,31 +348,77 @@ class Run(RunContext):
         if flat:
             self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values=flat))
 
-    def end_epoch(self, epoch: int, values: Mapping[str, Any], *, total_epochs: Optional[int] = None,
-                  scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-        """Close epoch ``epoch`` (1-indexed) with its values: one record, one PROGRESS line.
+    def epoch_record(self, values: Mapping[str, Any], *,
+                     scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """The record :meth:`end_epoch` would emit for ``values``, without emitting anything.
 
-        ``values`` are the epoch's metrics as logged (also log them with :meth:`log` to keep the
-        series); names and accuracy scales follow :mod:`epochline.epochs`. Returns the record.
+        Names become PROGRESS fields and accuracies percent (:mod:`epochline.epochs`, with this
+        run's ``accuracy_scale``, ``scales`` (+ ``scales=``) and ``field_map``); values that are
+        not numbers are left out. A value that contradicts its declared scale is warned about once.
         """
-        self._check_open("end_epoch")
-        epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
-        if epoch < 1:
-            raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")
-        if total_epochs is not None:
-            total_epochs = self._as_int("total_epochs", total_epochs)
-            self._info.total_epochs = total_epochs
+        return self._record(values, scales)[0]
+
+    def _record(self, values: Mapping[str, Any], scales: Optional[Mapping[str, str]]) -> tuple:
         clean = self._clean(values) if values else {}
         record, percent, problems = epoch_record(
             clean, accuracy_scale=self.accuracy_scale, scales={**self.scales, **(scales or {})},
             field_map=self.field_map)
         for problem in problems:
             self._warn_once(("scale", problem.split("=", 1)[0]), f"epochline: {problem}")
-        self.epochs_done = max(self.epochs_done, epoch)
+        return record, percent
+
+    def end_epoch(self, epoch: int, values: Mapping[str, Any], *, total_epochs: Optional[int] = None,
+                  scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """Close epoch ``epoch`` (1-indexed) with its values: one record, one PROGRESS line.
+
+        ``values`` are the epoch's metrics as logged (also log them with :meth:`log` to keep the
+        series); names and accuracy scales follow :mod:`epochline.epochs` (see :meth:`epoch_record`).
+        Returns the record.
+        """
+        self._check_open("end_epoch")
+        epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
+        if epoch < 1:
+            raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")
+        if total_epochs is not None:
+            self._total_epochs = self._as_int("total_epochs", total_epochs)
+        record, percent = self._record(values, scales)
+        self._epochs_done = max(self._epochs_done, epoch)
         self._put(ev.EpochEnd(run_id=self._info.id, wall_time=_now(), epoch=epoch, values=record,
-                              total_epochs=self._info.total_epochs, percent=percent))
+                              total_epochs=self._total_epochs, percent=percent))
         self._dispatcher.nudge()
         return record
+
+    @property
+    def epochs_done(self) -> int:
+        """The highest epoch closed with :meth:`end_epoch` (also by an earlier process of a resumed run)."""
+        return self._epochs_done
+
+    # -- framework phases ------------------------------------------------------------------------
+    def phase(self, name: str) -> Phase:
+        """Mark a framework phase (``"fit"``, ``"train"``, ``"evaluate"``) as running, from now.
+
+        A run still unfinished at interpreter exit while a phase is running, or after a phase was
+        left by an exception, ends ``failed`` (the framework raised and the caller swallowed it)
+        rather than ``completed``. Use it as ``with run.phase("fit"): ...``, or keep the returned
+        handle and call its :meth:`Phase.end` from the framework's end-of-phase callback. A new
+        phase replaces the running one; :meth:`finish` ends any phase.
+        """
+        self._check_text("phase name", name)
+        self._broken_phase = None
+        self._phase = Phase(self, name)
+        return self._phase
+
+    @property
+    def in_progress(self) -> Optional[str]:
+        """The name of the phase running now (see :meth:`phase`), or None."""
+        return None if self._phase is None else self._phase.name
+
+    def _unfinished_reason(self) -> Optional[str]:
+        """Why this run, unfinished at exit, failed: a phase that did not reach its end; or None."""
+        if self._phase is not None:
+            return (f"{self._phase.name} did not reach its end (an exception was raised and caught "
+                    "by the caller, or the process was told to exit)")
+        return self._broken_phase
 
     # -- the end -------------------------------------------------------------------------------
     def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
@@ -381,6 +428,7 @@ class Run(RunContext):
         if self._finished:
             return
         self._finished = True
+        self._phase = None
         self.status, self.reason = status, reason
         self._stop_context()
         best = self.best
@@ -445,6 +493,34 @@ class Run(RunContext):
     def _lose(self, key: tuple, message: str) -> None:
         self.lost += 1
         self._warn_once(key, message + " (training goes on; counted in the finish report)")
+
+
+class Phase:
+    """A running framework phase of a run (see :meth:`Run.phase`); a context manager."""
+
+    __slots__ = ("_run", "name")
+
+    def __init__(self, run: Run, name: str):
+        self._run = run
+        self.name = name
+
+    def end(self) -> None:
+        """The phase reached its end. Does nothing if it already ended or another one replaced it."""
+        if self._run._phase is self:
+            self._run._phase = None
+
+    def __enter__(self) -> Phase:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        run = self._run
+        if exc is not None and run._phase is self:
+            run._broken_phase = f"{self.name} did not reach its end ({exit_status(exc)[1]})"
+        self.end()
+        return False
+
+    def __repr__(self) -> str:
+        return f"<epochline phase {self.name!r} of run {self._run.id}>"
 
 
 class RunLogHandler(logging.Handler):

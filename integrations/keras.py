@@ -8,14 +8,14 @@ What happens when (one run per ``fit``):
 
 * ``on_train_begin``: the run starts (``default_emit="kogu,progress"``), the parameters are logged
   (``self.params``, the optimizer config, the loss, the layer summary and parameter counts, the
-  user's ``params=``) and ``run.in_progress = "fit"``.
+  user's ``params=``) and the run's ``"fit"`` phase begins (``run.phase("fit")``).
 * ``on_epoch_end``: the epoch's logs (``loss``, ``accuracy``, ``val_*``, any compiled metric, the
   learning rate) are logged at ``step`` = optimizer steps so far, and the epoch is closed with
   ``run.end_epoch(epoch + 1, logs)`` (Keras epochs are 0-based; its accuracies are fractions).
-* ``on_train_end``: the checkpoint (``checkpoint=``) is stored, ``in_progress`` is cleared and the
+* ``on_train_end``: the checkpoint (``checkpoint=``) is stored, the phase ends and the
   run finishes ``completed``. Keras does not call it when ``fit`` raises: then the core's chained
   ``sys.excepthook`` (uncaught: ``failed``/``interrupted``), its ``atexit`` (caught and swallowed:
-  ``failed``, because ``in_progress`` is still set) or the callback used as a context manager
+  ``failed``, because the ``fit`` phase is still running) or the callback used as a context manager
   (``with TrackerCallback(...) as cb:``, in-process) ends the run.
 * ``model.evaluate(..., callbacks=[cb])`` after ``fit`` adds ``test_*`` metrics to the same run
   (reopening it if ``fit`` already finished it) and closes the last epoch again with them.
@@ -30,8 +30,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 import keras
 
 import epochline
-from epochline.epochs import epoch_record
-from epochline.run import exit_status
+from epochline import exit_status
 
 DEFAULT_EMIT = "kogu,progress"
 BATCH_PREFIX = "batch_"
@@ -73,6 +72,7 @@ class TrackerCallback(keras.callbacks.Callback):
         self._every = log_every_n_batches
         self._checkpoint = checkpoint
         self._run: Any = None
+        self._phase: Any = None  # the running "fit"/"evaluate" phase of the run
         self._scoped = False  # inside `with callback:` the with block ends the run
         self._fitting = False
         self._last_epoch: Optional[int] = None  # 1-indexed
@@ -110,8 +110,7 @@ class TrackerCallback(keras.callbacks.Callback):
     def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
         """End the run now (for code that manages the run itself); idempotent."""
         if self._run is not None:
-            self._run.in_progress = None
-            self._run.finish(status, reason)
+            self._run.finish(status, reason)  # also ends a running phase
 
     def __enter__(self) -> "TrackerCallback":
         """``with TrackerCallback(...) as cb: model.fit(..., callbacks=[cb])``: the block is the
@@ -131,7 +130,7 @@ class TrackerCallback(keras.callbacks.Callback):
         if self._run is None or self._run.finished:
             self._start()
         run = self._run
-        run.in_progress = "fit"
+        self._phase = run.phase("fit")
         self._fitting = True
         self._total_epochs = self.params.get("epochs")
         self._steps = self.params.get("steps")
@@ -182,7 +181,8 @@ class TrackerCallback(keras.callbacks.Callback):
         self._store_checkpoint()
         if self._last_epoch is not None:  # final results = the last epoch's record (percent)
             run.summary({**self._last_record, "epochs_trained": self._last_epoch})
-        run.in_progress = None
+        if self._phase is not None:
+            self._phase.end()
         if not self._scoped:
             run.finish("completed")
 
@@ -194,7 +194,7 @@ class TrackerCallback(keras.callbacks.Callback):
             self._start()  # evaluate() on its own: a run of its own
         elif self._run.finished:
             self._start(resume=True)  # evaluate() after fit(): the same run, reopened
-        self._run.in_progress = "evaluate"
+        self._phase = self._run.phase("evaluate")
 
     def on_test_end(self, logs: Optional[Mapping[str, Any]] = None) -> None:
         if self._fitting or self._run is None or self._run.finished:
@@ -207,10 +207,10 @@ class TrackerCallback(keras.callbacks.Callback):
             self._last_logs = {**self._last_logs, **test}
             record = run.end_epoch(self._last_epoch, self._last_logs, total_epochs=self._total_epochs)
         else:
-            record = epoch_record(test, accuracy_scale=run.accuracy_scale, scales=run.scales,
-                                  field_map=run.field_map)[0]
+            record = run.epoch_record(test)
         run.summary(record)
-        run.in_progress = None
+        if self._phase is not None:
+            self._phase.end()
         if not self._scoped:
             run.finish("completed")
 

@@ -43,7 +43,7 @@ import weakref
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 import epochline
-from epochline.run import exit_status
+from epochline import exit_status
 from epochline.values import flatten_params
 
 try:
@@ -118,7 +118,7 @@ class KoguLoggerMixin:
     :func:`epochline.init`. ``log_model``: ``False``/``"none"`` (default), ``True``/``"best"``
     (store the best checkpoint at the end of fit) or ``"all"`` (store each checkpoint when saved).
     ``total_epochs`` overrides ``trainer.max_epochs`` in the epoch records; ``scales`` and
-    ``field_map`` go to ``run.scales`` / ``run.field_map``.
+    ``field_map`` go to :func:`epochline.init`.
     """
 
     def __init__(self, path: str = "default", *, name: Optional[str] = None,
@@ -143,6 +143,7 @@ class KoguLoggerMixin:
         self._field_map = dict(field_map or {})
         self._init_kwargs = init_kwargs
         self._run: Any = None
+        self._phase: Any = None  # the run's "fit" phase while fit runs
         self._trainer_ref: Any = None
         self._epoch = 0  # the 1-indexed epoch whose values are being gathered
         self._values: Dict[str, Any] = {}
@@ -167,10 +168,9 @@ class KoguLoggerMixin:
     @property
     def save_dir(self) -> Optional[str]:
         """``<store>/lightning`` for a local store (Lightning's files, e.g. checkpoints), else None."""
-        from epochline.store import resolve_uri
-        from epochline.store.sqlite import path_from_uri
+        from epochline.store import local_directory
 
-        directory = path_from_uri(resolve_uri(self._store))
+        directory = local_directory(self._store)
         return None if directory is None else os.path.join(os.fspath(directory), "lightning")
 
     @property
@@ -201,10 +201,8 @@ class KoguLoggerMixin:
             self._path, name=self._run_name, tags=self._tags if run is None else (),
             params=self._params if run is None else None, store=self._store,
             run_id=self._run_id, framework="lightning", emit=self._emit, default_emit=DEFAULT_EMIT,
-            total_epochs=self._total_epochs, **self._init_kwargs)
-        if isinstance(run, epochline.Run):
-            run.scales.update(self._scales)
-            run.field_map.update(self._field_map)
+            total_epochs=self._total_epochs, scales=self._scales, field_map=self._field_map,
+            **self._init_kwargs)
         self._run = run
         return run
 
@@ -229,6 +227,7 @@ class KoguLoggerMixin:
         # here; rank zero of the spawned processes opens it.
         state = self.__dict__.copy()
         state["_run"] = None
+        state["_phase"] = None
         state["_trainer_ref"] = None
         return state
 
@@ -246,7 +245,7 @@ class KoguLoggerMixin:
                 self._trainer_ref = lambda proxy=trainer: proxy
             run = self._run
             if run is not None and not run.finished and _value(trainer.state.fn) == "fit":
-                run.in_progress = "fit"
+                self._phase = run.phase("fit")
         except Exception as exc:  # never stop the fit
             self._warn_once("log_graph", exc)
 
@@ -404,8 +403,7 @@ class KoguLoggerMixin:
             run.summary(best_checkpoint=path, best_checkpoint_score=score)
             if self._log_model == "best":
                 self._store_checkpoint(path)
-        run.in_progress = None
-        run.finish(result, reason)
+        run.finish(result, reason)  # also ends the "fit" phase
 
 
 def _make(base: type, package: str) -> type:

@@ -31,8 +31,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, U
 from transformers import TrainerCallback
 
 import epochline
-from epochline.noop import NoOpRun
-from epochline.run import Run
+from epochline import NoOpRun, Run
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
 DEFAULT_EMIT = "kogu,progress"
@@ -79,6 +78,7 @@ class TrackerCallback(TrainerCallback):
         self.epoch_loss = epoch_loss
         self.finish_on_train_end = finish_on_train_end
         self._run: Union[Run, NoOpRun, None] = None
+        self._phase: Any = None  # the run's "train" phase while train() runs
         self._reset()
 
     def _reset(self) -> None:
@@ -131,8 +131,7 @@ class TrackerCallback(TrainerCallback):
             return
         if status == "completed" and self._closing is not None:
             self._close_epoch(run)
-        run.in_progress = None
-        run.finish(status, reason)
+        run.finish(status, reason)  # also ends the "train" phase
 
     @contextlib.contextmanager
     def guard(self) -> Iterator["TrackerCallback"]:
@@ -156,7 +155,7 @@ class TrackerCallback(TrainerCallback):
         run = self._live(state, create=True, args=args, model=model)
         if run is None:
             return
-        run.in_progress = "train"
+        self._phase = run.phase("train")
         self._last_epoch = max(self._last_epoch, int(math.floor((state.epoch or 0) + 1e-9)))
         best = getattr(args, "metric_for_best_model", None)
         if best:
@@ -246,7 +245,8 @@ class TrackerCallback(TrainerCallback):
             if best and os.path.isdir(best):
                 run.summary({"checkpoint.best": best})
                 run.log_artifact(best, name="checkpoint-best")
-        run.in_progress = None
+        if self._phase is not None:
+            self._phase.end()
         if self.finish_on_train_end:
             run.finish("completed")
 

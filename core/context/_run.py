@@ -56,6 +56,7 @@ class RunContext:
 
     _put: Callable[[ev.Event], None]
     _info: Any
+    _name: str
     _params: Dict[str, Any]
     _ignored: set
     _primary: Optional[tuple]
@@ -85,7 +86,7 @@ class RunContext:
                 self._warn_once(("stop", type(exc).__name__), f"epochline: stopping {closer!r} "
                                 f"failed ({type(exc).__name__}: {exc})")
 
-    def _record(self, kind: str, name: str, data: Dict[str, Any]) -> None:
+    def _put_record(self, kind: str, name: str, data: Dict[str, Any]) -> None:
         self._put(ev.Record(run_id=self._info.id, wall_time=time.time(), kind=kind, name=name,
                             data=data))
 
@@ -144,11 +145,11 @@ class RunContext:
         meta = {"parents": dict(self._parents), "name_params": list(self._name_params)}
         if meta != self._meta_sent and (self._parents or self._name_params):
             self._meta_sent = meta
-            self._record("params", "meta", meta)
+            self._put_record("params", "meta", meta)
         if self._auto_name:
             name = name_from_params(self._params, self._name_params)
-            if name and name != self._info.name:
-                self._info.name = name
+            if name and name != self._name:
+                self._name = name
                 self._put(ev.Rename(run_id=self._info.id, wall_time=time.time(), name=name))
 
     # -- the best step ------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class RunContext:
                     record.update(parsed=True, params=len(params))
                 else:
                     record.update(parsed=False, note=why)
-            self._record("config", path.name, record)
+            self._put_record("config", path.name, record)
         if flat:
             self.log_params(flat)  # type: ignore[attr-defined]
 
@@ -297,7 +298,7 @@ class RunContext:
         data: Dict[str, Any] = {"name": name, "context": context, "description": _text(description)}
         data.update(self._describe(f"dataset {name!r}", root_or_uri, save, f"dataset/{name}",
                                    max_files, max_seconds, max_archive_bytes, max_archive_files))
-        self._record("dataset", f"{context}/{name}", data)
+        self._put_record("dataset", f"{context}/{name}", data)
         return data
 
     def log_model(self, name: str, path_or_uri: Any = None, save: bool = False, source: str = "local",
@@ -320,7 +321,7 @@ class RunContext:
                                        must_exist=source == "local"))
         if config is not None:
             data["config"] = flatten_params(config)
-        self._record("model", name, data)
+        self._put_record("model", name, data)
         return data
 
     def log_pretrained(self, name: str, *, path_or_uri: Any = None, save: bool = False,

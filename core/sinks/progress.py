@@ -39,7 +39,7 @@ class _State:
         # a resumed run continues from the records stored before (best epoch, last epoch)
         self.records: Dict[int, Dict[str, Any]] = {e: dict(v) for e, v in run.prior_epochs.items()}
         self.last_epoch = max(self.records, default=0)
-        self.total: Optional[int] = run.total_epochs
+        self.total: Optional[int] = None  # from RunStarted, then from each EpochEnd
         self.finished = False
 
 
@@ -84,15 +84,16 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     state = run.sink_state(NAME, _State)
     for event in events:
         t = type(event)
-        if t is ev.EpochEnd:
-            state.total = event.total_epochs if event.total_epochs is not None else run.total_epochs
+        if t is ev.RunStarted:
+            state.total = event.total_epochs
+        elif t is ev.EpochEnd:
+            if event.total_epochs is not None:
+                state.total = event.total_epochs
             state.records[event.epoch] = dict(event.values)
             state.last_epoch = max(state.last_epoch, event.epoch)
             _print(epoch_line(state, event))
         elif t is ev.RunFinished and not state.finished:
             state.finished = True
-            if state.total is None:
-                state.total = run.total_epochs
             _print(final_line(state, event.status))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import events as ev
+from ..errors import StoreNotFoundError, StoreVersionError
 from . import context as _context
 
 SCHEMA_VERSION = 2
@@ -125,8 +126,12 @@ class Backend:
         return isinstance(exc, self.retryable)
 
     # -- schema ---------------------------------------------------------------------------
-    def migrate(self) -> None:
-        """Create or upgrade the schema; refuse a store written by a newer epochline."""
+    def migrate(self, create: bool = True) -> None:
+        """Create or upgrade the schema; refuse a store written by a newer epochline.
+
+        ``create=False`` (opening for reading) refuses a database without epochline's schema
+        instead of creating it there.
+        """
         conn = self._connect()
         try:
             cur = conn.cursor()
@@ -136,9 +141,12 @@ class Backend:
             cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
             row = cur.fetchone()
             version = int(row[0]) if row else 0
+            if version == 0 and not create:
+                conn.rollback()
+                raise StoreNotFoundError(f"no epochline store at {self.uri} (nothing recorded there yet)")
             if version > SCHEMA_VERSION:
                 conn.rollback()
-                raise RuntimeError(
+                raise StoreVersionError(
                     f"the store at {self.uri} has schema version {version}, newer than this "
                     f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
             for target in range(version, SCHEMA_VERSION):

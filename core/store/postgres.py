@@ -57,12 +57,13 @@ def split_uri(uri: str) -> Tuple[str, Optional[str]]:
 
 
 @hookimpl
-def epochline_store_backend(uri: str) -> Optional[Backend]:
+def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
     if not uri.startswith(SCHEMES):
         return None
     conninfo, media = split_uri(uri)
     media_root = Path(media or os.environ.get("EPOCHLINE_MEDIA") or Path(DEFAULT_DIR) / "media")
-    media_root.mkdir(parents=True, exist_ok=True)
+    if create:
+        media_root.mkdir(parents=True, exist_ok=True)
     backend = PostgresBackend(conninfo, uri, media_root)
-    backend.migrate()
+    backend.migrate(create)
     return backend

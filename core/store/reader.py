@@ -7,15 +7,17 @@ older than :data:`STALE_AFTER_S`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
 from ..identity import fingerprint
+from ..errors import AmbiguousRunError, RunNotFoundError
 from ..procinfo import is_alive
 from . import media_path, open_backend
 from .context import ContextReads
@@ -23,6 +25,33 @@ from .context import ContextReads
 STALE_AFTER_S = 120.0
 _RUN_COLUMNS = ("id, name, path, alias, framework, status, reason, host, pid, pid_start, "
                 "start_time, end_time, heartbeat, lost, primary_metric, primary_mode")
+CHUNK_POINTS = 50_000
+"""Points per chunk of :meth:`RunView.iter_metrics`: what a reader holds in memory at once."""
+_IN_BATCH = 500
+"""Ids per ``IN (...)`` list, well below every backend's limit on bound parameters."""
+
+
+def closest(word: str, choices: Iterable[str], what: str) -> str:
+    """A sentence naming ``word`` as unknown and the closest of ``choices`` (or all of few)."""
+    choices = sorted(set(choices))
+    near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    if near:
+        hint = "closest: " + ", ".join(near)
+    elif choices and len(choices) <= 10:
+        hint = "there are: " + ", ".join(choices)
+    elif choices:
+        hint = f"{len(choices)} exist, e.g. " + ", ".join(choices[:5])
+    else:
+        hint = f"there are no {what}s"
+    return f"no {what} {word!r} ({hint})"
+
+
+def _number(read: Any, kind: int, value: Any) -> Any:
+    return None if value is None or isinstance(value, str) else read(kind, value)
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 @dataclass(frozen=True)
@@ -120,14 +149,117 @@ class RunView(ContextReads):
     def metric_keys(self) -> List[str]:
         return [r[0] for r in self._q("SELECT key FROM series WHERE run_id = ? ORDER BY key")]
 
-    def metrics(self, key: str) -> List[Tuple[float, int, Any]]:
-        """``[(wall_time, step, value), ...]`` ordered by step (one value per step: the last logged)."""
+    def metrics(self, key: str, start: Optional[int] = None,
+                stop: Optional[int] = None) -> List[Tuple[float, int, Any]]:
+        """``[(wall_time, step, value), ...]`` ordered by step (one value per step: the last logged).
+
+        ``start``/``stop`` select steps ``start <= step < stop`` in the database, so a window of a
+        long run costs only that window; for a whole long series prefer :meth:`iter_metrics`.
+        An unknown key gives ``[]``.
+        """
+        out: List[Tuple[float, int, Any]] = []
+        for chunk in self.iter_metrics(key, start, stop):
+            out.extend(chunk)
+        return out
+
+    def iter_metrics(self, key: str, start: Optional[int] = None, stop: Optional[int] = None,
+                     chunk_size: int = CHUNK_POINTS) -> Iterator[List[Tuple[float, int, Any]]]:
+        """Chunks (lists) of ``(wall_time, step, value)`` in step order, at most ``chunk_size`` each.
+
+        Memory stays bounded by the chunk whatever the length of the series: each chunk is one
+        indexed range query (``step > last step of the previous chunk``), so no cursor or
+        transaction is held open between chunks and a writer is never kept waiting.
+        """
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return
+        kind = series[1]
+        read = self._store.backend.read_point
+        for rows in self.iter_raw(key, start, stop, chunk_size):
+            yield [(t, s, read(kind, v)) for s, t, v in rows]
+
+    def iter_raw(self, key: str, start: Optional[int] = None, stop: Optional[int] = None,
+                 chunk_size: int = CHUNK_POINTS) -> Iterator[List[Tuple[int, float, Any]]]:
+        """Like :meth:`iter_metrics` but the stored form ``(step, wall_time, value)``: NaN as None,
+        bools as 0/1 (see :meth:`series_kind`). For bulk readers (frames, export, plots) that
+        convert whole columns at once instead of one value at a time."""
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return
         backend = self._store.backend
-        rows = self._q(f"SELECT m.wall_time, m.step, s.kind, {backend.POINT_COLUMNS} FROM metrics m "
-                       "JOIN series s ON s.id = m.series WHERE s.run_id = ? AND s.key = ? "
-                       "ORDER BY m.step", key)
-        read = backend.read_point
-        return [(r[0], r[1], read(*r[2:])) for r in rows]
+        columns = backend.POINT_COLUMNS.replace("m.", "")
+        two = "," in columns  # a number and a text column (PostgreSQL)
+        lo = start
+        while True:
+            where, params = ["series = ?"], [series[0]]
+            if lo is not None:
+                where.append("step >= ?")
+                params.append(int(lo))
+            if stop is not None:
+                where.append("step < ?")
+                params.append(int(stop))
+            rows = backend.query(f"SELECT step, wall_time, {columns} FROM metrics WHERE "
+                                 + " AND ".join(where) + " ORDER BY step LIMIT ?",
+                                 params + [int(chunk_size)])
+            if not rows:
+                return
+            if two:
+                rows = [(s, t, v if x is None else x) for s, t, v, x in rows]
+            yield rows
+            if len(rows) < chunk_size:
+                return
+            lo = rows[-1][0] + 1
+
+    def series_kind(self, key: str) -> Optional[str]:
+        """``"number"``, ``"bool"`` (stored 0/1) or None for an unknown key."""
+        series = self._store._series_ids(self.id).get(key)
+        return None if series is None else ("bool" if series[1] == 1 else "number")
+
+    def epoch_values(self, key: str) -> Dict[int, Any]:
+        """``{epoch: last value of metric key logged in that epoch}``, for points logged with
+        ``epoch=`` (one aggregate query; no point is read that is not returned)."""
+        series = self._store._series_ids(self.id).get(key)
+        if series is None:
+            return {}
+        backend = self._store.backend
+        rows = backend.query(
+            f"SELECT st.epoch, {backend.POINT_COLUMNS} FROM metrics m JOIN steps st "
+            "ON st.run_id = ? AND st.step = m.step WHERE m.series = ? AND m.step IN "
+            "(SELECT MAX(m2.step) FROM metrics m2 JOIN steps s2 ON s2.run_id = ? AND s2.step = m2.step "
+            "WHERE m2.series = ? GROUP BY s2.epoch) ORDER BY st.epoch",
+            (self.id, series[0], self.id, series[0]))
+        return {int(r[0]): backend.read_point(series[1], *r[1:]) for r in rows}
+
+    def metric_count(self, key: str) -> int:
+        """How many points (steps) the series ``key`` has, without reading them."""
+        return self.metric_stats([key]).get(key, {}).get("count", 0)
+
+    def metric_stats(self, keys: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, Any]]:
+        """Per metric key: count, first/last step, min/max (numbers only), the last value.
+
+        Computed by the database (one aggregate query), so it costs no memory per point; the
+        basis of "best" and "final" in compare and aggregate.
+        """
+        return self._store.metric_stats([self.id], keys).get(self.id, {})
+
+    def history(self, keys: Optional[Sequence[str]] = None, by: str = "step") -> Any:
+        """A pandas DataFrame: one row per step (or epoch), one column per metric (see
+        :func:`epochline.insight.frames.history`)."""
+        from ..insight.frames import history
+
+        return history(self, keys=keys, by=by)
+
+    def export(self, path: Union[str, Path], progress: Any = None) -> Path:
+        """Write this run as one zip (see :func:`epochline.insight.archive.export_run`)."""
+        from ..insight.archive import export_run
+
+        return export_run(self, path, progress=progress)
+
+    def export_tensorboard(self, directory: Union[str, Path]) -> Path:
+        """Write scalars, images and histograms as TensorBoard event files under ``directory``."""
+        from ..insight.tensorboard import export_tensorboard
+
+        return export_tensorboard(self, directory)
 
     def metric_rows(self, key: str) -> List[Dict[str, Any]]:
         """Like :meth:`metrics`, with the epoch of each step and the stage the metric was logged in."""
@@ -141,8 +273,7 @@ class RunView(ContextReads):
                 for r in rows]
 
     def last(self, key: str) -> Any:
-        rows = self.metrics(key)
-        return rows[-1][2] if rows else None
+        return self.metric_stats([key]).get(key, {}).get("last")
 
     def histogram_keys(self) -> List[str]:
         return [r[0] for r in self._q("SELECT DISTINCT key FROM histograms WHERE run_id = ? ORDER BY key")]
@@ -226,8 +357,7 @@ class Store:
         if path:
             path = path.strip("/")
             where.append("(path = ? OR path LIKE ? ESCAPE '!')")
-            escaped = path.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-            params += [path, escaped + "/%"]
+            params += [path, _like_prefix(path) + "/%"]
         if tag:
             where.append("id IN (SELECT run_id FROM tags WHERE tag = ?)")
             params.append(tag)
@@ -242,22 +372,137 @@ class Store:
         return runs
 
     def run(self, ref: str) -> RunView:
-        """A run by id, unique id prefix, name or alias; or the latest run at path ``ref``."""
+        """A run by id, unique id prefix, name or alias; or the latest run at path ``ref``.
+
+        An unknown ``ref`` raises :class:`KeyError` naming the closest ids, names and paths.
+        """
+        if isinstance(ref, RunView):
+            return ref
         rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (ref,))
         if not rows:
-            escaped = ref.replace("!", "!!").replace("%", "!%").replace("_", "!_")
             rows = self.backend.query(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '!' OR name = ? OR alias = ?",
-                (escaped + "%", ref, ref))
+                (_like_prefix(ref) + "%", ref, ref))
         if not rows:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            raise KeyError(f"no run {ref!r} in {self.uri}")
+            names = [n for row in self.backend.query("SELECT id, name, path, alias FROM runs")
+                     for n in row if n]
+            raise RunNotFoundError(closest(ref, names, "run") + f" in {self.uri}")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
-            raise KeyError(f"{ref!r} matches several runs ({ids}); give more of the id")
+            raise AmbiguousRunError(f"{ref!r} matches several runs ({ids}); give more of the id")
         return RunView(self, rows[0])
+
+    def select(self, refs: Union[str, RunView, Iterable[Union[str, RunView]]]) -> List[RunView]:
+        """Runs for ``refs``: each a :class:`RunView`, or a path (every run at it or below it), or
+        anything :meth:`run` accepts. Order kept, duplicates dropped."""
+        if isinstance(refs, (str, RunView)):
+            refs = [refs]
+        out: Dict[str, RunView] = {}
+        for ref in refs:
+            found = [ref] if isinstance(ref, RunView) else self.runs(path=ref) or [self.run(ref)]
+            for run in found:
+                out.setdefault(run.id, run)
+        return list(out.values())
+
+    def _series_ids(self, run_id: str) -> Dict[str, Tuple[int, int]]:
+        rows = self.backend.query("SELECT key, id, kind FROM series WHERE run_id = ?", (run_id,))
+        return {k: (int(i), int(kind)) for k, i, kind in rows}
+
+    def params_of(self, run_ids: Sequence[str]) -> Dict[str, Tuple[Dict[str, Any], List[str]]]:
+        """``{run_id: (params, ignored param keys)}`` for many runs in one query per 500 runs."""
+        out: Dict[str, Tuple[Dict[str, Any], List[str]]] = {rid: ({}, []) for rid in run_ids}
+        ids = list(out)
+        for i in range(0, len(ids), _IN_BATCH):
+            batch = ids[i:i + _IN_BATCH]
+            for rid, key, value, counts in self.backend.query(
+                    f"SELECT run_id, key, value, counts FROM params WHERE run_id IN "
+                    f"({', '.join('?' * len(batch))}) ORDER BY run_id, key", batch):
+                out[rid][0][key] = ev.loads_value(value)
+                if not counts:
+                    out[rid][1].append(key)
+        return out
+
+    def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None
+                     ) -> Dict[str, Dict[str, Dict[str, Any]]]:
+        """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage}}}``.
+
+        Two aggregate queries per 500 runs, whatever the number of points: min/max ignore NaN
+        (stored as NULL) and are None for a series with no number; ``last`` is the value at the
+        last step (NaN included).
+        """
+        backend = self.backend
+        read = backend.read_point
+        out: Dict[str, Dict[str, Dict[str, Any]]] = {rid: {} for rid in run_ids}
+        key_sql, key_params = "", []
+        if keys is not None:
+            keys = list(dict.fromkeys(keys))
+            if not keys:
+                return out
+            key_sql = f" AND s.key IN ({', '.join('?' * len(keys))})"
+            key_params = keys
+        ids = list(out)
+        for i in range(0, len(ids), _IN_BATCH):
+            batch = ids[i:i + _IN_BATCH]
+            marks = ", ".join("?" * len(batch))
+            by_sid: Dict[int, Dict[str, Any]] = {}
+            for rid, key, sid, kind, stage, n, first, last, lo, hi in backend.query(
+                    "SELECT s.run_id, s.key, s.id, s.kind, s.stage, COUNT(*), MIN(m.step), MAX(m.step), "
+                    f"MIN(m.value), MAX(m.value) FROM series s JOIN metrics m ON m.series = s.id "
+                    f"WHERE s.run_id IN ({marks}){key_sql} GROUP BY s.id, s.run_id, s.key, s.kind, s.stage",
+                    batch + key_params):
+                by_sid[int(sid)] = out[rid][key] = {
+                    "count": int(n), "first_step": int(first), "last_step": int(last),
+                    "min": _number(read, kind, lo), "max": _number(read, kind, hi),
+                    "last": None, "last_wall_time": None,
+                    "stage": stage, "kind": "bool" if kind == 1 else "number"}
+            for sid, kind, wall, *value in backend.query(
+                    f"SELECT s.id, s.kind, m.wall_time, {backend.POINT_COLUMNS} FROM series s "
+                    "JOIN metrics m ON m.series = s.id "
+                    f"WHERE s.run_id IN ({marks}){key_sql} AND m.step = "
+                    "(SELECT MAX(step) FROM metrics WHERE series = s.id)", batch + key_params):
+                if int(sid) in by_sid:
+                    by_sid[int(sid)].update(last=read(kind, *value), last_wall_time=wall)
+        return out
+
+    def compare(self, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
+                ) -> Dict[str, Any]:
+        """Side by side: see :func:`epochline.insight.compare.compare`."""
+        from ..insight.compare import compare
+
+        return compare(self, runs, metrics=metrics)
+
+    def aggregate(self, path: Optional[str] = None, tag: Optional[str] = None,
+                  by: Union[str, Sequence[str]] = "fingerprint",
+                  metrics: Optional[Sequence[str]] = None, status: Optional[str] = "completed",
+                  runs: Optional[Iterable[Union[str, RunView]]] = None) -> Dict[str, Any]:
+        """Groups of runs of one configuration: see :func:`epochline.insight.aggregate.aggregate`."""
+        from ..insight.aggregate import aggregate
+
+        return aggregate(self, path=path, tag=tag, by=by, metrics=metrics, status=status, runs=runs)
+
+    def runs_frame(self, path: Optional[str] = None, tag: Optional[str] = None,
+                   status: Optional[str] = None) -> Any:
+        """A pandas DataFrame, one row per run: see :func:`epochline.insight.frames.runs_frame`."""
+        from ..insight.frames import runs_frame
+
+        return runs_frame(self, path=path, tag=tag, status=status)
+
+    def import_run(self, archive: Union[str, Path], new_id: bool = False, progress: Any = None,
+                   limits: Any = None) -> RunView:
+        """Restore a run from :meth:`RunView.export`'s zip: see
+        :func:`epochline.insight.archive.import_run`."""
+        from ..insight.archive import import_run
+
+        return import_run(self, archive, new_id=new_id, progress=progress, limits=limits)
+
+    def delete_run(self, run: Union[str, RunView]) -> Dict[str, int]:
+        """Remove a run and the media files no other run uses; ``{runs, points, media_files}``."""
+        from .admin import delete_run
+
+        return delete_run(self.backend, self.run(run).id)
 
     __getitem__ = run
 
@@ -272,5 +517,9 @@ class Store:
 
 
 def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``)."""
-    return Store(open_backend(store))
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+
+    Reading never creates a store: a directory without one raises
+    :class:`~epochline.errors.StoreNotFoundError`.
+    """
+    return Store(open_backend(store, create=False))

@@ -1,6 +1,6 @@
 """The embedded default store: one SQLite file (WAL) plus a media folder, in one directory.
 
-``store=`` may be a directory path (created if missing) or ``sqlite:///path/to/dir``. Several
+``store=`` may be a directory path (created if missing when a run starts; never when reading) or ``sqlite:///path/to/dir``. Several
 processes may write the same store at once: each writes whole batches in ``BEGIN IMMEDIATE``
 transactions and waits (``busy_timeout``) rather than failing while another holds the lock.
 """
@@ -12,7 +12,9 @@ import sqlite3
 from pathlib import Path
 from typing import Optional
 
+from ..errors import StoreNotFoundError
 from ..plugins import hookimpl
+from . import path_from_uri
 from .base import Backend
 
 DB_NAME = "epochline.db"
@@ -55,23 +57,17 @@ class SQLiteBackend(Backend):
         return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def path_from_uri(uri: str) -> Optional[Path]:
-    """The store directory for a plain path or a ``sqlite://``/``file://`` URI, else None."""
-    for scheme in ("sqlite://", "file://"):
-        if uri.startswith(scheme):
-            return Path(uri[len(scheme):] or ".")
-    if "://" in uri:
-        return None
-    return Path(uri)
-
-
 @hookimpl(trylast=True)
-def epochline_store_backend(uri: str) -> Optional[Backend]:
+def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
     directory = path_from_uri(uri)
     if directory is None:
         return None
     directory = directory.expanduser()
-    os.makedirs(directory / MEDIA_DIR, exist_ok=True)
+    if create:
+        os.makedirs(directory / MEDIA_DIR, exist_ok=True)
+    elif not (directory / DB_NAME).is_file():
+        raise StoreNotFoundError(f"no store at {directory} (nothing recorded there yet); "
+                                 "give --store or set EPOCHLINE_STORE")
     backend = SQLiteBackend(directory, uri)
-    backend.migrate()
+    backend.migrate(create)
     return backend

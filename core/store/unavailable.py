@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..errors import StoreUnavailableError
+
 
 class UnavailableBackend:
     def __init__(self, uri: str, error: BaseException):
@@ -14,10 +16,10 @@ class UnavailableBackend:
     @property
     def media_root(self) -> Path:
         """Images and artifacts fail like every other write (warned once, counted as lost)."""
-        raise OSError(f"store {self.uri} is unavailable: {self.error}")
+        raise StoreUnavailableError(f"store {self.uri} is unavailable: {self.error}")
 
     def write(self, events: Sequence[Any]) -> None:
-        raise OSError(f"store {self.uri} is unavailable: {self.error}")
+        raise StoreUnavailableError(f"store {self.uri} is unavailable: {self.error}")
 
     def resume_point(self, run_id: str) -> Optional[dict]:
         return None
