@@ -77,9 +77,14 @@ class Sampler:
         values: Dict[str, float] = {}
         now, cpu = time.monotonic(), self._cpu_seconds()
         elapsed = now - self._last_wall
-        if elapsed > 0.05:
+        if elapsed > 0.05:  # a CPU share over a shorter time says nothing
             values["system/cpu_percent"] = round(100.0 * (cpu - self._last_cpu) / elapsed, 2)
             self._last_cpu, self._last_wall = cpu, now
+            if self._psutil is not None:
+                try:
+                    values["system/host_cpu_percent"] = float(self._psutil.cpu_percent(None))
+                except Exception:
+                    self._psutil = None
         rss = _rss_mb()
         if rss is not None:
             values["system/rss_mb"] = round(rss, 2)
@@ -93,7 +98,6 @@ class Sampler:
                 pass
         if self._psutil is not None:
             try:
-                values["system/host_cpu_percent"] = float(self._psutil.cpu_percent(None))
                 values["system/host_memory_percent"] = float(self._psutil.virtual_memory().percent)
             except Exception:
                 self._psutil = None
