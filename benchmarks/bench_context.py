@@ -23,11 +23,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
+import numpy as np
+from paired import quiet_seconds, report, run_paired
 
-import epochline  # noqa: E402
-from epochline.context import _env  # noqa: E402
-from paired import quiet_seconds, report, run_paired  # noqa: E402
+import epochline
+from epochline.context import _env
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ class NoOpRun:
     def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
         return {}
 
-    def phase(self, name: str) -> "_NoOpPhase":
+    def phase(self, name: str) -> _NoOpPhase:
         return _NoOpPhase(name)
 
     def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
@@ -46,7 +46,7 @@ class NoOpRun:
     def end_epoch(self, *args: Any, **kwargs: Any) -> dict:
         return {}
 
-    def __enter__(self) -> "NoOpRun":
+    def __enter__(self) -> NoOpRun:
         return self
 
     def __exit__(self, *exc: Any) -> bool:
@@ -66,7 +66,7 @@ class _NoOpPhase:
     def end(self) -> None:
         return None
 
-    def __enter__(self) -> "_NoOpPhase":
+    def __enter__(self) -> _NoOpPhase:
         return self
 
     def __exit__(self, *exc: Any) -> bool:

@@ -40,7 +40,7 @@ def _git_files(root: Path) -> Optional[List[str]]:
     """Files below ``root`` that git would keep, or None when ``root`` is not in a repository."""
     try:
         proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                              cwd=root, capture_output=True, timeout=GIT_TIMEOUT_S,
+                              cwd=root, capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
                               stdin=subprocess.DEVNULL, env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 MAX_PARSE_BYTES = 8 * 1024 * 1024
 """Config files larger than this are stored but not parsed into params."""
@@ -26,16 +26,16 @@ def _load_yaml(text: str) -> Any:
 
 def _load_toml(text: str) -> Any:
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib
     except ImportError:  # Python < 3.11
         try:
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
+            import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
         except ImportError:
             raise LookupError("reading TOML needs Python 3.11+ or tomli") from None
     return tomllib.loads(text)
 
 
-_LOADERS = {".yaml": _load_yaml, ".yml": _load_yaml, ".json": json.loads, ".toml": _load_toml}
+_LOADERS: Dict[str, Callable[[str], Any]] = {".yaml": _load_yaml, ".yml": _load_yaml, ".json": json.loads, ".toml": _load_toml}
 
 
 def parse(path: Path) -> Tuple[Optional[Any], Optional[str]]:

@@ -48,13 +48,13 @@ class ConsoleTee:
     # -- the stream interface ----------------------------------------------------------------
     def write(self, text: str) -> int:
         written = self._stream.write(text)
-        if self.active and text and type(text) is str:
-            if not threading.current_thread().name.startswith(_OWN_THREAD_PREFIX):
-                try:
-                    with self._lock:
-                        self._feed(text)
-                except Exception:  # recording must never break printing
-                    pass
+        if self.active and text and type(text) is str and \
+                not threading.current_thread().name.startswith(_OWN_THREAD_PREFIX):
+            try:
+                with self._lock:
+                    self._feed(text)
+            except Exception:  # recording must never break printing
+                pass
         return written
 
     def writelines(self, lines: Any) -> None:

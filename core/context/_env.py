@@ -120,7 +120,7 @@ def git_state(cwd: str, timeout: float = GIT_TIMEOUT_S) -> Optional[Dict[str, An
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
         proc = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-                              cwd=cwd, capture_output=True, timeout=timeout, env=env,
+                              cwd=cwd, capture_output=True, timeout=timeout, env=env, check=False,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return {"error": "git is not installed"}

@@ -12,7 +12,7 @@ import os
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import events as ev
 from ..identity import uncounted
@@ -62,6 +62,15 @@ class RunContext:
     _primary: Optional[tuple]
     _step: int
 
+    if TYPE_CHECKING:  # provided by Run
+        def _check_open(self, what: str) -> None: ...
+        def _check_text(self, what: str, value: Any) -> None: ...
+        def _warn_once(self, key: tuple, message: str) -> None: ...
+        def _lose(self, key: tuple, message: str) -> None: ...
+        def _step_or_current(self, step: Any) -> int: ...
+        def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]: ...
+        def log_params(self, *args: Any, **kwargs: Any) -> None: ...
+
     # -- state ------------------------------------------------------------------------------
     def _init_context(self) -> None:
         self._parents: Dict[str, str] = {}
@@ -70,7 +79,7 @@ class RunContext:
         self._auto_name = False
         self._meta_sent: Optional[Dict[str, Any]] = None
         self._pinned_best: Optional[int] = None
-        self._recent_primary: "OrderedDict[int, Any]" = OrderedDict()
+        self._recent_primary: OrderedDict[int, Any] = OrderedDict()
         self._closers: List[Callable[[], None]] = []
 
     def _on_finish_context(self, closer: Callable[[], None]) -> None:
@@ -93,7 +102,7 @@ class RunContext:
     @staticmethod
     def _wall_time(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if not (hasattr(value, "item") and hasattr(value, "dtype")):
+            if isinstance(value, bool) or not (hasattr(value, "item") and hasattr(value, "dtype")):
                 raise TypeError(f"wall_time must be seconds since the epoch (a number), got {value!r}")
             value = value.item()
         value = float(value)
@@ -165,8 +174,8 @@ class RunContext:
         It overrides the primary metric's own tracking: the summary gets ``best_step`` and, with
         a primary metric, ``best_<name>_step`` and the value logged at that step.
         """
-        self._check_open("set_best")  # type: ignore[attr-defined]
-        step = self._step_or_current(step)  # type: ignore[attr-defined]
+        self._check_open("set_best")
+        step = self._step_or_current(step)
         if step < 0:
             raise ValueError(f"the best step must be >= 0, got {step}")
         self._pinned_best = step
@@ -197,7 +206,7 @@ class RunContext:
         into the store as an artifact ``config/<file name>``; YAML/JSON/TOML files that parse also
         become params ``config.<file stem>.<key>``. A missing file is warned about and counted as
         lost; a file that does not parse is stored, and its record says why."""
-        self._check_open("log_config")  # type: ignore[attr-defined]
+        self._check_open("log_config")
         for what, obj in (("args", args), ("extra", extra)):
             if obj is not None and _children(obj) is None:
                 raise TypeError(f"log_config({what}=) takes an argparse Namespace, a dict, a dataclass "
@@ -214,11 +223,11 @@ class RunContext:
             record: Dict[str, Any] = {"name": path.name, "path": str(path.absolute())}
             if not path.is_file():
                 record["error"] = "not a readable file" if path.exists() else "no such file"
-                self._lose(("config", path.name),  # type: ignore[attr-defined]
+                self._lose(("config", path.name),
                            f"epochline: config file {str(path)!r} not stored: {record['error']}")
             else:
                 label = f"config/{path.name}"
-                stored = self.log_artifact(path, name=label)  # type: ignore[attr-defined]
+                stored = self.log_artifact(path, name=label)
                 record["artifact"] = label if stored else None
                 content, why = _config.parse(path)
                 if why is None:
@@ -229,7 +238,7 @@ class RunContext:
                     record.update(parsed=False, note=why)
             self._put_record("config", path.name, record)
         if flat:
-            self.log_params(flat)  # type: ignore[attr-defined]
+            self.log_params(flat)
 
     # -- datasets and models --------------------------------------------------------------------
     def _archive(self, what: str, label: str, path: Path, description: Dict[str, Any],
@@ -245,10 +254,10 @@ class RunContext:
                 label += ".zip"
                 rel, size, digest, skipped = _files.zip_into_store(root, _files.walk(path))
         except _files.Refused as exc:
-            self._warn_once(("refused", str(exc)), f"epochline: not archived: {exc}")  # type: ignore[attr-defined]
+            self._warn_once(("refused", str(exc)), f"epochline: not archived: {exc}")
             return {"refused": str(exc)}
         except OSError as exc:
-            self._lose(("archive", what), f"epochline: {what} not archived: {exc}")  # type: ignore[attr-defined]
+            self._lose(("archive", what), f"epochline: {what} not archived: {exc}")
             return {"refused": f"{type(exc).__name__}: {exc}"}
         self._put(ev.Artifact(run_id=self._info.id, wall_time=time.time(), name=label, media=rel,
                               size=size, sha256=digest, source=str(path.absolute())))
@@ -268,15 +277,15 @@ class RunContext:
         else:
             data = _files.describe(value, max_files=max_files, max_seconds=max_seconds)
             if not data["exists"]:
-                self._warn_once((what, "missing"), f"epochline: {what}: {value} does not exist "  # type: ignore[attr-defined]
+                self._warn_once((what, "missing"), f"epochline: {what}: {value} does not exist "
                                 f"({data['error']}); recorded as missing")
             elif not data["complete"]:
-                self._warn_once((what, "stopped"), f"epochline: {what}: listing of {value} "  # type: ignore[attr-defined]
+                self._warn_once((what, "stopped"), f"epochline: {what}: listing of {value} "
                                 f"{data['stopped']}; counts and fingerprint cover what was seen")
         if save:
             if "path" not in data:
                 data["archive"] = {"refused": f"{what}: only a local path can be archived"}
-                self._warn_once(("refused", what), f"epochline: not archived: {data['archive']['refused']}")  # type: ignore[attr-defined]
+                self._warn_once(("refused", what), f"epochline: not archived: {data['archive']['refused']}")
             else:
                 data["archive"] = self._archive(what, label, Path(value).expanduser(), data,
                                                 max_bytes, max_archive_files)
@@ -292,9 +301,9 @@ class RunContext:
         ``max_seconds`` that says where it stopped). ``save=True`` also stores a zip of it (or
         the file) unless that would break ``max_archive_bytes``/``max_archive_files``: then it is
         refused, warned about, and the record says why. Returns the record."""
-        self._check_open("log_dataset")  # type: ignore[attr-defined]
-        self._check_text("name", name)  # type: ignore[attr-defined]
-        self._check_text("context", context)  # type: ignore[attr-defined]
+        self._check_open("log_dataset")
+        self._check_text("name", name)
+        self._check_text("context", context)
         data: Dict[str, Any] = {"name": name, "context": context, "description": _text(description)}
         data.update(self._describe(f"dataset {name!r}", root_or_uri, save, f"dataset/{name}",
                                    max_files, max_seconds, max_archive_bytes, max_archive_files))
@@ -310,9 +319,9 @@ class RunContext:
         like a dataset), a hub id or URI, ``config`` its configuration (flattened, e.g.
         ``model.config.to_dict()``). ``save=True`` stores the file (or a zip of the folder) with
         the same limits as :meth:`log_dataset`. Returns the record."""
-        self._check_open("log_model")  # type: ignore[attr-defined]
-        self._check_text("name", name)  # type: ignore[attr-defined]
-        self._check_text("source", source)  # type: ignore[attr-defined]
+        self._check_open("log_model")
+        self._check_text("name", name)
+        self._check_text("source", source)
         data: Dict[str, Any] = {"name": name, "source": source, "description": _text(description)}
         if path_or_uri is not None:
             data.update(self._describe(f"model {name!r}", path_or_uri, save, f"model/{name}",

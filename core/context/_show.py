@@ -20,9 +20,10 @@ def _size(n: Any) -> str:
 def env_lines(env: Dict[str, Any]) -> List[str]:
     py, plat, cpu = env.get("python") or {}, env.get("platform") or {}, env.get("cpu") or {}
     gpus = [g.get("name", g.get("error", "?")) for g in env.get("gpus") or []]
-    lines = [f"env: Python {py.get('version', '?')} on {plat.get('system', '?')} {plat.get('machine', '')}"
-             f", {cpu.get('usable', cpu.get('count', '?'))} CPUs ({cpu.get('model') or '?'}), "
-             f"{_size(env.get('memory_bytes'))} RAM, GPUs: {', '.join(gpus) if gpus else 'none'}"]
+    head = (f"env: Python {py.get('version', '?')} on {plat.get('system', '?')} {plat.get('machine', '')}"
+            f", {cpu.get('usable', cpu.get('count', '?'))} CPUs ({cpu.get('model') or '?'}), "
+            f"{_size(env.get('memory_bytes'))} RAM, GPUs: {', '.join(gpus) if gpus else 'none'}")
+    lines = [head]
     packages = env.get("packages") or {}
     if packages:
         lines.append("packages: " + ", ".join(f"{k} {v}" for k, v in packages.items()))
@@ -66,10 +67,7 @@ def _note(record: Dict[str, Any]) -> str:
     return "; ".join(notes)
 
 
-def render(console: Any, run: Any) -> None:
-    """Print the environment, code, config files, datasets, models, parameter model, console."""
-    from rich.table import Table
-
+def _head(console: Any, run: Any) -> None:
     env = run.env
     if env:
         for line in env_lines(env):
@@ -89,6 +87,13 @@ def render(console: Any, run: Any) -> None:
             markup=False)
     if meta.get("name_params"):
         console.print("name from params: " + ", ".join(meta["name_params"]), markup=False)
+
+
+def render(console: Any, run: Any) -> None:
+    """Print the environment, code, config files, datasets, models, parameter model, console."""
+    from rich.table import Table
+
+    _head(console, run)
     configs = run.config_files()
     if configs:
         table = Table(title="config files", title_justify="left")

@@ -13,7 +13,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .. import events as ev
 from . import _code, _console, _env, _system

@@ -54,7 +54,7 @@ class Sampler:
         t = os.times()
         return t.user + t.system
 
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         try:
             import psutil
 
@@ -63,7 +63,7 @@ class Sampler:
         except Exception:
             self._psutil = None
         try:
-            import pynvml  # type: ignore[import-not-found]
+            import pynvml  # type: ignore[import-not-found,unused-ignore]
 
             pynvml.nvmlInit()
             self._gpus = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
@@ -73,8 +73,8 @@ class Sampler:
         self._thread.start()
         return self
 
-    def sample(self) -> Dict[str, float]:
-        values: Dict[str, float] = {}
+    def sample(self) -> Dict[str, Any]:
+        values: Dict[str, Any] = {}
         now, cpu = time.monotonic(), self._cpu_seconds()
         elapsed = now - self._last_wall
         if elapsed > 0.05:  # a CPU share over a shorter time says nothing

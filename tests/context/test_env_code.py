@@ -114,9 +114,9 @@ def test_snapshot_code_outside_git_walks_source_files_and_refuses_huge_trees(tmp
     with epochline.init("code", snapshot_code=tree, capture_env=False) as run:
         pass
     monkeypatch.setattr(_code, "MAX_FILES", 1)
-    with pytest.warns(RuntimeWarning, match="code snapshot not stored: more than 1 files"):
-        with epochline.init("code", snapshot_code=tree, capture_env=False) as refused:
-            pass
+    with pytest.warns(RuntimeWarning, match="code snapshot not stored: more than 1 files"), \
+            epochline.init("code", snapshot_code=tree, capture_env=False) as refused:
+        pass
     view = store().run(run.id)
     assert view.code["mode"] == "walk" and view.code["left_out_large"] == ["big.py"]
     with zipfile.ZipFile(view.artifacts()[0].path) as zf:
