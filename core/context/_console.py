@@ -25,7 +25,8 @@ import threading
 import time
 from typing import Any, Callable, List, Optional
 
-MODES = ("smart", "all", "none")
+from ._limits import TQDM_MODES as MODES
+
 MAX_LINE = 64 * 1024
 _BREAK = re.compile(r"[\r\n]")
 _OWN_THREAD_PREFIX = "epochline-"

@@ -15,7 +15,6 @@ import platform
 import re
 import subprocess
 import sys
-from importlib import metadata
 from typing import Any, Dict, List, Optional
 
 GIT_TIMEOUT_S = 2.0
@@ -108,6 +107,8 @@ def package_versions(names: tuple = PACKAGES) -> Dict[str, str]:
     for name in names:  # e.g. a source checkout whose metadata lives elsewhere
         if name not in out and name == "epochline":
             try:
+                from importlib import metadata
+
                 out[name] = metadata.version(name)
             except Exception:
                 pass

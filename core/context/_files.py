@@ -22,13 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..media import store_file
-
-MAX_LIST_FILES = 100_000
-"""A dataset/model description stops after this many files (and says so)."""
-MAX_LIST_SECONDS = 10.0
-"""... or after this many seconds of walking."""
-MAX_ARCHIVE_BYTES = 2 * 1024**3
-MAX_ARCHIVE_FILES = 100_000
+from ._limits import MAX_LIST_FILES, MAX_LIST_SECONDS
 
 
 class Refused(Exception):

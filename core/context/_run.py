@@ -18,7 +18,7 @@ from .. import events as ev
 from ..identity import uncounted
 from ..media import store_file
 from ..values import _children, flatten_params
-from . import _config, _files
+from . import _limits
 
 RECENT_PRIMARY = 10_000
 """How many recent values of the primary metric a run keeps, so :meth:`RunContext.set_best` can
@@ -226,6 +226,8 @@ class RunContext:
                 self._lose(("config", path.name),
                            f"epochline: config file {str(path)!r} not stored: {record['error']}")
             else:
+                from . import _config
+
                 label = f"config/{path.name}"
                 stored = self.log_artifact(path, name=label)
                 record["artifact"] = label if stored else None
@@ -244,6 +246,8 @@ class RunContext:
     def _archive(self, what: str, label: str, path: Path, description: Dict[str, Any],
                  max_bytes: int, max_files: int) -> Dict[str, Any]:
         """Store a file as it is or a folder as a zip; ``{"artifact", ...}`` or ``{"refused"}``."""
+        from . import _files
+
         try:
             _files.check_limits(what, description, max_bytes, max_files)
             root = self._info.store.media_root
@@ -269,6 +273,8 @@ class RunContext:
     def _describe(self, what: str, location: Any, save: bool, label: str, max_files: int,
                   max_seconds: float, max_bytes: int, max_archive_files: int,
                   must_exist: bool = True) -> Dict[str, Any]:
+        from . import _files
+
         kind, value = _location(location)
         if kind == "mapping":
             data: Dict[str, Any] = {"location": value}
@@ -292,10 +298,10 @@ class RunContext:
         return data
 
     def log_dataset(self, name: str, root_or_uri: Any, context: str = "train", save: bool = False,
-                    description: Optional[str] = None, *, max_files: int = _files.MAX_LIST_FILES,
-                    max_seconds: float = _files.MAX_LIST_SECONDS,
-                    max_archive_bytes: int = _files.MAX_ARCHIVE_BYTES,
-                    max_archive_files: int = _files.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
+                    description: Optional[str] = None, *, max_files: int = _limits.MAX_LIST_FILES,
+                    max_seconds: float = _limits.MAX_LIST_SECONDS,
+                    max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
+                    max_archive_files: int = _limits.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
         """Record a dataset: its location (path, URI or dict), and for a local path the file
         count, total bytes and a fingerprint of the listing (a walk bounded by ``max_files`` /
         ``max_seconds`` that says where it stopped). ``save=True`` also stores a zip of it (or
@@ -312,20 +318,21 @@ class RunContext:
 
     def log_model(self, name: str, path_or_uri: Any = None, save: bool = False, source: str = "local",
                   description: Optional[str] = None, *, config: Any = None,
-                  max_archive_bytes: int = _files.MAX_ARCHIVE_BYTES,
-                  max_archive_files: int = _files.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
+                  max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
+                  max_archive_files: int = _limits.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
         """Link a pretrained model or checkpoint to the run: ``source`` says where it comes from
         (``local``, ``huggingface``, ``torchvision``, ...), ``path_or_uri`` a local path (described
         like a dataset), a hub id or URI, ``config`` its configuration (flattened, e.g.
         ``model.config.to_dict()``). ``save=True`` stores the file (or a zip of the folder) with
         the same limits as :meth:`log_dataset`. Returns the record."""
+
         self._check_open("log_model")
         self._check_text("name", name)
         self._check_text("source", source)
         data: Dict[str, Any] = {"name": name, "source": source, "description": _text(description)}
         if path_or_uri is not None:
             data.update(self._describe(f"model {name!r}", path_or_uri, save, f"model/{name}",
-                                       _files.MAX_LIST_FILES, _files.MAX_LIST_SECONDS,
+                                       _limits.MAX_LIST_FILES, _limits.MAX_LIST_SECONDS,
                                        max_archive_bytes, max_archive_files,
                                        must_exist=source == "local"))
         if config is not None:

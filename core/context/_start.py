@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
-from . import _code, _console, _env, _system
+from ._limits import SYSTEM_INTERVAL_S, TQDM_MODES
 
 BACKGROUND_JOIN_S = 60.0
 
@@ -25,8 +25,8 @@ def check(tqdm_mode: str, system_interval: float, snapshot_code: Any) -> None:
     """Raise at ``init`` for options that cannot work (before anything is started)."""
     if not isinstance(snapshot_code, (bool, str, os.PathLike)) and snapshot_code is not None:
         raise TypeError(f"snapshot_code must be True/False or a folder path, got {snapshot_code!r}")
-    if tqdm_mode not in _console.MODES:
-        raise ValueError(f"tqdm_mode must be one of {', '.join(_console.MODES)}; got {tqdm_mode!r}")
+    if tqdm_mode not in TQDM_MODES:
+        raise ValueError(f"tqdm_mode must be one of {', '.join(TQDM_MODES)}; got {tqdm_mode!r}")
     if isinstance(system_interval, bool) or not isinstance(system_interval, (int, float)) \
             or not system_interval > 0:
         raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
@@ -46,6 +46,8 @@ def _store_dirs(run: Any) -> list:
 
 
 def _once(run: Any, capture_env: bool, snapshot_code: Any) -> None:
+    from . import _code, _env
+
     run_id, put = run.id, run._put
     if capture_env:
         try:
@@ -71,7 +73,7 @@ def _once(run: Any, capture_env: bool, snapshot_code: Any) -> None:
 
 def start(run: Any, *, capture_env: bool = True, snapshot_code: Any = False,
           capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
-          system_interval: float = _system.DEFAULT_INTERVAL_S, system_start: int = 0) -> None:
+          system_interval: float = SYSTEM_INTERVAL_S, system_start: int = 0) -> None:
     """Start what was asked for on ``run`` and register how each one stops at finish."""
     if capture_env or snapshot_code:
         worker = threading.Thread(target=_once, args=(run, capture_env, snapshot_code),
@@ -86,7 +88,11 @@ def start(run: Any, *, capture_env: bool = True, snapshot_code: Any = False,
 
         run._on_finish_context(join)
     if capture_console:
+        from . import _console
+
         run._on_finish_context(_console.capture(_console.recorder(run._put, run.id), tqdm_mode))
     if system_metrics:
+        from . import _system
+
         sampler = _system.Sampler(run._put, run.id, system_interval, system_start).start()
         run._on_finish_context(sampler.stop)

@@ -20,8 +20,8 @@ import time
 from typing import Any, Callable, Dict, Optional
 
 from ..store.context import SYSTEM_STAGE
+from ._limits import SYSTEM_INTERVAL_S as DEFAULT_INTERVAL_S
 
-DEFAULT_INTERVAL_S = 10.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
