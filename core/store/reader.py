@@ -516,10 +516,13 @@ class Store:
         self.close()
 
 
-def open_store(store: Any = None) -> Store:
-    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+def open_store(store: Any = None, *, mode: str = "r") -> Store:
+    """Open a store (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
-    Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`.
+    ``mode="r"`` (reading: ``ls``, ``show``, compare, the viewer) never creates a store: a directory
+    without one raises :class:`~epochline.errors.StoreNotFoundError`. ``mode="w"`` is for the few
+    calls that change a store (``import_run``, ``delete_run``) and creates it when missing.
     """
-    return Store(open_backend(store, create=False))
+    if mode not in ("r", "w"):
+        raise ValueError(f"mode must be 'r' (read) or 'w' (import/delete runs), got {mode!r}")
+    return Store(open_backend(store, create=mode == "w"))
