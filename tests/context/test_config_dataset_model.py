@@ -204,3 +204,22 @@ def test_show_and_json_carry_the_records(tmp_path, store_dir, store):
     assert data["datasets"][0]["files"] == 3 and data["models"][0]["source"] == "huggingface"
     assert data["config_files"][0]["params"] == 1 and data["param_meta"]["parents"] == {"m": "use_m"}
     assert data["env"] is None and data["code"] is None and data["console"] == []
+
+
+def test_export_import_keeps_the_records_console_and_system_samples(tmp_path, store_dir, store):
+    root = _tree(tmp_path / "ds")
+    with epochline.init("ctx", capture_console=True, system_metrics=True, system_interval=60,
+                        param_parents={"m": "on"}, params={"on": False, "m": 1}) as run:
+        run.log_dataset("pets", root)
+        run.log_model("bert", "bert-base-uncased", source="huggingface")
+        print("kept in the archive")
+    archive = store().run(run.id).export(tmp_path / "run.zip")
+    target = tmp_path / "other"
+    with epochline.open(target, mode="w") as other:
+        other.import_run(archive)
+    with epochline.open(target) as other:
+        view = other.run(run.id)
+        assert view.datasets()[0]["files"] == 3 and view.models()[0]["uri"] == "bert-base-uncased"
+        assert view.env == store().run(run.id).env and view.param_meta["parents"] == {"m": "on"}
+        assert [c["text"] for c in view.console()] == ["kept in the archive"]
+        assert len(view.metrics("system/rss_mb")) >= 2 and view.fingerprint == run.fingerprint
