@@ -27,7 +27,7 @@ import numpy as np
 from paired import quiet_seconds, report, run_paired
 
 import epochline
-from epochline.context import _env
+from epochline.context import _console, _env, _system
 
 
 def main() -> None:
@@ -77,6 +77,34 @@ def main() -> None:
             run.finish()
             return seconds, spent[0]
         return variant
+
+    sampler = _system.Sampler(lambda event: None, "bench", 10.0)
+    sampler.start()
+    sampler.stop()
+    costs = []
+    for _ in range(200):
+        start = time.perf_counter()
+        sampler.sample()
+        costs.append(time.perf_counter() - start)
+    sample_ms = statistics.median(costs) * 1000
+    print(f"one system sample: median {sample_ms:.3f} ms -> at the default 10 s: "
+          f"{sample_ms / 10_000 * 100:.5f} % of one core")
+    with open(os.devnull, "w") as null:
+        line = "epoch 3 step 120 loss 0.1234\n"
+        plain, teed = [], []
+        for _ in range(args.reps):
+            start = time.perf_counter()
+            for _ in range(20_000):
+                null.write(line)
+            plain.append(time.perf_counter() - start)
+            tee = _console.ConsoleTee(null, "stdout", lambda text, stream: None)
+            start = time.perf_counter()
+            for _ in range(20_000):
+                tee.write(line)
+            teed.append(time.perf_counter() - start)
+    print(f"console tee: {statistics.median(teed) / 20_000 * 1e6:.2f} us per printed line vs "
+          f"{statistics.median(plain) / 20_000 * 1e6:.2f} us for the write alone "
+          "(the event itself is queued, not written, on the printing thread)\n")
 
     times, inside = run_paired({
         "plain run": training(),
