@@ -30,7 +30,7 @@ def _loaders(value: Any) -> Iterator[Any]:
 def _size(obj: Any) -> Optional[int]:
     """``len(obj)`` for a sized map-style dataset or loader; None for an iterable one."""
     try:
-        return int(len(obj))
+        return len(obj)
     except Exception:
         return None
 

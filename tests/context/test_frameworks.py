@@ -8,7 +8,8 @@ from epochline.context._frameworks import huggingface_model, lightning_datasets
 
 
 def test_lightning_dataset_sizes_from_a_real_fit(store_dir, store):
-    from tests.integrations.lightning_models import _L as L, DigitsData, DigitsMLP, trainer_kwargs
+    from tests.integrations.lightning_models import _L as L
+    from tests.integrations.lightning_models import DigitsData, DigitsMLP, trainer_kwargs
 
     run = epochline.init("fw", capture_env=False)
     seen = []
