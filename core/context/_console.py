@@ -14,7 +14,8 @@ Progress bars (tqdm and anything else that redraws a line with carriage returns)
 
 ``\\r\\n`` is a plain line end. Lines written by epochline's own dispatcher threads (the Kogu and
 ``PROGRESS:`` lines, which the store already holds as metrics and epochs) are not recorded. A line
-longer than :data:`MAX_LINE` characters is recorded in pieces.
+longer than :data:`MAX_LINE` characters is recorded in pieces, and a stream stops being recorded
+after :data:`MAX_BYTES` characters (it is still printed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from typing import Any, Callable, List, Optional
 from ._limits import TQDM_MODES as MODES
 
 MAX_LINE = 64 * 1024
+MAX_BYTES = 64 * 1024 * 1024
+"""Per stream and run: after this many characters recorded, recording stops (printing goes on)
+with one last line that says so."""
 _BREAK = re.compile(r"[\r\n]")
 _OWN_THREAD_PREFIX = "epochline-"
 
@@ -44,6 +48,7 @@ class ConsoleTee:
         self._bar = False
         self._pending_cr = False
         self._lock = threading.Lock()
+        self._recorded = 0
         self.active = True
 
     # -- the stream interface ----------------------------------------------------------------
@@ -85,9 +90,9 @@ class ConsoleTee:
             match = _BREAK.search(text)
             if match is None:
                 self._line += text
-                if len(self._line) > MAX_LINE:
-                    self._emit(self._line)
-                    self._line = ""
+                while len(self._line) > MAX_LINE:
+                    self._emit(self._line[:MAX_LINE])
+                    self._line = self._line[MAX_LINE:]
                 return
             i = match.start()
             self._line += text[:i]
@@ -118,7 +123,17 @@ class ConsoleTee:
         self._emit(line)
 
     def _emit(self, line: str) -> None:
-        self._record(line, self._name)
+        for start in range(0, max(len(line), 1), MAX_LINE):
+            if not self.active:
+                return
+            piece = line[start:start + MAX_LINE]
+            self._recorded += len(piece) + 1
+            if self._recorded > MAX_BYTES:
+                self.active = False
+                self._record(f"[epochline: console capture of {self._name} stopped after {MAX_BYTES} "
+                             "characters; the rest was printed, not recorded]", self._name)
+                return
+            self._record(piece, self._name)
 
     def close_capture(self) -> None:
         """Record a last unfinished line and stop recording (the stream keeps working)."""

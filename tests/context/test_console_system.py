@@ -160,3 +160,22 @@ def test_show_prints_console_and_env(store_dir, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["console"] == [{"stream": "stdout", "text": "hello from training"}]
     assert data["env"]["packages"]["epochline"] == epochline.__version__
+
+
+def test_tee_pieces_long_lines_and_stops_after_its_limit(monkeypatch):
+    import io
+
+    from epochline.context import _console
+
+    monkeypatch.setattr(_console, "MAX_LINE", 4)
+    monkeypatch.setattr(_console, "MAX_BYTES", 25)
+    seen = []
+    out = io.StringIO()
+    tee = ConsoleTee(out, "stderr", lambda text, stream: seen.append(text))
+    tee.write("abcdefghij\n")
+    tee.write("0123456789")  # no newline: pieces as it grows
+    tee.write("xyz\nmore\nand more\n")
+    assert seen[:3] == ["abcd", "efgh", "ij"]
+    assert seen[3:5] == ["0123", "4567"]
+    assert seen[-1].startswith("[epochline: console capture of stderr stopped after 25")
+    assert not tee.active and out.getvalue() == "abcdefghij\n0123456789xyz\nmore\nand more\n"
