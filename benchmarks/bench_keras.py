@@ -15,11 +15,11 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+import keras
+from paired import add_timer, quiet_seconds, report, run_paired
+from sklearn.datasets import load_digits
 
-from epochline.integrations.keras import TrackerCallback  # noqa: E402
-from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
+from epochline.integrations.keras import TrackerCallback
 
 VARIANTS = {
     "plain fit": lambda store: [],

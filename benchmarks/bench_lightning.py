@@ -28,11 +28,11 @@ from typing import Any, Callable, Dict
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
-import lightning.pytorch as L  # noqa: E402
+import lightning.pytorch as L
+from lightning_digits import DigitsData, DigitsMLP
+from paired import add_timer, quiet_seconds, report, run_paired
 
-from epochline.integrations.lightning import KoguLogger  # noqa: E402
-from lightning_digits import DigitsData, DigitsMLP  # noqa: E402
-from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
+from epochline.integrations.lightning import KoguLogger
 
 METHODS = ("log_hyperparams", "log_metrics", "log_graph", "log_image", "after_save_checkpoint",
            "save", "finalize")

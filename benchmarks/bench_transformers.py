@@ -17,14 +17,13 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from transformers import Trainer, TrainingArguments  # noqa: E402
+import numpy as np
+import torch
+from paired import add_timer, quiet_seconds, report, run_paired
+from transformers import Trainer, TrainingArguments
+from transformers_tiny import accuracy, build_model, sentences
 
-from epochline.integrations.transformers import TrackerCallback  # noqa: E402
-from paired import add_timer, quiet_seconds, report, run_paired  # noqa: E402
-from transformers_tiny import accuracy, build_model, sentences  # noqa: E402
-
+from epochline.integrations.transformers import TrackerCallback
 
 EVENTS = ("on_train_begin", "on_epoch_begin", "on_epoch_end", "on_log", "on_evaluate", "on_predict",
           "on_save", "on_train_end")

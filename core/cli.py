@@ -1,7 +1,7 @@
 """The ``epochline`` command: ``ls`` and ``show`` read a store; ``run`` and ``ingest`` record one.
 
-Each subcommand lives in a function ``cmd_<name>(args) -> int`` registered in :data:`COMMANDS`
-with its argument parser; ``--json`` output is meant for scripts, the tables for people.
+Every subcommand is one entry of :data:`COMMANDS` (name, help, where its arguments are defined);
+its code lives in its own module. ``--json`` output is meant for scripts, the tables for people.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import json
 import math
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ._json import replace_nonfinite
 from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
 from .store.reader import RunView, Store, open_store
-
-COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def _fmt_value(value: Any) -> str:
@@ -165,63 +165,87 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"epochline: {exc}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps(_json_safe(run.to_dict()), allow_nan=False, default=str))
+            print(json.dumps(replace_nonfinite(run.to_dict()), allow_nan=False, default=str))
         else:
             _show_table(run)
     return 0
 
 
-def _json_safe(obj: Any) -> Any:
-    """Strict JSON for scripts: NaN/inf as the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    """The ``--store`` option every command that reads or writes a store takes."""
+    p.add_argument("--store", default=None,
+                   help="store directory or URI (default: $EPOCHLINE_STORE or ./epochline-runs)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="epochline", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--store", default=None,
-                       help="store directory or URI (default: $EPOCHLINE_STORE or ./epochline-runs)")
-        return p
-
-    p = with_store(sub.add_parser("ls", help="list runs"))
+def configure_ls(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", help="only runs at this path or below it")
     p.add_argument("--tag")
     p.add_argument("--status", choices=["running", "completed", "failed", "interrupted", "crashed"])
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_ls)
 
-    p = with_store(sub.add_parser("show", help="show one run"))
+
+def configure_show(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run id, unique id prefix, name or alias")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
-    for extend in _EXTENSIONS:
-        extend(sub, with_store)
+
+# -- the command table ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    """One ``epochline`` subcommand.
+
+    ``configure`` is ``"module:function"``: ``function(parser)`` adds the command's arguments and
+    ``parser.set_defaults(func=cmd)`` with ``cmd(args) -> exit code``. The module is imported only
+    when that command runs (or shows its help), so ``epochline --help`` and each command start
+    fast whatever the others import.
+    """
+
+    name: str
+    help: str
+    configure: str
+    store: bool = True
+    """Whether the command takes ``--store``."""
+
+
+COMMANDS: Tuple[Command, ...] = (
+    Command("ls", "list runs", "epochline.cli:configure_ls"),
+    Command("show", "show one run", "epochline.cli:configure_show"),
+    Command("run", "run a command and record its output as a run", "epochline.ingest_cli:configure_run"),
+    Command("ingest", "record a saved console log as a run", "epochline.ingest_cli:configure_ingest"),
+)
+"""Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
+``configure`` function (and ``cmd_...``) in your own module and add one entry here."""
+
+
+def _configure(command: Command, p: argparse.ArgumentParser) -> None:
+    import importlib
+
+    module, _, function = command.configure.partition(":")
+    if command.store:
+        add_store_option(p)
+    getattr(importlib.import_module(module), function)(p)
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
+    parser = argparse.ArgumentParser(prog="epochline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = _command_name(argv)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        if argv is None or command.name == wanted:
+            _configure(command, p)
     return parser
 
 
-_EXTENSIONS: List[Callable[[Any, Callable], None]] = []
-"""Functions that add subcommands (the line-protocol commands register here)."""
+def _command_name(argv: Optional[Sequence[str]]) -> Optional[str]:
+    """The subcommand ``argv`` names: its first argument that is not an option."""
+    return next((a for a in argv or () if not a.startswith("-")), None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    for module in ("epochline.ingest_cli",):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

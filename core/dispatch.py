@@ -30,6 +30,10 @@ class Dispatcher:
     def __init__(self, info: RunInfo, hook_caller: Any, *, flush_interval: float = FLUSH_INTERVAL_S,
                  max_queue: int = MAX_QUEUE):
         self.info = info
+        # pluggy lists implementations in the reverse of its calling order (trylast ones first,
+        # tryfirst ones last) and calls them from the end of that list; reversing it gives the order
+        # pluggy itself would call them in. Each sink is called on its own (see _call) so one that
+        # raises cannot lose the others' events; that is why wrappers are refused at register().
         self._impls = list(reversed(hook_caller.epochline_events.get_hookimpls()))
         self._closed_impls = list(reversed(hook_caller.epochline_run_closed.get_hookimpls()))
         self._queue: deque = deque()

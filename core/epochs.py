@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 SCALES = ("fraction", "percent")
 ACCURACY_NAMES = frozenset({"acc", "accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
                             "binary_accuracy"})

@@ -21,6 +21,8 @@ class EpochlineError(Exception):
 class _Message:
     """``str()`` is the message itself (``KeyError`` would otherwise print it in quotes)."""
 
+    args: tuple
+
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 

@@ -13,10 +13,11 @@ Values inside events are already normalised by :mod:`epochline.values` (plain ``
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import msgspec
+
+from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
 
 SCHEMA_VERSION = 1
 
@@ -31,7 +32,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     wall_time: float
 
 
-class RunStarted(Event, tag="run_started"):
+class RunStarted(Event, tag="run_started", frozen=True):
     name: str
     path: str
     alias: Optional[str] = None
@@ -49,20 +50,20 @@ class RunStarted(Event, tag="run_started"):
     """``init(total_epochs=)``, or the stored run's when resuming; later ones come in EpochEnd."""
 
 
-class Params(Event, tag="params"):
+class Params(Event, tag="params", frozen=True):
     params: Dict[str, ParamValue]
     ignored: Tuple[str, ...] = ()
     """Keys that do not count towards the run's identity (e.g. ``num_workers``)."""
 
 
-class Metrics(Event, tag="metrics"):
+class Metrics(Event, tag="metrics", frozen=True):
     step: int
     values: Dict[str, Scalar]
     epoch: Optional[int] = None
     stage: Optional[str] = None
 
 
-class Image(Event, tag="image"):
+class Image(Event, tag="image", frozen=True):
     key: str
     step: int
     media: str
@@ -72,29 +73,29 @@ class Image(Event, tag="image"):
     caption: Optional[str] = None
 
 
-class Text(Event, tag="text"):
+class Text(Event, tag="text", frozen=True):
     text: str
     level: Optional[str] = None
     logger: Optional[str] = None
 
 
-class Comment(Event, tag="comment"):
+class Comment(Event, tag="comment", frozen=True):
     text: str
 
 
-class Tag(Event, tag="tag"):
+class Tag(Event, tag="tag", frozen=True):
     tag: str
 
 
-class Untag(Event, tag="untag"):
+class Untag(Event, tag="untag", frozen=True):
     tag: str
 
 
-class Rename(Event, tag="rename"):
+class Rename(Event, tag="rename", frozen=True):
     name: str
 
 
-class Artifact(Event, tag="artifact"):
+class Artifact(Event, tag="artifact", frozen=True):
     name: str
     media: str
     """Path relative to the store's media root (content-addressed)."""
@@ -104,14 +105,14 @@ class Artifact(Event, tag="artifact"):
     """Where the file was copied from, as the user named it."""
 
 
-class PlotDeclared(Event, tag="plot"):
+class PlotDeclared(Event, tag="plot", frozen=True):
     name: str
     metrics: Tuple[str, ...]
     y_label: str = ""
     kind: str = "line"
 
 
-class Histogram(Event, tag="histogram"):
+class Histogram(Event, tag="histogram", frozen=True):
     key: str
     step: int
     min: float
@@ -123,16 +124,16 @@ class Histogram(Event, tag="histogram"):
     sum_squares: float = 0.0
 
 
-class SummaryUpdate(Event, tag="summary"):
+class SummaryUpdate(Event, tag="summary", frozen=True):
     values: Dict[str, Any]
 
 
-class PrimaryMetric(Event, tag="primary_metric"):
+class PrimaryMetric(Event, tag="primary_metric", frozen=True):
     name: str
     mode: str = "max"
 
 
-class EpochEnd(Event, tag="epoch_end"):
+class EpochEnd(Event, tag="epoch_end", frozen=True):
     """One per completed epoch: what the line emitters turn into a PROGRESS line."""
 
     epoch: int
@@ -143,14 +144,14 @@ class EpochEnd(Event, tag="epoch_end"):
     """Keys of ``values`` that are accuracies already scaled to percent."""
 
 
-class RunFinished(Event, tag="run_finished"):
+class RunFinished(Event, tag="run_finished", frozen=True):
     status: str
     reason: Optional[str] = None
     lost: int = 0
     """Events this process could not hand to every sink (see the run's finish report)."""
 
 
-class Record(Event, tag="record"):
+class Record(Event, tag="record", frozen=True):
     """A described thing the run carries beside its metrics: the environment (``kind="env"``), a
     dataset, a model, a config file, the code snapshot, the parameter metadata. One record per
     (kind, name); a later one replaces it. ``data`` holds plain JSON values only."""
@@ -160,20 +161,20 @@ class Record(Event, tag="record"):
     data: Dict[str, Any]
 
 
-class ConsoleText(Event, tag="console"):
+class ConsoleText(Event, tag="console", frozen=True):
     """A line the program printed to stdout or stderr while ``capture_console`` was on."""
 
     text: str
     stream: str = "stdout"
 
 
-class SystemMetrics(Metrics, tag="system_metrics"):
+class SystemMetrics(Metrics, tag="system_metrics", frozen=True):
     """Samples of the machine (CPU %, RSS, GPU) taken by the ``system_metrics`` sampler. A type of
     its own so that sinks that print metrics (Kogu) do not print these; ``step`` is the sample's
     index, ``wall_time`` the time it was taken."""
 
 
-class Heartbeat(Event, tag="heartbeat"):
+class Heartbeat(Event, tag="heartbeat", frozen=True):
     """Sent by the dispatcher every few seconds so readers can tell a live run from a dead one."""
 
 
@@ -183,31 +184,22 @@ AnyEvent = Union[
     Record, ConsoleText, SystemMetrics,
 ]
 
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
 def _enc_hook(obj: Any) -> Any:
     raise TypeError(f"epochline events hold only plain values, got {type(obj).__name__}")
 
 
+def _wrapped(value: float) -> Dict[str, str]:
+    return {"$float": nonfinite_text(value)}
+
+
 def _wrap_nonfinite(obj: Any) -> Any:
-    if type(obj) is float:
-        if obj != obj:
-            return {"$float": "NaN"}
-        if obj in (math.inf, -math.inf):
-            return {"$float": "Infinity" if obj > 0 else "-Infinity"}
-        return obj
-    if isinstance(obj, dict):
-        return {k: _wrap_nonfinite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_wrap_nonfinite(v) for v in obj]
-    return obj
+    return replace_nonfinite(obj, _wrapped)
 
 
 def _unwrap_nonfinite(obj: Any) -> Any:
     if isinstance(obj, dict):
-        if len(obj) == 1 and "$float" in obj and obj["$float"] in _NONFINITE:
-            return _NONFINITE[obj["$float"]]
+        if len(obj) == 1 and "$float" in obj and obj["$float"] in NONFINITE_TEXT:
+            return NONFINITE_TEXT[obj["$float"]]
         return {k: _unwrap_nonfinite(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_unwrap_nonfinite(v) for v in obj]

@@ -131,7 +131,6 @@ class LineParser:
         self.uploads: List[str] = []
         self.fail: Optional[Tuple[str, Optional[str]]] = None
         """(status, reason) from a ``fail`` line or a PROGRESS status, the first one wins."""
-        self.completed_seen = False
         self._buf = bytearray()
         self._dropping = False
         self._legacy_on = True
@@ -372,7 +371,6 @@ class LineParser:
                 values.setdefault(field, value)
         total = _integer(obj.get("total_epochs"))
         if status == "completed":
-            self.completed_seen = True
             final = {f"final_{k}": v for k, v in values.items()}
             if final:
                 self.run.summary(final)

@@ -22,9 +22,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
-from . import cli
 from .ingest import LineParser, outcome
 
 READ_CHUNK = 65536
@@ -261,27 +260,27 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def extend(sub: Any, with_store: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--path", default="default", help="where the run goes (e.g. cv/resnet50)")
-        p.add_argument("--name", default=None, help="the run's name (a Kogu name line renames it)")
-        p.add_argument("--tag", action="append", help="tag the run (repeatable)")
-        p.add_argument("--emit", default=None,
-                       help="line emitters the recording run prints itself (kogu,progress); "
-                            "default none: the command's own lines are passed through already")
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--path", default="default", help="where the run goes (e.g. cv/resnet50)")
+    p.add_argument("--name", default=None, help="the run's name (a Kogu name line renames it)")
+    p.add_argument("--tag", action="append", help="tag the run (repeatable)")
+    p.add_argument("--emit", default=None,
+                   help="line emitters the recording run prints itself (kogu,progress); "
+                        "default none: the command's own lines are passed through already")
 
-    p = with_store(sub.add_parser("run", help="run a command and record its output as a run",
-                                  description=__doc__.split("\n\n")[1]))
-    common(p)
+
+def configure_run(p: argparse.ArgumentParser) -> None:
+    """``epochline run`` (an entry of :data:`epochline.cli.COMMANDS`)."""
+    p.description = __doc__.split("\n\n")[1]
+    _common(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
     p.set_defaults(func=cmd_run)
 
-    p = with_store(sub.add_parser("ingest", help="record a saved console log as a run"))
-    common(p)
+
+def configure_ingest(p: argparse.ArgumentParser) -> None:
+    """``epochline ingest`` (an entry of :data:`epochline.cli.COMMANDS`)."""
+    _common(p)
     p.add_argument("file", help="the saved output (stdout) of a training script")
     p.add_argument("--base-dir", default=None,
                    help="directory relative upload paths are resolved in (default: the current one)")
     p.set_defaults(func=cmd_ingest)
-
-
-cli._EXTENSIONS.append(extend)

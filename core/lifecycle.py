@@ -33,7 +33,7 @@ from .store.unavailable import UnavailableBackend
 from .values import flatten_params
 
 _enabled = True
-_active: "set[Run]" = set()
+_active: set[Run] = set()
 _lock = threading.Lock()
 _hooks_installed = False
 _uncaught: Optional[BaseException] = None

@@ -12,7 +12,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, BinaryIO, Tuple
 
 from .store import media_path
 
@@ -85,6 +85,35 @@ def _relative(digest: str, suffix: str) -> str:
     return f"{digest[:2]}/{digest}{suffix}"
 
 
+class AtomicFile:
+    """A temporary file that becomes ``target`` whole, or not at all: ``with AtomicFile(directory)
+    as f: f.file.write(...); f.publish(target)``. Created in ``directory`` (the same filesystem as
+    the target, so the rename is atomic); removed if the block raises or never publishes."""
+
+    def __init__(self, directory: Path):
+        fd, self.path = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+        self._published = False
+
+    def publish(self, target: Path) -> None:
+        """Rename the written file to ``target``; if ``target`` exists (content-addressed: the
+        same bytes) the temporary file is dropped instead."""
+        self.file.close()
+        if target.exists():
+            _unlink(self.path)
+        else:
+            os.replace(self.path, target)
+        self._published = True
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.file.close()
+        if not self._published:  # the block raised, or never published
+            _unlink(self.path)
+
+
 def store_bytes(root: Path, data: bytes, suffix: str) -> str:
     """Write ``data`` content-addressed under ``root``; return the path relative to root."""
     digest = hashlib.sha256(data).hexdigest()
@@ -92,14 +121,9 @@ def store_bytes(root: Path, data: bytes, suffix: str) -> str:
     target = media_path(root, rel)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        with AtomicFile(target.parent) as out:
+            out.file.write(data)
+            out.publish(target)
     return rel
 
 
@@ -109,29 +133,21 @@ def store_file(root: Path, source: Path) -> Tuple[str, int, str]:
     root.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".tmp-")
-    try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while True:
-                chunk = src.read(_CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
+    with open(source, "rb") as src, AtomicFile(root) as out:
+        while True:
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            out.file.write(chunk)
+            size += len(chunk)
         hexdigest = digest.hexdigest()
         suffix = "".join(Path(source).suffixes[-2:])[:16]
         suffix = suffix if all(c.isalnum() or c == "." for c in suffix) else ""
         rel = _relative(hexdigest, suffix)
         target = media_path(root, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            _unlink(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        _unlink(tmp)
-        raise
+        out.publish(target)
     return rel, size, hexdigest
 
 
@@ -142,4 +158,4 @@ def _unlink(path: str) -> None:
         pass
 
 
-__all__ = ["encode_image", "store_bytes", "store_file"]
+__all__ = ["AtomicFile", "encode_image", "store_bytes", "store_file"]

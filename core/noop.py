@@ -49,8 +49,8 @@ class NoOpRun:
     def __enter__(self) -> NoOpRun:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
     def __bool__(self) -> bool:
         return False
@@ -69,8 +69,8 @@ class _NoOpPhase:
     def __enter__(self) -> _NoOpPhase:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
-        return False
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def _noop_like(method: Callable[..., Any], body: Callable[..., Any]) -> Callable[..., Any]:

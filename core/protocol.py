@@ -28,17 +28,16 @@ import math
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
+
 KOGU_KEY_RE = re.compile(r"^[a-zA-Z]\w*$", re.ASCII)
 _BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
 KEY_PREFIX = "k_"
-
-NONFINITE_TEXT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 PROGRESS_PREFIX = "PROGRESS:"
 PROGRESS_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                    "test_accuracy")
 """The per-epoch value fields of a PROGRESS line, in the order epochline writes them."""
-PROGRESS_KEYS = ("epoch", "total_epochs") + PROGRESS_FIELDS + ("status",)
 ACCURACY_PRIORITY = ("test_accuracy", "val_accuracy", "train_accuracy")
 LOSS_FIELDS = ("train_loss", "val_loss", "test_loss")
 
@@ -79,10 +78,6 @@ def is_number(value: Any) -> bool:
     return type(value) is not bool and isinstance(value, (int, float))
 
 
-def nonfinite_text(value: float) -> str:
-    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-
-
 def plain(value: Any) -> Any:
     """A plain Python value for anything a user or framework might hand over (never raises)."""
     if value is None or type(value) in (bool, int, float, str):
@@ -112,17 +107,7 @@ def _kind(value: Any) -> Optional[str]:
 
 def strict_text(value: Any) -> str:
     """Strict-JSON text of a value, non-finite floats as their text values."""
-    return json.dumps(_strict(value), allow_nan=False, separators=(",", ":"))
-
-
-def _strict(value: Any) -> Any:
-    if type(value) is float and not math.isfinite(value):
-        return nonfinite_text(value)
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
+    return json.dumps(replace_nonfinite(value), allow_nan=False, separators=(",", ":"))
 
 
 def kogu_scalar(value: Any) -> Any:

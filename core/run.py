@@ -190,7 +190,7 @@ class Run(RunContext):
         return int(value.__index__())
 
     def _track_primary(self, values: Mapping[str, Any], step: int) -> None:
-        name, mode = self._primary
+        name, mode = self._primary  # type: ignore[misc]  # called only once a primary metric is set
         value = values.get(name)
         if value is None or type(value) is str or type(value) is bool or value != value:
             return
@@ -458,12 +458,11 @@ class Run(RunContext):
                           f"{'' if done else ' (the writer did not finish in time)'}",
                           RuntimeWarning, stacklevel=2)
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
         self.finish(*exit_status(exc))
-        return False
 
     # -- helpers --------------------------------------------------------------------------------
     def _step_or_current(self, step: Any) -> int:
@@ -512,12 +511,11 @@ class Phase:
     def __enter__(self) -> Phase:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
         run = self._run
         if exc is not None and run._phase is self:
             run._broken_phase = f"{self.name} did not reach its end ({exit_status(exc)[1]})"
         self.end()
-        return False
 
     def __repr__(self) -> str:
         return f"<epochline phase {self.name!r} of run {self._run.id}>"
@@ -550,6 +548,7 @@ def _artifact_name(name: Any) -> str:
 def _histogram(values: Any, bins: int) -> Dict[str, Any]:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
+    np: Any
     try:
         import numpy as np
     except ImportError:  # pragma: no cover - numpy is there whenever arrays are
@@ -581,7 +580,7 @@ def _histogram_from_dict(hist: Mapping[str, Any]) -> Dict[str, Any]:
     try:
         limits = hist.get("bucket_limits", hist.get("bucket_limit"))
         counts = hist.get("bucket_counts", hist.get("bucket"))
-        out = {"min": float(hist["min"]), "max": float(hist["max"]), "num": int(hist["num"]),
+        out: Dict[str, Any] = {"min": float(hist["min"]), "max": float(hist["max"]), "num": int(hist["num"]),
                "bucket_limits": tuple(float(x) for x in limits),
                "bucket_counts": tuple(float(x) for x in counts),
                "sum": float(hist.get("sum", 0.0)), "sum_squares": float(hist.get("sum_squares", 0.0))}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import os
 import sys
 from decimal import Decimal
@@ -36,8 +35,7 @@ class OddValue(TypeError):
 
 def _is_array_like(value: Any) -> bool:
     module = type(value).__module__ or ""
-    return (module.startswith("numpy") or module.startswith("torch") or module.startswith("jax")
-            or module.startswith("tensorflow")) and hasattr(value, "shape")
+    return module.startswith(("numpy", "torch", "jax", "tensorflow")) and hasattr(value, "shape")
 
 
 def _item(value: Any) -> Any:
@@ -73,10 +71,6 @@ def metric_value(value: Any) -> Any:
             raise OddValue(f"{type(value).__name__} holds a {type(out).__name__}, not a number")
         return out
     raise OddValue(f"{type(value).__name__} is not a metric value (numbers, bools and text are)")
-
-
-def is_finite_number(value: Any) -> bool:
-    return type(value) is not bool and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _qualname(obj: Any) -> str:

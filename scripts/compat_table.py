@@ -170,7 +170,7 @@ def _table(rows: List[Dict[str, Any]]) -> List[str]:
 def _ranges(rows: List[Dict[str, Any]]) -> List[str]:
     """Per framework: the versions that passed and those inside that span that did not."""
     out = []
-    for _, label, dist in FRAMEWORKS[1:]:
+    for _, label, _dist in FRAMEWORKS[1:]:
         mine = sorted((r for r in rows if r["framework"] == label), key=lambda r: _version_key(r["version"]))
         passed = [r["version"] for r in mine if r["verdict"] == "pass"]
         if not mine:
@@ -207,8 +207,8 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
         "tests (real training on CPU on scikit-learn's digits, no mocks).",
         "",
         f"- Generated: {generated} by `scripts/compat_table.py` from {', '.join(f'`{s}`' for s in sources)}",
-        f"- Python {', '.join(pythons) or '?'}; torch {', '.join(torch) or '?'}; numpy {', '.join(numpy) or '?'}; "
-        f"tox {toxversion} with tox-uv",
+        (f"- Python {', '.join(pythons) or '?'}; torch {', '.join(torch) or '?'}; numpy {', '.join(numpy) or '?'}; "
+         f"tox {toxversion} with tox-uv"),
     ]
     if wall is not None:
         out.append(f"- Wall time of the full matrix run (envs one at a time, 2 cores): "
@@ -233,8 +233,8 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
         out += ["", f"## {title}", ""] + _table(ordered(rows))
     out += [
         "",
-        f"Sum over the matrix envs: {sum(r['total_s'] for r in groups[0][1]):.0f} s as tox reports them "
-        f"({sum(r['test_s'] for r in groups[0][1]):.0f} s of it pytest).",
+        (f"Sum over the matrix envs: {sum(r['total_s'] for r in groups[0][1]):.0f} s as tox reports them "
+         f"({sum(r['test_s'] for r in groups[0][1]):.0f} s of it pytest)."),
         "",
     ]
     return "\n".join(out)

@@ -30,3 +30,20 @@ def store(store_dir):
             return epochline.open(store_dir)
 
     return Opener()
+
+
+@pytest.fixture
+def plugin():
+    """``plugin(obj, name=None)`` registers a plugin for this test and returns it; every plugin
+    registered this way is unregistered when the test ends, passed or failed."""
+    import epochline
+
+    names = []
+
+    def register(obj, name=None):
+        names.append(epochline.register(obj, name=name))
+        return obj
+
+    yield register
+    for name in reversed(names):
+        epochline.unregister(name=name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any, Dict, Sequence
+from typing import Any, Callable, Dict, Sequence, Union
 
 from .. import events as ev
 from ..epochs import canonical_field
@@ -104,46 +104,77 @@ def _metric(state: _State, iteration: int, values: Dict[str, Any], percent: Sequ
     _print({"metric": {"iteration": iteration, "metrics": metrics}})
 
 
-def _handle(run: RunInfo, state: _State, event: ev.Event) -> None:
-    t = type(event)
-    if t is ev.Metrics:
-        if state.mode == "step":
-            _metric(state, event.step, event.values)
-    elif t is ev.EpochEnd:
-        if state.mode == "epoch":
-            _metric(state, event.epoch, event.values, event.percent)
-    elif t is ev.Params:
-        params = kogu_mapping(event.params, state.params, params=True)
-        if params:
-            _print({"parameters": params})
-    elif t is ev.RunStarted:
-        if event.named:  # a generated name is not worth overriding Kogu's own
-            _print({"name": event.name})
-        for tag in event.tags:
-            _print({"tag": tag})
-    elif t is ev.Image or t is ev.Artifact:
-        _print({"upload": os.path.abspath(os.path.join(run.store.media_root, event.media))})
-    elif t is ev.Tag:
-        _print({"tag": event.tag})
-    elif t is ev.Untag:
-        _print({"untag": event.tag})
-    elif t is ev.Rename:
+# -- one handler per event type (like store/base.py's _WRITERS); other events print nothing --------
+def _on_metrics(run: RunInfo, state: _State, event: ev.Metrics) -> None:
+    if state.mode == "step":
+        _metric(state, event.step, event.values)
+
+
+def _on_epoch_end(run: RunInfo, state: _State, event: ev.EpochEnd) -> None:
+    if state.mode == "epoch":
+        _metric(state, event.epoch, event.values, event.percent)
+
+
+def _on_params(run: RunInfo, state: _State, event: ev.Params) -> None:
+    params = kogu_mapping(event.params, state.params, params=True)
+    if params:
+        _print({"parameters": params})
+
+
+def _on_run_started(run: RunInfo, state: _State, event: ev.RunStarted) -> None:
+    if event.named:  # a generated name is not worth overriding Kogu's own
         _print({"name": event.name})
-    elif t is ev.Comment:
-        _print({"comment": event.text})
-    elif t is ev.PlotDeclared:
-        _print({"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
-                         "metrics": [state.metrics(m) for m in event.metrics]}})
-    elif t is ev.SummaryUpdate:
-        state.summary.update(event.values)
-    elif t is ev.RunFinished and not state.finished:
-        state.finished = True
-        final = kogu_mapping(state.summary, state.metrics)
-        if final:
-            _print({"metric": {"iteration": FINAL_ITERATION, "metrics": final}})
-        if event.status != "completed":
-            reason = f"{event.status}: {event.reason}" if event.reason else event.status
-            _print({"fail": reason})
+    for tag in event.tags:
+        _print({"tag": tag})
+
+
+def _on_media(run: RunInfo, state: _State, event: Union[ev.Image, ev.Artifact]) -> None:
+    _print({"upload": os.path.abspath(os.path.join(run.store.media_root, event.media))})
+
+
+def _on_tag(run: RunInfo, state: _State, event: ev.Tag) -> None:
+    _print({"tag": event.tag})
+
+
+def _on_untag(run: RunInfo, state: _State, event: ev.Untag) -> None:
+    _print({"untag": event.tag})
+
+
+def _on_rename(run: RunInfo, state: _State, event: ev.Rename) -> None:
+    _print({"name": event.name})
+
+
+def _on_comment(run: RunInfo, state: _State, event: ev.Comment) -> None:
+    _print({"comment": event.text})
+
+
+def _on_plot(run: RunInfo, state: _State, event: ev.PlotDeclared) -> None:
+    _print({"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
+                     "metrics": [state.metrics(m) for m in event.metrics]}})
+
+
+def _on_summary(run: RunInfo, state: _State, event: ev.SummaryUpdate) -> None:
+    state.summary.update(event.values)
+
+
+def _on_finished(run: RunInfo, state: _State, event: ev.RunFinished) -> None:
+    if state.finished:
+        return
+    state.finished = True
+    final = kogu_mapping(state.summary, state.metrics)
+    if final:
+        _print({"metric": {"iteration": FINAL_ITERATION, "metrics": final}})
+    if event.status != "completed":
+        reason = f"{event.status}: {event.reason}" if event.reason else event.status
+        _print({"fail": reason})
+
+
+_HANDLERS: Dict[type, Callable[[RunInfo, _State, Any], None]] = {
+    ev.Metrics: _on_metrics, ev.EpochEnd: _on_epoch_end, ev.Params: _on_params,
+    ev.RunStarted: _on_run_started, ev.Image: _on_media, ev.Artifact: _on_media, ev.Tag: _on_tag,
+    ev.Untag: _on_untag, ev.Rename: _on_rename, ev.Comment: _on_comment, ev.PlotDeclared: _on_plot,
+    ev.SummaryUpdate: _on_summary, ev.RunFinished: _on_finished,
+}
 
 
 @hookimpl(tryfirst=True)
@@ -153,8 +184,11 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     if NAME not in run.emit:
         return
     state = run.sink_state(NAME, _State)
+    handlers = _HANDLERS
     for event in events:
-        _handle(run, state, event)
+        handler = handlers.get(type(event))
+        if handler is not None:
+            handler(run, state, event)
 
 
 @hookimpl

@@ -83,16 +83,15 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
         return
     state = run.sink_state(NAME, _State)
     for event in events:
-        t = type(event)
-        if t is ev.RunStarted:
+        if isinstance(event, ev.RunStarted):
             state.total = event.total_epochs
-        elif t is ev.EpochEnd:
+        elif isinstance(event, ev.EpochEnd):
             if event.total_epochs is not None:
                 state.total = event.total_epochs
             state.records[event.epoch] = dict(event.values)
             state.last_epoch = max(state.last_epoch, event.epoch)
             _print(epoch_line(state, event))
-        elif t is ev.RunFinished and not state.finished:
+        elif isinstance(event, ev.RunFinished) and not state.finished:
             state.finished = True
             _print(final_line(state, event.status))
 

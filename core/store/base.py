@@ -106,8 +106,8 @@ class Backend:
     def __init__(self, uri: str, media_root: Path):
         self.uri = uri
         self.media_root = Path(media_root)
-        self._writer = None
-        self._reader = None
+        self._writer: Any = None
+        self._reader: Any = None
 
     # -- dialect --------------------------------------------------------------------------
     def _connect(self):  # pragma: no cover - abstract
@@ -193,7 +193,7 @@ class Backend:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    def _write_groups(self, groups: List[Tuple[str, List[tuple]]]) -> None:
+    def _write_groups(self, groups: List[Tuple[str, List[Any]]]) -> None:
         if self._writer is None:
             self._writer = self._connect()
             self._series: Dict[str, Dict[str, Tuple[int, Optional[str]]]] = {}
@@ -394,8 +394,7 @@ def _w_epoch(e: ev.EpochEnd):
 
 
 def _w_finished(e: ev.RunFinished):
-    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? "
-           "WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
+    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
 
 
 def _w_heartbeat(e: ev.Heartbeat):

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import events as ev
-from ..identity import fingerprint
 from ..errors import AmbiguousRunError, RunNotFoundError
+from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
 from .context import ContextReads
@@ -104,7 +104,7 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
 class RunView(ContextReads):
     """One stored run, read lazily."""
 
-    def __init__(self, store: "Store", row: tuple):
+    def __init__(self, store: Store, row: tuple):
         self._store = store
         (self.id, self.name, self.path, self.alias, self.framework, stored_status, stored_reason,
          self.host, self.pid, pid_start, self.start_time, self.end_time, self.heartbeat, self.lost,
@@ -509,20 +509,18 @@ class Store:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def open_store(store: Any = None, *, mode: str = "r") -> Store:
-    """Open a store (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
+def open_store(store: Any = None, *, create: bool = False) -> Store:
+    """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
-    ``mode="r"`` (reading: ``ls``, ``show``, compare, the viewer) never creates a store: a directory
-    without one raises :class:`~epochline.errors.StoreNotFoundError`. ``mode="w"`` is for the few
-    calls that change a store (``import_run``, ``delete_run``) and creates it when missing.
+    Reading never creates a store: a directory without one raises
+    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
+    instead, for writing to it through this object (``store.import_run(archive)``).
     """
-    if mode not in ("r", "w"):
-        raise ValueError(f"mode must be 'r' (read) or 'w' (import/delete runs), got {mode!r}")
-    return Store(open_backend(store, create=mode == "w"))
+    return Store(open_backend(store, create=create))

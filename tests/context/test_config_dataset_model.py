@@ -215,7 +215,7 @@ def test_export_import_keeps_the_records_console_and_system_samples(tmp_path, st
         print("kept in the archive")
     archive = store().run(run.id).export(tmp_path / "run.zip")
     target = tmp_path / "other"
-    with epochline.open(target, mode="w") as other:
+    with epochline.open(target, create=True) as other:
         other.import_run(archive)
     with epochline.open(target) as other:
         view = other.run(run.id)

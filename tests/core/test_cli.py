@@ -1,6 +1,10 @@
+import argparse
+import importlib
 import json
 import subprocess
 import sys
+
+import pytest
 
 import epochline
 from epochline.cli import main
@@ -54,3 +58,25 @@ def test_reading_a_missing_store_is_an_error_not_a_new_store(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "no store at" in proc.stderr
     assert not missing.exists()
+
+
+def test_the_command_table_is_the_whole_cli(capsys):
+    """Each entry of the table resolves to its arguments and a function to run; --help lists all."""
+    from epochline.cli import COMMANDS
+
+    assert len({c.name for c in COMMANDS}) == len(COMMANDS)
+    for command in COMMANDS:
+        module, _, function = command.configure.partition(":")
+        parser = argparse.ArgumentParser()
+        getattr(importlib.import_module(module), function)(parser)
+        assert callable(parser.get_default("func")), command
+        with pytest.raises(SystemExit) as exc:
+            main([command.name, "--help"])
+        assert exc.value.code == 0
+        usage = capsys.readouterr().out
+        assert usage.startswith(f"usage: epochline {command.name} ")
+        assert ("--store" in usage) == command.store
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and all(f"{c.name} " in out and c.help in out for c in COMMANDS)

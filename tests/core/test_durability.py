@@ -74,19 +74,16 @@ class Boom:
         raise OSError("disk full (simulated by a third-party sink)")
 
 
-def test_a_sink_that_raises_does_not_stop_others(store_dir, store):
-    epochline.register(Boom(), name="boom")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            run = epochline.init("sink", flush_interval=0.05)
-            for step in range(50):
-                run.log({"loss": step}, step=step)
-                if step % 10 == 0:
-                    time.sleep(0.1)
-            run.finish()
-    finally:
-        epochline.unregister(name="boom")
+def test_a_sink_that_raises_does_not_stop_others(store_dir, store, plugin):
+    plugin(Boom(), name="boom")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = epochline.init("sink", flush_interval=0.05)
+        for step in range(50):
+            run.log({"loss": step}, step=step)
+            if step % 10 == 0:
+                time.sleep(0.1)
+        run.finish()
     messages = [str(w.message) for w in caught]
     assert len([m for m in messages if "sink 'boom' failed" in m]) == 1  # warned once
     assert any("events were not recorded" in m and "boom:" in m for m in messages)

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 
-
 SCRIPT = textwrap.dedent("""
     import sys, epochline
     run = epochline.init("exit/" + sys.argv[1])

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import epochline
 from epochline import events as ev
 
@@ -76,17 +78,41 @@ class Collector:
         self.closed.append(run.id)
 
 
-def test_registered_plugin_sees_every_event_in_order(store_dir):
-    collector = Collector()
-    epochline.register(collector, name="collector")
-    try:
-        with epochline.init("reg", params={"a": 1}) as run:
-            for step in range(100):
-                run.log({"x": step})
-            run.tag("t")
-    finally:
-        epochline.unregister(name="collector")
+def test_registered_plugin_sees_every_event_in_order(store_dir, plugin):
+    collector = plugin(Collector(), name="collector")
+    with epochline.init("reg", params={"a": 1}) as run:
+        for step in range(100):
+            run.log({"x": step})
+        run.tag("t")
     kinds = [type(e) for e in collector.events if not isinstance(e, ev.Heartbeat)]
     assert kinds[:2] == [ev.RunStarted, ev.Params] and kinds[-1] is ev.RunFinished
     assert [e.step for e in collector.events if isinstance(e, ev.Metrics)] == list(range(100))
     assert collector.closed == [run.id]
+
+
+class Wrapper:
+    @epochline.hookimpl(wrapper=True)
+    def epochline_events(self, run, events):
+        return (yield)
+
+
+class OldStyleWrapper:
+    @epochline.hookimpl(hookwrapper=True)
+    def epochline_run_closed(self, run):
+        yield
+
+
+@pytest.mark.parametrize("plugin", [Wrapper(), OldStyleWrapper()])
+def test_wrappers_on_dispatched_hooks_are_refused_at_register(plugin, store_dir):
+    with pytest.raises(epochline.PluginError, match="does not run wrappers on these hooks"):
+        epochline.register(plugin, name="wrapper")
+    from epochline.plugins import get_plugin_manager
+
+    assert get_plugin_manager().get_plugin("wrapper") is None  # not left half-registered
+
+
+def test_register_twice_is_an_error_and_unregister_is_lenient(plugin):
+    collector = plugin(Collector(), name="twice")
+    with pytest.raises(epochline.PluginError, match="already registered"):
+        epochline.register(collector)
+    epochline.unregister(name="never-registered")  # nothing to do, no error

@@ -72,7 +72,7 @@ def test_export_import_round_trip(backend_uri, values):
             before = snapshot(source, run_id)
             archive = source.run(run_id).export(Path(work, "run.zip"))
         # into an empty SQLite store, and back into the same backend with a new id
-        with epochline.open(target_uri, mode="w") as target:
+        with epochline.open(target_uri, create=True) as target:  # importing into a new store
             assert target.import_run(archive).id == run_id
             assert snapshot(target, run_id) == before
         with epochline.open(backend_uri) as source:
@@ -91,7 +91,7 @@ def test_export_import_into_postgres(tmp_path):
     with epochline.open(tmp_path / "src") as source:
         archive = source.run(run_id).export(tmp_path / "r.zip")
         original = points_of(source.run(run_id))
-    with epochline.open(pg, mode="w") as target:
+    with epochline.open(pg) as target:
         view = target.import_run(archive, new_id=True)
         got = points_of(view)
         # PostgreSQL keeps every number as a float, so compare numerically
@@ -133,7 +133,7 @@ def rewrite(source, target, change=None, add=(), manifest_fix=True, attrs=None):
 
 
 def assert_refused(store_dir, archive, match, **kwargs):
-    with epochline.open(store_dir, mode="w") as store:
+    with epochline.open(store_dir, create=True) as store:
         with pytest.raises(ArchiveError, match=match):
             store.import_run(archive, **kwargs)
         assert store.runs() == []

@@ -77,12 +77,12 @@ def test_fail_line(store_dir, reason, status, why):
 
 def test_progress_lines(store_dir):
     parser, data = parse([
-        'PROGRESS: {"epoch": 1, "total_epochs": 2, "train_loss": 0.5, "train_accuracy": 85.5, '
-        '"test_loss": 0.4, "test_accuracy": 88.0, "lr": 0.1, "status": "training"}',
+        ('PROGRESS: {"epoch": 1, "total_epochs": 2, "train_loss": 0.5, "train_accuracy": 85.5, '
+         '"test_loss": 0.4, "test_accuracy": 88.0, "lr": 0.1, "status": "training"}'),
         'PROGRESS: {"epoch": 2, "total_epochs": 2, "loss": 0.3, "accuracy": 91.0, "status": "training"}',
         ' PROGRESS: {"epoch": 3, "status": "training"}',  # not at column 0: not a PROGRESS line
-        'PROGRESS: {"epoch": 2, "total_epochs": 2, "test_accuracy": 91.0, "train_loss": 0.3, '
-        '"status": "completed"}',
+        ('PROGRESS: {"epoch": 2, "total_epochs": 2, "test_accuracy": 91.0, "train_loss": 0.3, '
+         '"status": "completed"}'),
     ])
     assert data["epochs"] == [
         (1, 2, {"train_loss": 0.5, "train_accuracy": 85.5, "test_loss": 0.4, "test_accuracy": 88.0, "lr": 0.1}),

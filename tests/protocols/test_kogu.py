@@ -112,7 +112,7 @@ def test_numpy_and_torch_values_and_nonfinite_stay_strict_json(store_dir, capsys
     check_lines("\n".join(lines))
     params = json.loads(lines[0])["parameters"]
     assert params == {"a": 0.5, "b": 3, "c": 2.5, "d": [1, 2], "e": "NaN", "f": '[1.0,"Infinity"]'}
-    metric = [json.loads(l) for l in lines if '"metric"' in l][0]["metric"]["metrics"]
+    metric = next(json.loads(l) for l in lines if '"metric"' in l)["metric"]["metrics"]
     assert metric == {"train_loss": "NaN", "train_accuracy": "-Infinity"}
 
 

@@ -12,15 +12,15 @@ import epochline
 from .helpers import check_lines, check_progress_line, fixed_run
 
 GOLDEN = [
-    'PROGRESS: {"epoch": 1, "total_epochs": 3, "train_loss": 0.9, "train_accuracy": 60.0, "val_loss": 1.0, '
-    '"val_accuracy": 55.00000000000001, "status": "training"}',
-    'PROGRESS: {"epoch": 2, "total_epochs": 3, "train_loss": 0.5, "train_accuracy": 80.0, "val_loss": 0.7, '
-    '"val_accuracy": 75.0, "status": "training"}',
-    'PROGRESS: {"epoch": 3, "total_epochs": 3, "train_loss": 0.4, "train_accuracy": 85.0, "val_loss": 0.8, '
-    '"val_accuracy": 70.0, "status": "training"}',
+    ('PROGRESS: {"epoch": 1, "total_epochs": 3, "train_loss": 0.9, "train_accuracy": 60.0, "val_loss": 1.0, '
+     '"val_accuracy": 55.00000000000001, "status": "training"}'),
+    ('PROGRESS: {"epoch": 2, "total_epochs": 3, "train_loss": 0.5, "train_accuracy": 80.0, "val_loss": 0.7, '
+     '"val_accuracy": 75.0, "status": "training"}'),
+    ('PROGRESS: {"epoch": 3, "total_epochs": 3, "train_loss": 0.4, "train_accuracy": 85.0, "val_loss": 0.8, '
+     '"val_accuracy": 70.0, "status": "training"}'),
     # best accuracy: val (priority test > val > train) at epoch 2, with epoch 2's losses
-    'PROGRESS: {"epoch": 3, "total_epochs": 3, "train_loss": 0.5, "val_loss": 0.7, "test_accuracy": 75.0, '
-    '"status": "completed"}',
+    ('PROGRESS: {"epoch": 3, "total_epochs": 3, "train_loss": 0.5, "val_loss": 0.7, "test_accuracy": 75.0, '
+     '"status": "completed"}'),
 ]
 
 
@@ -52,10 +52,9 @@ def test_unfinished_run_ends_with_its_status_and_no_completed_line(store_dir, tm
 
 
 def test_exception_in_with_block_prints_failed(store_dir, capsys):
-    with pytest.raises(ZeroDivisionError):
-        with epochline.init("x", emit="progress") as run:
-            run.end_epoch(1, {"loss": 1.0}, total_epochs=5)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), epochline.init("x", emit="progress") as run:
+        run.end_epoch(1, {"loss": 1.0}, total_epochs=5)
+        1 / 0  # noqa: B018 - the exception is the point
     lines = capsys.readouterr().out.splitlines()
     assert lines == ['PROGRESS: {"epoch": 1, "total_epochs": 5, "train_loss": 1.0, "status": "training"}',
                      'PROGRESS: {"epoch": 1, "total_epochs": 5, "status": "failed"}']

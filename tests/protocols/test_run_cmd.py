@@ -77,12 +77,12 @@ def test_protocol_script_is_passed_through_and_recorded(store_dir, tmp_path):
 
 
 def test_crash_is_failed_with_exit_code(store_dir, tmp_path):
-    rc, out, err = finished(epochline_run(tmp_path, """
+    rc, _out, err = finished(epochline_run(tmp_path, """
         print("PROGRESS: {\\"epoch\\": 1, \\"train_loss\\": 0.5, \\"status\\": \\"training\\"}")
         raise RuntimeError("boom")
     """))
     assert rc == 1 and "RuntimeError: boom" in err
-    view, got = latest_run()
+    _view, got = latest_run()
     assert (got["status"], got["reason"]) == ("failed", "exit code 1")
     assert b"RuntimeError: boom" in got["artifacts"]["console.log"]
     assert [e[0] for e in got["epochs"]] == [1]
@@ -97,7 +97,7 @@ def test_fail_line_with_exit_zero_is_failed(store_dir, tmp_path):
 @pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "crashed"), (signal.SIGSEGV, "crashed"),
                                          (signal.SIGTERM, "interrupted")])
 def test_killed_by_a_signal(store_dir, tmp_path, sig, status):
-    rc, _, err = finished(epochline_run(tmp_path, f"""
+    rc, _, _err = finished(epochline_run(tmp_path, f"""
         import os, signal
         print("about to die", flush=True)
         if {int(sig)} != signal.SIGKILL:
