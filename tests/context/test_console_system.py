@@ -179,3 +179,12 @@ def test_tee_pieces_long_lines_and_stops_after_its_limit(monkeypatch):
     assert seen[3:5] == ["0123", "4567"]
     assert seen[-1].startswith("[epochline: console capture of stderr stopped after 25")
     assert not tee.active and out.getvalue() == "abcdefghij\n0123456789xyz\nmore\nand more\n"
+
+
+def test_sampler_without_psutil_records_the_process_figures(store_dir, store, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` raises ImportError
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    with epochline.init("s", system_metrics=True, system_interval=60, capture_env=False) as run:
+        pass
+    keys = set(store().run(run.id).system_metric_keys())
+    assert "system/rss_mb" in keys and keys <= {"system/rss_mb", "system/cpu_percent"}

@@ -125,3 +125,17 @@ def test_snapshot_code_outside_git_walks_source_files_and_refuses_huge_trees(tmp
     assert "more than 1 files" in refused_view.code["refused"] and refused_view.artifacts() == []
     with pytest.raises(TypeError, match="snapshot_code"):
         epochline.init("code", snapshot_code=3)
+
+
+def test_env_reads_gpus_only_from_an_already_imported_torch(tmp_path, store_dir):
+    code = textwrap.dedent("""
+        import torch, epochline
+        with epochline.init("env") as run:
+            pass
+        with epochline.open() as store:
+            print(store.run(run.id).env["gpus"] == [] and not torch.cuda.is_available())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "EPOCHLINE_STORE": str(store_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"  # a CPU build: asked, and no GPU (no error recorded)
