@@ -21,33 +21,35 @@ Adapter authors use the user API plus ``run.phase()`` and ``run.epoch_record()``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import events
-from .errors import (
-    AmbiguousRunError,
-    EpochlineError,
-    NoBackendError,
-    PluginError,
-    RunFinishedError,
-    RunNotFoundError,
-    StoreNotFoundError,
-    StoreUnavailableError,
-    StoreVersionError,
-)
-from .lifecycle import init, is_enabled, new_run_id, set_enabled
-from .noop import NoOpRun
-from .plugins import hookimpl, register, unregister
-from .run import Phase, Run, exit_status
-from .runinfo import RunInfo
-from .store import StoreBackend
-from .store.reader import RunView, Store
-from .store.reader import open_store as open  # noqa: A004 - epochline.open() reads a store
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
+    from . import events
+    from .errors import (
+        AmbiguousRunError,
+        EpochlineError,
+        NoBackendError,
+        PluginError,
+        RunFinishedError,
+        RunNotFoundError,
+        StoreNotFoundError,
+        StoreUnavailableError,
+        StoreVersionError,
+    )
+    from .insight.plot import plot
+    from .lifecycle import init, is_enabled, new_run_id, set_enabled
+    from .noop import NoOpRun
+    from .plugins import hookimpl, register, unregister
+    from .run import Phase, Run, exit_status
+    from .runinfo import RunInfo
+    from .store import StoreBackend
+    from .store.reader import RunView, Store
+    from .store.reader import open_store as open  # noqa: A004 - epochline.open() reads a store
 
 __all__ = [
     # user API
     "init", "Run", "Phase", "NoOpRun", "open", "Store", "RunView", "set_enabled", "is_enabled",
-    "new_run_id", "exit_status", "__version__",
+    "new_run_id", "exit_status", "plot", "__version__",
     # errors
     "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError", "StoreNotFoundError",
     "StoreVersionError", "StoreUnavailableError", "NoBackendError", "PluginError",
@@ -55,15 +57,48 @@ __all__ = [
     "hookimpl", "register", "unregister", "events", "RunInfo", "StoreBackend",
 ]
 
+# Where each public name lives. ``import epochline`` loads none of these modules (a script, and
+# every CLI call, would otherwise pay for msgspec, pluggy and the store before doing anything);
+# each loads on first use of a name from it, e.g. when ``epochline.init`` is looked up.
+_LAZY = {
+    "events": (".events", None),
+    **{name: (".errors", name) for name in (
+        "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError",
+        "StoreNotFoundError", "StoreVersionError", "StoreUnavailableError", "NoBackendError",
+        "PluginError")},
+    **{name: (".lifecycle", name) for name in ("init", "is_enabled", "new_run_id", "set_enabled")},
+    "NoOpRun": (".noop", "NoOpRun"),
+    **{name: (".plugins", name) for name in ("hookimpl", "register", "unregister")},
+    **{name: (".run", name) for name in ("Phase", "Run", "exit_status")},
+    "RunInfo": (".runinfo", "RunInfo"),
+    "StoreBackend": (".store", "StoreBackend"),
+    "RunView": (".store.reader", "RunView"),
+    "Store": (".store.reader", "Store"),
+    "open": (".store.reader", "open_store"),
+    "plot": (".insight.plot", "plot"),  # matplotlib is imported only when it plots
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name == "__version__":  # read once, on first use: importlib.metadata is slow to import
+    if name == "__version__":  # importlib.metadata is slow to import: read on first use
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             value = version("epochline")
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             value = "0+unknown"
-        globals()["__version__"] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _LAZY:
+        from importlib import import_module
+
+        module, attr = _LAZY[name]
+        value = import_module(module, __name__)
+        if attr is not None:
+            value = getattr(value, attr)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain module attributes
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

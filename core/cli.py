@@ -11,12 +11,13 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ._json import replace_nonfinite
 from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
-from .store.reader import RunView, Store, open_store
+
+if TYPE_CHECKING:
+    from .store.reader import RunView, Store
 
 
 def _fmt_value(value: Any) -> str:
@@ -56,6 +57,8 @@ def _status_style(status: str) -> str:
 
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
+    from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
+
     try:
         return open_store(store)
     except StoreNotFoundError as exc:
@@ -192,8 +195,7 @@ def configure_show(p: argparse.ArgumentParser) -> None:
 
 
 # -- the command table ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One ``epochline`` subcommand.
 
     ``configure`` is ``"module:function"``: ``function(parser)`` adds the command's arguments and
@@ -207,6 +209,7 @@ class Command:
     configure: str
     store: bool = True
     """Whether the command takes ``--store``."""
+    # a NamedTuple, not a dataclass: dataclasses imports inspect, a third of `epochline --help`
 
 
 COMMANDS: Tuple[Command, ...] = (
@@ -214,6 +217,18 @@ COMMANDS: Tuple[Command, ...] = (
     Command("show", "show one run", "epochline.cli:configure_show"),
     Command("run", "run a command and record its output as a run", "epochline.ingest_cli:configure_run"),
     Command("ingest", "record a saved console log as a run", "epochline.ingest_cli:configure_ingest"),
+    Command("compare", "compare runs: differing params, best/final metrics",
+            "epochline.cli_insight:configure_compare"),
+    Command("aggregate", "aggregate seeds: n, mean ± std, confidence interval",
+            "epochline.cli_insight:configure_aggregate"),
+    Command("plot", "plot a metric of runs or seed groups to PNG/SVG", "epochline.cli_insight:configure_plot"),
+    Command("export", "write one run as a zip with a SHA-256 manifest", "epochline.cli_insight:configure_export"),
+    Command("import", "restore a run from an exported zip", "epochline.cli_insight:configure_import"),
+    Command("rm", "delete runs and the media no other run uses", "epochline.cli_insight:configure_rm"),
+    Command("tensorboard-export", "write runs as TensorBoard event files",
+            "epochline.cli_insight:configure_tensorboard_export"),
+    Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
+    Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""

@@ -65,8 +65,10 @@ class Dispatcher:
             while len(self._queue) >= self._max_queue // 2 and self._thread.is_alive():
                 self._room.wait(0.05)
 
-    def close(self, final: Callable[[int], ev.Event], timeout: float = CLOSE_TIMEOUT_S) -> bool:
-        """Dispatch everything queued, then ``final(lost_so_far)``; wait for the thread to end."""
+    def close(self, final: Callable[[int], Any], timeout: float = CLOSE_TIMEOUT_S) -> bool:
+        """Dispatch everything queued, then ``final(lost_so_far)`` (an event or a list of events,
+        built on the dispatcher thread once every earlier event was dispatched); wait for the
+        thread to end."""
         self._final = final
         self._closing = True
         self._wake.set()
@@ -88,7 +90,8 @@ class Dispatcher:
             if closing and not self._queue:
                 break
         if self._final is not None:
-            self._dispatch([self._final(self.total_lost)])
+            final = self._final(self.total_lost)  # one event, or the last few (final record first)
+            self._dispatch(list(final) if isinstance(final, (list, tuple)) else [final])
         for impl in self._closed_impls:
             self._call(impl, {"run": self.info}, 0)
 

@@ -34,16 +34,23 @@ def normalise_name(name: str) -> str:
     return text[: -len("_epoch")] if text.endswith("_epoch") else text
 
 
-def canonical_field(name: str, field_map: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """The PROGRESS field a logged metric name stands for, or None."""
+def canonical_field(name: str, field_map: Optional[Mapping[str, str]] = None,
+                    stage: Optional[str] = None) -> Optional[str]:
+    """The PROGRESS field a logged metric name stands for, or None.
+
+    ``stage="test"`` (a test/evaluate stage's values, see :meth:`Run.end_evaluation`) makes every
+    loss/accuracy a ``test_*`` field whatever its prefix: Keras' ``evaluate`` says ``accuracy``,
+    transformers' ``evaluate`` says ``eval_accuracy``, and both are the test results there.
+    """
     if field_map and name in field_map:
         return field_map[name]
     text = normalise_name(name)
-    stage = "train"
+    which_stage = "train"
     for prefix, which in _STAGE_PREFIXES:
         if text.startswith(prefix):
-            stage, text = which, text[len(prefix):]
+            which_stage, text = which, text[len(prefix):]
             break
+    stage = "test" if stage == "test" else which_stage
     if text == "loss":
         return f"{stage}_loss"
     if text in ACCURACY_NAMES:
@@ -84,7 +91,8 @@ def check_field_map(field_map: Optional[Mapping[str, str]]) -> Dict[str, str]:
 
 def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
                  scales: Optional[Mapping[str, str]] = None,
-                 field_map: Optional[Mapping[str, str]] = None) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
+                 field_map: Optional[Mapping[str, str]] = None,
+                 stage: Optional[str] = None) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
     """(record, percent_keys, warnings) for one epoch's values.
 
     ``record`` holds every numeric value: known ones under their canonical field (accuracies in
@@ -98,7 +106,7 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
     for name, value in values.items():
         if type(value) is bool or not isinstance(value, (int, float)):
             continue
-        field = canonical_field(name, field_map)
+        field = canonical_field(name, field_map, stage)
         if field is None or field in record:
             record.setdefault(name, value)
             continue
@@ -113,3 +121,154 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
             percent.append(field)
         record[field] = value
     return record, tuple(percent), problems
+
+
+# -- the final record ----------------------------------------------------------------------------
+# One rule for what a finished run reports, used by the summary, the Kogu ``iteration -1`` line
+# and the PROGRESS last line alike (they all print the one ``SummaryUpdate(final=True)`` event).
+
+BEST_BY_ACCURACY = ("val_accuracy", "test_accuracy", "train_accuracy")
+"""Which accuracy chooses the best epoch: validation first (choosing on test data is not model
+selection), per-epoch test values where an epoch has no validation, then train."""
+BEST_BY_LOSS = ("val_loss", "test_loss", "train_loss")
+"""Used (lowest wins) when no epoch has an accuracy."""
+REPORTED_ACCURACY = ("test_accuracy", "val_accuracy", "train_accuracy")
+"""Which accuracy is *the* final accuracy (the PROGRESS consumer's priority)."""
+
+
+def _num(value: Any) -> Optional[float]:
+    if type(value) is bool or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+class FinalTracker:
+    """What the final record is built from, fed with the run's events on the dispatcher thread.
+
+    It keeps the epoch records, every evaluation, the test stage's values, an explicit best epoch,
+    the primary metric and, for every numeric metric, its lowest and highest value with their step
+    (so that a primary metric chosen after values were logged still considers them). A run re-opened
+    by a later stage in the same process continues from the tracker of its earlier stage.
+    """
+
+    def __init__(self, prior_epochs: Optional[Mapping[int, Mapping[str, Any]]] = None) -> None:
+        self.records: Dict[int, Dict[str, Any]] = {int(e): dict(v) for e, v in (prior_epochs or {}).items()}
+        self.evaluations: list = []  # (epoch, step, values) of stage "val"
+        self.test: Dict[str, Any] = {}
+        self.best_epoch: Optional[int] = None
+        self.primary: Optional[Tuple[str, str]] = None
+        self.extremes: Dict[str, list] = {}  # key -> [low, low_step, high, high_step]
+        self.summary: Dict[str, Any] = {}
+        self.total_epochs: Optional[int] = None
+
+    # -- feeding (dispatcher thread) --------------------------------------------------------
+    def metrics(self, step: int, values: Mapping[str, Any]) -> None:
+        extremes = self.extremes
+        for key, value in values.items():
+            if type(value) is bool or type(value) is str or value != value:
+                continue
+            known = extremes.get(key)
+            if known is None:
+                extremes[key] = [value, step, value, step]
+            elif value < known[0]:
+                known[0], known[1] = value, step
+            elif value > known[2]:
+                known[2], known[3] = value, step
+
+    def epoch(self, epoch: int, values: Mapping[str, Any], total_epochs: Optional[int]) -> None:
+        self.records[epoch] = dict(values)
+        if total_epochs is not None:
+            self.total_epochs = total_epochs
+
+    def evaluation(self, stage: str, values: Mapping[str, Any], epoch: Optional[int],
+                   step: Optional[int]) -> None:
+        if stage == "test":
+            self.test.update(values)
+        else:
+            self.evaluations.append((epoch, step, dict(values)))
+
+    def extreme(self, name: str, mode: str) -> Optional[Tuple[Any, int]]:
+        """(best value, its step) of metric ``name`` over everything logged, or None."""
+        known = self.extremes.get(name)
+        if known is None:
+            return None
+        return (known[2], known[3]) if mode == "max" else (known[0], known[1])
+
+    # -- the rule -----------------------------------------------------------------------------
+    def _candidates(self) -> list:
+        """(epoch, order, values): every epoch record and every evaluation (joined with its
+        epoch's other values), in training order."""
+        out = []
+        for epoch, step, values in self.evaluations:
+            if epoch is None:
+                epoch = max(self.records, default=None)
+                if epoch is None:
+                    continue
+            out.append((epoch, 0, step if step is not None else -1, {**self.records.get(epoch, {}), **values}))
+        for epoch, values in self.records.items():
+            out.append((epoch, 1, 0, values))
+        out.sort(key=lambda c: c[:3])
+        return [(c[0], c[3]) for c in out]
+
+    def choose(self, field_map: Optional[Mapping[str, str]] = None) -> Tuple[Optional[int], Dict[str, Any]]:
+        """(best epoch, its values): the explicit best epoch, else the best by the primary metric
+        when the records hold it, else by :data:`BEST_BY_ACCURACY` (highest), else by
+        :data:`BEST_BY_LOSS` (lowest), else the last epoch. Ties go to the earliest."""
+        candidates = self._candidates()
+        if not candidates:
+            return None, {}
+        if self.best_epoch is not None:
+            if self.best_epoch in self.records:
+                return self.best_epoch, dict(self.records[self.best_epoch])
+            return self.best_epoch, {}
+        orders: list = []
+        if self.primary is not None:
+            name, mode = self.primary
+            field = canonical_field(name, field_map)
+            orders += [(k, mode) for k in (field, name) if k is not None]
+        if self.test:  # with a test stage, per-epoch test values do not choose
+            orders += [(k, "max") for k in BEST_BY_ACCURACY if k != "test_accuracy"]
+            orders += [(k, "min") for k in BEST_BY_LOSS if k != "test_loss"]
+        else:
+            orders += [(k, "max") for k in BEST_BY_ACCURACY] + [(k, "min") for k in BEST_BY_LOSS]
+        for key, mode in orders:
+            best = None
+            for epoch, values in candidates:
+                value = _num(values.get(key))
+                if value is None:
+                    continue
+                if best is None or (value > best[0] if mode == "max" else value < best[0]):
+                    best = (value, epoch, values)
+            if best is not None:
+                return best[1], dict(best[2])
+        last = max(self.records) if self.records else candidates[-1][0]
+        return last, dict(self.records.get(last, candidates[-1][1]))
+
+    def final(self, status: str, field_map: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """The final record: the best epoch's values (same keys and scales as the epoch records),
+        the test stage's ``test_*`` values, ``best_epoch`` and ``total_epochs`` (for a completed
+        run the epochs actually run, so an early-stopped run reads 100 %), then the values given
+        to ``run.summary`` under other keys (given on the records' scale, they print as given)."""
+        best, values = self.choose(field_map)
+        if self.test:
+            values = {k: v for k, v in values.items() if not k.startswith("test_")}
+        record: Dict[str, Any] = {**values, **self.test}
+        if best is not None:
+            record["best_epoch"] = best
+        epochs_run = max(self.records, default=None)
+        total = self.total_epochs
+        if epochs_run is not None and (status == "completed" or total is None):
+            total = epochs_run
+        if total is not None:
+            record["total_epochs"] = total
+        for key, value in self.summary.items():  # the user's own final values; the record wins
+            record.setdefault(key, value)
+        return record
+
+
+def reported_accuracy(record: Mapping[str, Any]) -> Optional[str]:
+    """The field of ``record`` that is its final accuracy (:data:`REPORTED_ACCURACY`), or None."""
+    for field in REPORTED_ACCURACY:
+        if _num(record.get(field)) is not None:
+            return field
+    return None

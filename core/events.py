@@ -126,6 +126,10 @@ class Histogram(Event, tag="histogram", frozen=True):
 
 class SummaryUpdate(Event, tag="summary", frozen=True):
     values: Dict[str, Any]
+    final: bool = False
+    """True for the run's final record (:func:`epochline.epochs.final_record`), sent once just
+    before :class:`RunFinished`: the summary stores it, the Kogu ``iteration -1`` line and the
+    PROGRESS last line print exactly it."""
 
 
 class PrimaryMetric(Event, tag="primary_metric", frozen=True):
@@ -144,11 +148,36 @@ class EpochEnd(Event, tag="epoch_end", frozen=True):
     """Keys of ``values`` that are accuracies already scaled to percent."""
 
 
+class Evaluation(Event, tag="evaluation", frozen=True):
+    """One evaluation's values as a record (names and scales as :class:`EpochEnd`'s).
+
+    ``stage="val"``: an evaluation during training (several per epoch with step-wise evaluation);
+    the best epoch is chosen over all of them, not only each epoch's last. ``stage="test"``: the
+    run's test results (a test/evaluate stage), reported in the final record as ``test_*``.
+    """
+
+    stage: str
+    values: Dict[str, Scalar]
+    epoch: Optional[int] = None
+    step: Optional[int] = None
+    percent: Tuple[str, ...] = ()
+
+
+class BestEpoch(Event, tag="best_epoch", frozen=True):
+    """The epoch the training kept (early stopping that restores the best weights, a checkpoint
+    callback's best): the final record reports it instead of choosing one."""
+
+    epoch: int
+
+
 class RunFinished(Event, tag="run_finished", frozen=True):
     status: str
     reason: Optional[str] = None
     lost: int = 0
     """Events this process could not hand to every sink (see the run's finish report)."""
+    hold_lines: bool = False
+    """The final protocol lines wait: a later stage may re-open the run in this process (see
+    :func:`epochline.protocol.flush_held_lines`)."""
 
 
 class Record(Event, tag="record", frozen=True):
@@ -180,8 +209,8 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
 
 AnyEvent = Union[
     RunStarted, Params, Metrics, Image, Text, Comment, Tag, Untag, Rename, Artifact,
-    PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, RunFinished, Heartbeat,
-    Record, ConsoleText, SystemMetrics,
+    PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, Evaluation, BestEpoch,
+    RunFinished, Heartbeat, Record, ConsoleText, SystemMetrics,
 ]
 
 def _enc_hook(obj: Any) -> Any:

@@ -6,20 +6,27 @@
   ``-1`` -> the run's summary, any other integer -> metrics at that step), ``plot``, ``comment``,
   ``upload`` (``"path"`` or ``{"name": "path", ...}``; copied after the end), ``tag``, ``untag``,
   ``name``, ``fail`` (``"interrupted: ..."``/``"crashed: ..."``/``"failed: ..."`` give that
-  status and the rest as reason; any other text: failed with that reason). Older helper lines
-  ``#PARAM: k=v``, ``#I<n>: k=v`` and ``#COMMENT: text`` too. The texts ``"NaN"``, ``"Infinity"``,
-  ``"-Infinity"`` become floats; bare ``NaN`` tokens (not strict JSON, written by Kogu's own
-  helper) are accepted.
-* **PROGRESS lines** (``PROGRESS:`` at column 0): ``training`` lines become epoch records
-  (accuracies in percent) and metrics at step = epoch; the ``completed`` line becomes summary
-  values ``final_<field>``; a ``failed``/``interrupted``/``crashed`` status marks the run so.
-  The generic ``accuracy`` falls back to ``test_accuracy`` and ``loss`` to ``train_loss``.
+  status and the rest as reason; any other text: failed with that reason). The older helper's
+  lines too: ``#PARAM: a=1 b=2`` and ``#I<n>: loss=1.0 acc=0.5`` (several ``k=v`` per line),
+  ``#COMMENT: text``, ``#NAME: n``, ``#TAG: t``, ``#UNTAG: t`` and ``#FAIL: reason`` (the run is
+  failed). The texts ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` become floats; bare ``NaN``
+  tokens (not strict JSON, written by Kogu's own helper) are accepted.
+* **PROGRESS lines** (``PROGRESS:`` at column 0), read as AiManage reads them: an accuracy above 1
+  is in percent, one at most 1 is a fraction (x100); ``training`` lines with ``epoch`` >= 1 become
+  epoch records and metrics at step = epoch; a line with ``epoch: 0`` (or none) that carries a
+  positive value is kept as metrics at step 0 (epoch records are 1-indexed); the ``completed``
+  line becomes summary values ``final_<field>``; a ``failed``/``interrupted``/``crashed`` status
+  marks the run so. The generic ``accuracy`` falls back to ``test_accuracy`` and ``loss`` to
+  ``train_loss``. ``test_loss`` and ``val_loss`` are kept as the script named them.
 * **Legacy text lines** (``Epoch 1/10, Train Loss: 0.5432, Train Accuracy: 85.5%``; an
   ``Epoch n/N`` header followed by ``Train Loss: .. | Train Acc: ..%`` lines; Keras'
   ``loss: .. - accuracy: .. - val_loss: ..``): an ``Epoch n/N`` header opens epoch n, values on
-  it and on the lines after it belong to it until the next header. An accuracy with ``%`` is in
-  percent; one without is a fraction when it is at most 1 (as the PROGRESS consumer reads it).
-  Once a PROGRESS line has been seen, legacy lines are ignored (scripts often print both).
+  it and on the lines after it belong to it until the next header. An accuracy follows the
+  consumer's rule whatever its ``%``: above 1 percent, at most 1 a fraction (so ``0.5%`` reads
+  50 %, as AiManage reads it). A line that speaks of ``best``/``final``/``overall``/``average``
+  values (``Best Val Accuracy: 90%`` after the last epoch) is a summary (``best_val_accuracy``),
+  never a value of the epoch before it. Once a PROGRESS line has been seen, legacy lines are
+  ignored (scripts often print both).
 
 Nothing in the input can make it raise: lines over :data:`MAX_LINE` bytes, invalid UTF-8, binary
 garbage, malformed JSON, unknown messages or keys and values of the wrong type are counted in
@@ -62,7 +69,10 @@ _METRIC = re.compile(
     r"\s*[:=]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%)?", re.IGNORECASE)
 _STAGES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
            "eval": "val", "test": "test"}
-_OLD_KV = re.compile(r"^#(PARAM|I(-?\d+)):\s*([^=]+?)\s*=\s*(.*)$")
+_OLD_KV = re.compile(r"^#(PARAM|I(-?\d+)):\s*(.*)$")
+_OLD_PAIR = re.compile(r"([^\s=]+)\s*=\s*(.*?)(?=\s+[^\s=]+\s*=|\s*$)")
+_OLD_TEXT = {"#COMMENT:": "comment", "#NAME:": "rename", "#TAG:": "tag", "#UNTAG:": "untag"}
+_SUMMARY_WORD = re.compile(r"\b(best|final|overall|average|avg|mean)\b", re.IGNORECASE)
 _FAIL_STATUSES = {"failed": "failed", "error": "failed", "interrupted": "interrupted",
                   "cancelled": "interrupted", "canceled": "interrupted", "crashed": "crashed"}
 
@@ -102,7 +112,7 @@ def legacy_values(text: str) -> Dict[str, float]:
     """The loss/accuracy fields on one legacy line (first occurrence of each field wins)."""
     out: Dict[str, float] = {}
     for match in _METRIC.finditer(text):
-        stage, what, number, pct = match.groups()
+        stage, what, number, _percent_sign = match.groups()
         field = f"{_STAGES[(stage or 'train').lower()]}_{'loss' if what.lower() == 'loss' else 'accuracy'}"
         if field in out:
             continue
@@ -110,10 +120,16 @@ def legacy_values(text: str) -> Dict[str, float]:
             value = float(number)
         except ValueError:
             continue
-        if field.endswith("_accuracy") and not pct and 0.0 <= value <= 1.0:
-            value *= 100.0
+        if field.endswith("_accuracy"):
+            value = percent_of(value)
         out[field] = value
     return out
+
+
+def percent_of(value: float) -> float:
+    """An accuracy as the PROGRESS consumer reads it, in percent: above 1 it is percent already,
+    at most 1 a fraction (so an honest 0.5 % reads 50 %; documented in docs/protocols.md)."""
+    return value * 100.0 if -1.0 <= value <= 1.0 else value
 
 
 _MALFORMED = object()
@@ -209,9 +225,18 @@ class LineParser:
             if match:
                 self._kogu_old(match)
                 return
-            if stripped.startswith("#COMMENT:"):
+            head = stripped.split(":", 1)[0].upper() + ":"
+            if head in _OLD_TEXT:
+                text = stripped[len(head):].strip()
                 self.counts["kogu_old"] += 1
-                self.run.comment(stripped[len("#COMMENT:"):].strip() or " ")
+                if head == "#COMMENT:":
+                    self.run.comment(text or " ")
+                elif text:
+                    getattr(self.run, _OLD_TEXT[head])(text)
+                return
+            if head == "#FAIL:":
+                self.counts["kogu_old"] += 1
+                self._k_fail(stripped[len(head):].strip())
                 return
         if self._legacy_on:
             self._legacy(_ANSI.sub("", line.rsplit("\r", 1)[-1]))
@@ -326,21 +351,29 @@ class LineParser:
         return value
 
     def _kogu_old(self, match: "re.Match") -> None:
-        kind, iteration, key, text = match.groups()
-        value = _old_value(text.strip())
-        self.counts["kogu_old"] += 1
-        if kind == "PARAM":
-            self.run.log_params({key: value})
-            return
-        value = from_text(value)
-        if type(value) not in (bool, int, float, str):
+        kind, iteration, text = match.groups()
+        pairs = {k: _old_value(v.strip()) for k, v in _OLD_PAIR.findall(text.strip())}
+        if not pairs:
             self.skipped["bad_value"] += 1
             return
+        self.counts["kogu_old"] += 1
+        if kind == "PARAM":
+            self.run.log_params(pairs)
+            return
+        values = {}
+        for key, value in pairs.items():
+            value = from_text(value)
+            if type(value) in (bool, int, float, str):
+                values[key] = value
+            else:
+                self.skipped["bad_value"] += 1
         step = int(iteration)
+        if not values:
+            return
         if step == FINAL_ITERATION:
-            self.run.summary({key: value})
+            self.run.summary(values)
         elif step >= 0:
-            self.run.log({key: value}, step=step)
+            self.run.log(values, step=step)
 
     # -- PROGRESS -------------------------------------------------------------------------------
     def _progress(self, text: str) -> None:
@@ -356,6 +389,30 @@ class LineParser:
             self._pending = None
         status = obj.get("status")
         status = status.strip().lower() if type(status) is str else "training"
+        values = self._progress_values(obj)
+        total = _integer(obj.get("total_epochs"))
+        if status == "completed":
+            final = {f"final_{k}": v for k, v in values.items()}
+            if final:
+                self.run.summary(final)
+            return
+        if status in _FAIL_STATUSES:
+            if self.fail is None:
+                self.fail = (_FAIL_STATUSES[status], None)
+            return
+        epoch = _integer(obj.get("epoch"))
+        if epoch is None or epoch < 1:
+            # the consumer keeps a line whose epoch is 0 when a value is positive: so do we, as
+            # metrics at step 0 (an epoch record needs a 1-indexed epoch)
+            if (epoch is None or epoch == 0) and any(v > 0 for v in values.values()):
+                self.run.log(values, step=0)
+            else:
+                self.skipped["bad_value"] += 1
+            return
+        self._epoch(epoch, total, values)
+
+    def _progress_values(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        """The numeric fields of a PROGRESS object, generic names mapped, accuracies in percent."""
         values: Dict[str, Any] = {}
         for key, value in obj.items():
             if key in ("status", "epoch", "total_epochs"):
@@ -369,21 +426,10 @@ class LineParser:
             if generic in values:
                 value = values.pop(generic)
                 values.setdefault(field, value)
-        total = _integer(obj.get("total_epochs"))
-        if status == "completed":
-            final = {f"final_{k}": v for k, v in values.items()}
-            if final:
-                self.run.summary(final)
-            return
-        if status in _FAIL_STATUSES:
-            if self.fail is None:
-                self.fail = (_FAIL_STATUSES[status], None)
-            return
-        epoch = _integer(obj.get("epoch"))
-        if epoch is None or epoch < 1:
-            self.skipped["bad_value"] += 1
-            return
-        self._epoch(epoch, total, values)
+        for key, value in values.items():
+            if key.endswith("_accuracy") and math.isfinite(value):
+                values[key] = percent_of(value)
+        return values
 
     def _epoch(self, epoch: int, total: Optional[int], values: Dict[str, Any]) -> None:
         if total is not None and total < 1:
@@ -403,12 +449,19 @@ class LineParser:
                     self._close_legacy()
                     self._pending = {"epoch": epoch, "total": total, "values": {}}
                 text = text[match.end():]
+        values = legacy_values(text)
+        if not values:
+            return
+        word = _SUMMARY_WORD.search(text)
+        if word and not match:  # "Best Val Accuracy: 90%": the run's summary, not the last epoch
+            self.counts["legacy"] += 1
+            prefix = word.group(1).lower()
+            self.run.summary({f"{prefix}_{k}": v for k, v in values.items()})
+            return
         if self._pending is None:
             return
-        values = legacy_values(text)
-        if values:
-            self.counts["legacy"] += 1
-            self._pending["values"].update(values)
+        self.counts["legacy"] += 1
+        self._pending["values"].update(values)
 
     def _close_legacy(self) -> None:
         pending, self._pending = self._pending, None

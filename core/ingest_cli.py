@@ -5,11 +5,16 @@ stderr to ours as the bytes arrive (each stream in order), parses its stdout wit
 :class:`epochline.ingest.LineParser`, keeps the whole console output (both streams, line by line
 in arrival order) as the artifact ``console.log``, copies uploaded files into the store after the
 command ended, records the outcome (:func:`epochline.ingest.outcome`) and exits with the
-command's exit code (128 + N when it was killed by signal N). SIGTERM is forwarded to the command;
-SIGINT too, except when it came from the terminal, which already sent it to the command (same
-process group, and ours is the terminal's foreground group). The recording run prints no lines of
-its own unless ``--emit`` asks for it; then stdout is passed through whole lines at a time so the
-emitted lines start at column 0.
+command's exit code (128 + N when it was killed by signal N); when nothing at all could be
+recorded (the store cannot be written) it says so and exits non-zero even if the command succeeded.
+
+Signals: each SIGINT/SIGTERM reaches the command exactly once. When our stdin is not a terminal the
+command runs in its own process group, so a signal sent to our group (``kill -INT -PGID``, a job
+control ``kill %1``) reaches only us and we forward it. With a terminal on stdin the command stays
+in our group (so it can read the terminal); a Ctrl-C there reaches it from the terminal and is not
+forwarded again, while SIGTERM (sent to our pid by a supervisor) is. The handlers are in place
+before the command starts. The recording run prints no lines of its own unless ``--emit`` asks for
+it; then stdout is passed through whole lines at a time so the emitted lines start at column 0.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ DRAIN_TIMEOUT_S = 10.0
 
 
 class _Console:
-    """Collects both streams line by line, in arrival order, into one file."""
+    """Collects both streams line by line, in arrival order, into one file: only whole lines are
+    written (a stream's unterminated last line gets a newline), so a line of one stream never
+    lands inside a line of the other."""
 
     def __init__(self) -> None:
         fd, self.path = tempfile.mkstemp(prefix="epochline-console-", suffix=".log")
@@ -137,10 +144,10 @@ def _pump(fd: int, out: _Out, console: _Console, parser: Optional[LineParser],
         if parser is not None and not stop.is_set():
             parser.feed(data)
     if partial:
-        console.write_line(bytes(partial))
+        console.write_line(bytes(partial) + b"\n")
 
 
-def _terminal_sent_sigint(child_pgid: int) -> bool:
+def _terminal_sent_sigint(child_pgid: Optional[int]) -> bool:
     """True when a Ctrl-C on our terminal has already reached the child itself."""
     if child_pgid != os.getpgrp():
         return False
@@ -153,6 +160,35 @@ def _terminal_sent_sigint(child_pgid: int) -> bool:
     return False
 
 
+def _own_group() -> bool:
+    """Start the command in its own process group unless it may need our terminal on stdin."""
+    try:
+        return not os.isatty(0)
+    except (OSError, ValueError):
+        return True
+
+
+def _popen_group_kwargs(own: bool) -> dict:
+    if not own or not hasattr(os, "setpgid"):
+        return {}
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
+
+
+def _recorded(run: Any) -> bool:
+    """Whether the store holds the run at all (a store that cannot be written holds nothing)."""
+    if not run:
+        return True  # tracking is off: nothing was meant to be recorded
+    try:
+        from .store.reader import open_store
+
+        with open_store(run.store_uri) as store:
+            return store.run(run.id).id == run.id
+    except Exception:
+        return False
+
+
 def _init_run(args: argparse.Namespace, framework: str) -> Any:
     import epochline
 
@@ -160,11 +196,17 @@ def _init_run(args: argparse.Namespace, framework: str) -> Any:
                           emit=args.emit or "none", accuracy_scale="percent", framework=framework)
 
 
-def _finish(run: Any, parser: LineParser, status: str, reason: Optional[str]) -> None:
+def _finish(run: Any, parser: LineParser, status: str, reason: Optional[str]) -> bool:
+    """Finish the run and print the report line; False when nothing could be recorded."""
     run.finish(status, reason)
+    if not _recorded(run):
+        print(f"epochline: nothing was recorded: the store {run.store_uri} could not be written "
+              f"(see the warnings above); {parser.report()}", file=sys.stderr, flush=True)
+        return False
     where = f"run {run.id} ({run.path}) in {run.store_uri}" if run else "tracking off, nothing stored"
     print(f"epochline: {where}: {status}{' (' + reason + ')' if reason else ''}; {parser.report()}",
           file=sys.stderr, flush=True)
+    return True
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -179,13 +221,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run:
         run.log_text(f"$ {shlex.join(command)}", logger="epochline.run")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    own_group = _own_group()
+    state: dict = {"proc": None, "pending": []}
+
+    def forward(signum: int, frame: Any) -> None:
+        proc = state["proc"]
+        if proc is None:  # arrived while the command starts: delivered right after
+            state["pending"].append(signum)
+            return
+        if proc.poll() is not None:
+            return
+        if signum == signal.SIGINT and not own_group and _terminal_sent_sigint(state["pgid"]):
+            return
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    # in place before the command starts: a signal can never find Python's default handler here
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                **_popen_group_kwargs(own_group))
     except OSError as exc:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         print(f"epochline run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
         _finish(run, parser, "failed", f"command could not be started: {exc}")
         return code
+    state["pgid"] = os.getpgid(proc.pid)
+    state["proc"] = proc
+    for signum in state["pending"]:
+        forward(signum, None)
 
     lock = threading.Lock()
     emitting = bool(run) and bool(run._info.emit)
@@ -203,19 +271,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for pump in pumps:
         pump.start()
 
-    child_pgid = os.getpgid(proc.pid)
-
-    def forward(signum: int, frame: Any) -> None:
-        if proc.poll() is not None:
-            return
-        if signum == signal.SIGINT and _terminal_sent_sigint(child_pgid):
-            return
-        try:
-            proc.send_signal(signum)
-        except OSError:
-            pass
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         returncode = proc.wait()
         for pump in pumps:
@@ -234,15 +289,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run:
         run.log_artifact(console.path, name="console.log")
     console.remove()
-    _finish(run, parser, *outcome(parser, returncode))
+    recorded = _finish(run, parser, *outcome(parser, returncode))
     if emitting:  # the command's last, unterminated line comes after our lines, not before them
         out.close()
-    return returncode if returncode >= 0 else 128 - returncode
+    code = returncode if returncode >= 0 else 128 - returncode
+    return code if code or recorded else 1
+
+
+def _not_a_log(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a saved console log (None when it can)."""
+    if os.path.isdir(path):
+        return "is a directory; give the saved output file of the training script"
+    if not os.path.exists(path):
+        return "no such file"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if b"\x00" in head:
+        return "is a binary file, not a saved console log (text lines)"
+    return None
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.file):
-        print(f"epochline ingest: no such file: {args.file}", file=sys.stderr)
+    problem = _not_a_log(args.file)
+    if problem:
+        print(f"epochline ingest: {args.file}: {problem}", file=sys.stderr)
         return 2
     run = _init_run(args, "epochline-ingest")
     parser = LineParser(run)
@@ -256,8 +329,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     parser.copy_uploads(args.base_dir)
     if run:
         run.log_artifact(args.file, name="console.log")
-    _finish(run, parser, *outcome(parser, None))
-    return 0
+    return 0 if _finish(run, parser, *outcome(parser, None)) else 1
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
 import warnings
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
+from . import _sigterm
 from . import events as ev
 from .context import _start as context_start
 from .context._run import name_from_params
-from .dispatch import FLUSH_INTERVAL_S, Dispatcher
+from .dispatch import FLUSH_INTERVAL_S, MAX_QUEUE, Dispatcher
 from .epochs import check_field_map, check_scale, check_scales
 from .noop import NoOpRun
 from .plugins import get_plugin_manager
@@ -69,7 +68,7 @@ def global_rank() -> int:
 
 def new_run_id() -> str:
     """Sortable by start time, readable, and unique enough for concurrent starts."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without importing secrets
 
 
 def _clean_path(path: Any) -> str:
@@ -101,7 +100,7 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
          total_epochs: Optional[int] = None,
          accuracy_scale: str = "fraction", scales: Optional[Mapping[str, str]] = None,
          field_map: Optional[Mapping[str, str]] = None, all_ranks: bool = False,
-         flush_interval: float = FLUSH_INTERVAL_S,
+         flush_interval: float = FLUSH_INTERVAL_S, max_queue: int = MAX_QUEUE,
          param_parents: Optional[Mapping[str, str]] = None, name_params: Sequence[str] = (),
          capture_env: bool = True, snapshot_code: Union[bool, str, "os.PathLike[str]"] = False,
          capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
@@ -110,10 +109,12 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
 
     ``accuracy_scale``, ``scales`` (per metric, e.g. ``{"top1": "percent"}``) and ``field_map``
     (e.g. ``{"acc@1": "val_accuracy"}``) say how epoch records read the logged names
-    (:mod:`epochline.epochs`). ``param_parents``/``name_params``: legm's parameter model (see
-    ``Run.log_params``); ``capture_env``, ``snapshot_code``, ``capture_console``/``tqdm_mode`` and
-    ``system_metrics``/``system_interval``: what the run records beside its metrics (docs/api.md).
-    Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
+    (:mod:`epochline.epochs`). ``flush_interval`` (seconds between background writes) and
+    ``max_queue`` (how much may wait for the writer before ``log`` waits for it) tune the
+    dispatcher (:mod:`epochline.dispatch`). ``param_parents``/``name_params``: legm's parameter
+    model (see ``Run.log_params``); ``capture_env``, ``snapshot_code``, ``capture_console``/
+    ``tqdm_mode`` and ``system_metrics``/``system_interval``: what the run records beside its
+    metrics (docs/api.md). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
     if not is_enabled() or (not all_ranks and global_rank() != 0):
@@ -158,11 +159,13 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     info = RunInfo(id=run_id, path=path, store=backend, emit=resolve_emit(emit, default_emit),
                    prior_epochs=prior_epochs)
     pm = get_plugin_manager()
-    dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval)
+    dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval, max_queue=max_queue)
     run = Run(info, dispatcher, name=name, start_step=start_step, on_finish=_forget,
               accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
               total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
     pid = os.getpid()
+    import socket  # here: one name per run, not an import for every `import epochline`
+
     dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
                                  alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
                                  pid_start=process_start(pid), framework=framework,
@@ -223,8 +226,10 @@ _previous_excepthook = sys.excepthook
 
 
 def _install_exit_hooks() -> None:
-    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once."""
+    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once;
+    chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
     global _hooks_installed, _previous_excepthook
+    _sigterm.install(_finish_active)
     if _hooks_installed:
         return
     _hooks_installed = True

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .run import Run
+
+if TYPE_CHECKING:
+    import logging
 
 
 class NoOpRun:
@@ -40,7 +42,9 @@ class NoOpRun:
     def phase(self, name: str) -> _NoOpPhase:
         return _NoOpPhase(name)
 
-    def logging_handler(self, level: int = logging.INFO, fmt: Any = None) -> logging.Handler:
+    def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
+        import logging
+
         return logging.NullHandler(level)
 
     def end_epoch(self, *args: Any, **kwargs: Any) -> dict:

@@ -14,8 +14,8 @@ from .errors import PluginError
 hookimpl = pluggy.HookimplMarker("epochline")
 
 ENTRY_POINT_GROUP = "epochline"
-_BUILTINS = ("epochline.store.sqlite", "epochline.store.postgres", "epochline.sinks.store",
-             "epochline.sinks.kogu", "epochline.sinks.progress")
+_BUILTINS = ("epochline.store.sqlite", "epochline.store.postgres", "epochline.sinks.final",
+             "epochline.sinks.store", "epochline.sinks.kogu", "epochline.sinks.progress")
 DISPATCHED_HOOKS = ("epochline_events", "epochline_run_closed")
 """Hooks the run's dispatcher calls one implementation at a time (see :mod:`epochline.dispatch`)."""
 

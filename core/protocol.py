@@ -23,14 +23,16 @@ the reader (:mod:`epochline.ingest`) cannot disagree. The rules, also in docs/pr
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import re
-from typing import Any, Dict, Mapping, Optional, Tuple
+import sys
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
 
-KOGU_KEY_RE = re.compile(r"^[a-zA-Z]\w*$", re.ASCII)
 _BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
 KEY_PREFIX = "k_"
 
@@ -143,9 +145,24 @@ def kogu_mapping(values: Mapping[str, Any], mapper: KeyMapper, *, params: bool =
     return out
 
 
+# AiManage runs its legacy regexes (``Epoch\s+(\d+)[/:](\d+)``, ``(train\s*)?loss[:\s]+([0-9.]+)``,
+# ``(train\s*)?acc(?:uracy)?[:\s]+([0-9.]+)%?`` ...) on *every* stdout line, JSON lines included:
+# a Kogu comment "best by val_accuracy: 0.95" would read as an epoch-0 train accuracy. In our JSON
+# a letter followed by ``:`` or a space can only occur inside a string, so escaping that one
+# character (``\u003a``, ``\u0020``) when a number follows keeps the decoded text identical and
+# the regexes blind.
+_LEGACY_TRIGGER = re.compile(r"(?i)(loss|acc|accuracy|epoch)([: ])(?=[: ]*[0-9.])")
+_ESCAPES = {":": "\\u003a", " ": "\\u0020"}
+
+
+def _blind(text: str) -> str:
+    return _LEGACY_TRIGGER.sub(lambda m: m.group(1) + _ESCAPES[m.group(2)], text)
+
+
 def dumps_line(obj: Any) -> str:
-    """One protocol line: strict JSON on one line, ASCII only (``\\n`` inside text is escaped)."""
-    return json.dumps(obj, allow_nan=False)
+    """One protocol line: strict JSON on one line, ASCII only (``\\n`` inside text is escaped),
+    and text that AiManage's legacy regexes would read as a metric escaped (same decoded text)."""
+    return _blind(json.dumps(obj, allow_nan=False))
 
 
 def from_text(value: Any) -> Any:
@@ -182,3 +199,61 @@ def best_epoch(records: Mapping[int, Mapping[str, Any]]) -> Tuple[Optional[str],
         if best is not None:
             return field, best[1]
     return None, None
+
+
+# -- writing lines -------------------------------------------------------------------------------
+# Both emitters write through here: one line per write call, flushed at once, to ``sys.stdout`` as
+# it is at print time (so redirections and pytest's capture work). A completed run whose finish
+# asked to hold its final lines (``run.finish(hold_lines=True)``: a later stage may re-open it)
+# keeps them here until that stage re-opens the run (they are dropped: the stage prints the final
+# lines again, with its values), another run prints a line, or the process exits.
+
+_held: Dict[str, List[str]] = {}
+_held_lock = threading.RLock()
+
+
+def _write(text: str) -> None:
+    out = sys.stdout
+    if out is None:  # pythonw / closed stdout: nothing to print to
+        return
+    out.write(text + "\n")
+    out.flush()
+
+
+def write_line(run_id: str, text: str) -> None:
+    """Print one protocol line of run ``run_id`` (held lines of other runs go out first)."""
+    with _held_lock:
+        if _held and (len(_held) > 1 or run_id not in _held):
+            for other in [r for r in _held if r != run_id]:
+                for line in _held.pop(other):
+                    _write(line)
+        _write(text)
+
+
+def hold_line(run_id: str, text: str) -> None:
+    """Keep a final line of ``run_id`` back (see :func:`flush_held_lines`)."""
+    with _held_lock:
+        _held.setdefault(run_id, []).append(text)
+
+
+def drop_held_lines(run_id: str) -> None:
+    """A later stage re-opened ``run_id``: its held final lines are replaced by that stage's."""
+    with _held_lock:
+        _held.pop(run_id, None)
+
+
+def flush_held_lines() -> None:
+    """Print every held final line now (done at process exit and on SIGTERM; call it yourself
+    when the process goes on with other work and its consumer waits for the completed line)."""
+    with _held_lock:
+        for run_id in list(_held):
+            for line in _held.pop(run_id):
+                _write(line)
+
+
+atexit.register(flush_held_lines)
+
+
+def comment_text(text: str) -> str:
+    """Kogu comment text as Kogu's helper library prints it: newlines become spaces."""
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")

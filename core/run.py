@@ -8,23 +8,26 @@ that the file stored is the file as it was at that moment.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
+from . import _sigterm
 from . import events as ev
 from .dispatch import Dispatcher
 from .epochs import epoch_record
 from .errors import RunFinishedError
 from .context._run import RunContext
 from .identity import fingerprint, uncounted
-from .media import encode_image, store_bytes, store_file
 from .runinfo import RunInfo
-from .values import PLAIN, OddValue, flatten_params, metric_value
+from .sinks.final import tracker as final_tracker
+from .values import PLAIN, OddValue, check_params_object, flatten_params, metric_value
+
+if TYPE_CHECKING:
+    import logging
 
 _PLAIN_TYPES = frozenset(PLAIN)
 _now = time.time
@@ -36,6 +39,8 @@ def exit_status(exc: Optional[BaseException]) -> tuple:
         return "completed", None
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", "KeyboardInterrupt"
+    if isinstance(exc, SystemExit) and _sigterm.received():  # e.g. Lightning's SIGTERMException
+        return "interrupted", "SIGTERM"
     if isinstance(exc, SystemExit):
         code = exc.code
         if code in (None, 0):
@@ -210,6 +215,7 @@ class Run(RunContext):
         self._check_open("log_params")
         flat: Dict[str, Any] = {}
         if params is not None:
+            check_params_object(params)
             flat.update(flatten_params(params))
         if kwargs:
             flat.update(flatten_params(kwargs))
@@ -231,6 +237,8 @@ class Run(RunContext):
         if caption is not None:
             caption = str(caption)
         step = self._step_or_current(step)
+        from .media import encode_image, store_bytes  # hashing, temp files: only for media
+
         try:
             data, suffix, width, height = encode_image(image)
             rel = store_bytes(self._info.store.media_root, data, suffix)
@@ -255,6 +263,8 @@ class Run(RunContext):
             for child in sorted(p for p in source.rglob("*") if p.is_file()):
                 stored = self.log_artifact(child, f"{label}/{child.relative_to(source).as_posix()}")
             return stored
+        from .media import store_file
+
         try:
             rel, size, digest = store_file(self._info.store.media_root, source)
         except Exception as exc:
@@ -270,8 +280,11 @@ class Run(RunContext):
         self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
                           logger=logger))
 
-    def logging_handler(self, level: int = logging.INFO, fmt: Optional[str] = None) -> logging.Handler:
-        """A ``logging.Handler`` that records log records as the run's text lines."""
+    def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
+        """A ``logging.Handler`` that records log records as the run's text lines (``level``:
+        ``logging.INFO`` by default)."""
+        from ._loghandler import RunLogHandler
+
         return RunLogHandler(self, level, fmt)
 
     def comment(self, text: str) -> None:
@@ -321,7 +334,11 @@ class Run(RunContext):
                                if wall_time is None else self._wall_time(wall_time)))
 
     def set_primary_metric(self, name: str, mode: str = "max") -> None:
-        """Track the best value of ``name``; at finish it lands in the summary with its step."""
+        """Track the best value of ``name`` (values logged before this call count too); at finish
+        the summary gets ``primary_metric``, ``best_<name>`` (on the epoch records' scale, so a
+        fraction accuracy is in percent) and ``best_<name>_step``. When the epoch records hold the
+        metric, it also chooses the final record's best epoch. A name never logged is warned about
+        at finish."""
         self._check_open("set_primary_metric")
         self._check_text("name", name)
         if mode not in ("max", "min"):
@@ -336,10 +353,27 @@ class Run(RunContext):
         :meth:`set_best` the pinned step (and ``"pinned": True``)."""
         if self._pinned_best is not None:
             return self._pinned()
-        if self._primary is None or self._best is None:
+        if self._primary is None:
             return None
-        return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
-                "step": self._best[1]}
+        name, mode = self._primary
+        best = self._best
+        tracker = final_tracker(self._info)
+        earlier = tracker.extreme(name, mode) if tracker is not None else None
+        if earlier is not None and (best is None or (earlier[0] > best[0] if mode == "max" else
+                                                     earlier[0] < best[0])):
+            best = earlier
+        if best is None:
+            return None
+        return {"name": name, "mode": mode, "value": best[0], "step": best[1]}
+
+    def set_best_epoch(self, epoch: int) -> None:
+        """Name the epoch the training kept (early stopping that restored the best weights, the
+        best checkpoint): the final record reports this epoch's values instead of choosing."""
+        self._check_open("set_best_epoch")
+        epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
+        if epoch < 1:
+            raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")
+        self._put(ev.BestEpoch(run_id=self._info.id, wall_time=_now(), epoch=epoch))
 
     def summary(self, values: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         """Final results and notes (flattened like params); later keys overwrite earlier ones."""
@@ -357,15 +391,6 @@ class Run(RunContext):
         not numbers are left out. A value that contradicts its declared scale is warned about once.
         """
         return self._record(values, scales)[0]
-
-    def _record(self, values: Mapping[str, Any], scales: Optional[Mapping[str, str]]) -> tuple:
-        clean = self._clean(values) if values else {}
-        record, percent, problems = epoch_record(
-            clean, accuracy_scale=self.accuracy_scale, scales={**self.scales, **(scales or {})},
-            field_map=self.field_map)
-        for problem in problems:
-            self._warn_once(("scale", problem.split("=", 1)[0]), f"epochline: {problem}")
-        return record, percent
 
     def end_epoch(self, epoch: int, values: Mapping[str, Any], *, total_epochs: Optional[int] = None,
                   scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
@@ -387,6 +412,50 @@ class Run(RunContext):
                               total_epochs=self._total_epochs, percent=percent))
         self._dispatcher.nudge()
         return record
+
+    def end_evaluation(self, values: Mapping[str, Any], *, stage: str = "val",
+                       epoch: Optional[int] = None, step: Optional[int] = None,
+                       scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """One evaluation's values, for the final record (no line is printed for it).
+
+        ``stage="val"``: an evaluation during training at ``epoch`` (default: the last epoch
+        closed) and ``step``; call it for *every* evaluation when there are several per epoch
+        (step-wise evaluation): the best epoch is chosen over all of them, while the epoch's
+        record (:meth:`end_epoch`) keeps its last. ``stage="test"``: the run's test results (a
+        test/evaluate stage, before or after :meth:`finish` re-opened the run); every loss and
+        accuracy in them becomes ``test_loss``/``test_accuracy`` whatever its prefix. Names and
+        scales follow :mod:`epochline.epochs`. Returns the record.
+        """
+        self._check_open("end_evaluation")
+        if stage not in ("val", "test"):
+            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
+        if epoch is not None:
+            epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
+        if step is not None:
+            step = step if type(step) is int else self._as_int("step", step)
+        record, percent = self._record(values, scales, stage)
+        if record:
+            self._put(ev.Evaluation(run_id=self._info.id, wall_time=_now(), stage=stage,
+                                    values=record, epoch=epoch, step=step, percent=percent))
+        return record
+
+    def _record(self, values: Mapping[str, Any], scales: Optional[Mapping[str, str]],
+                stage: Optional[str] = None) -> tuple:
+        clean = self._clean(values) if values else {}
+        record, percent, problems = epoch_record(
+            clean, accuracy_scale=self.accuracy_scale, scales={**self.scales, **(scales or {})},
+            field_map=self.field_map, stage=stage)
+        for problem in problems:
+            self._warn_once(("scale", problem.split("=", 1)[0]), f"epochline: {problem}")
+        return record, percent
+
+    def _record_scale(self, name: str, value: Any) -> Any:
+        """``value`` of metric ``name`` on the epoch records' scale (a fraction accuracy -> %)."""
+        if type(value) is bool or not isinstance(value, (int, float)):
+            return value
+        record, _, _ = epoch_record({name: value}, accuracy_scale=self.accuracy_scale,
+                                    scales=self.scales, field_map=self.field_map)
+        return next(iter(record.values()), value)
 
     @property
     def epochs_done(self) -> int:
@@ -421,8 +490,17 @@ class Run(RunContext):
         return self._broken_phase
 
     # -- the end -------------------------------------------------------------------------------
-    def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
-        """End the run. Calling it again does nothing. Warns if any event could not be stored."""
+    def finish(self, status: str = "completed", reason: Optional[str] = None, *,
+               hold_lines: bool = False) -> None:
+        """End the run. Calling it again does nothing. Warns if any event could not be stored.
+
+        The run's one final record (:func:`epochline.epochs.FinalTracker.final`: the best epoch's
+        values, the test values, ``best_epoch``, ``total_epochs``) goes to the summary, the Kogu
+        ``iteration -1`` line and the PROGRESS last line. ``hold_lines=True`` (for adapters: a
+        later stage such as test after fit may re-open this run in this process) holds a
+        completed run's final lines until that stage finishes the run again, another run prints,
+        or the process exits, so the run's lines end once (see docs/protocols.md).
+        """
         if status not in ev.STATUSES:
             raise ValueError(f"status must be one of {', '.join(ev.STATUSES)}; got {status!r}")
         if self._finished:
@@ -431,23 +509,46 @@ class Run(RunContext):
         self._phase = None
         self.status, self.reason = status, reason
         self._stop_context()
-        best = self.best
-        if best is not None and best.get("pinned"):
-            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values=self._pinned_summary()))
-        elif best is not None:
-            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values={
-                "primary_metric": best["name"], f"best_{best['name']}": best["value"],
-                f"best_{best['name']}_step": best["step"]}))
         if self._skipped:
             self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(),
                                        values={"epochline_skipped_values": self._skipped}))
-        run_id, local = self._info.id, self.lost
+        run_id, local, info = self._info.id, self.lost, self._info
+        primary, field_map = self._primary, dict(self.field_map)
+        scale = self._record_scale
+        missing: list = []
 
-        def final(lost: int) -> ev.RunFinished:
-            return ev.RunFinished(run_id=run_id, wall_time=_now(), status=status, reason=reason,
-                                  lost=lost + local)
+        pinned = self._pinned_summary(scale) if self._pinned_best is not None else None
+
+        def final(lost: int) -> list:
+            now = _now()
+            out: list = []
+            tracker = final_tracker(info)
+            if pinned is not None:  # set_best(): the step the user named, not the tracked extreme
+                out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=pinned))
+            elif primary is not None:
+                name, mode = primary
+                best = tracker.extreme(name, mode) if tracker is not None else None
+                if best is None:
+                    missing.append(name)
+                else:
+                    out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values={
+                        "primary_metric": name, f"best_{name}": scale(name, best[0]),
+                        f"best_{name}_step": best[1]}))
+            record = tracker.final(status, field_map) if tracker is not None else {}
+            if out and primary is not None and f"best_{primary[0]}" in out[0].values:
+                key = f"best_{primary[0]}"  # the primary metric's best, on the records' scale
+                record.setdefault(key, out[0].values[key])
+            if record:
+                out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=record, final=True))
+            out.append(ev.RunFinished(run_id=run_id, wall_time=now, status=status, reason=reason,
+                                      lost=lost + local, hold_lines=hold_lines and status == "completed"))
+            return out
 
         done = self._dispatcher.close(final)
+        if missing:
+            warnings.warn(f"epochline: the primary metric {missing[0]!r} of run {run_id} was never "
+                          "logged, so the run has no best value; log it with run.log() or choose "
+                          "a logged name in set_primary_metric()", RuntimeWarning, stacklevel=2)
         self.lost += self._dispatcher.total_lost
         if self._on_finish is not None:
             self._on_finish(self)
@@ -519,22 +620,6 @@ class Phase:
 
     def __repr__(self) -> str:
         return f"<epochline phase {self.name!r} of run {self._run.id}>"
-
-
-class RunLogHandler(logging.Handler):
-    def __init__(self, run: Run, level: int = logging.INFO, fmt: Optional[str] = None):
-        super().__init__(level)
-        self._run = run
-        if fmt:
-            self.setFormatter(logging.Formatter(fmt))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._run.finished:
-            return
-        try:
-            self._run.log_text(self.format(record), level=record.levelname, logger=record.name)
-        except Exception:
-            self.handleError(record)
 
 
 def _artifact_name(name: Any) -> str:

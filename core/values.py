@@ -7,9 +7,14 @@ Rules (documented in docs/api.md):
   ``Fraction`` become ``float``. Anything else is not a metric value: :func:`metric_value` raises
   :class:`OddValue` and the run warns once per key and skips it, never crashing the training.
 * Parameters: nested mappings, argparse ``Namespace``, dataclasses and OmegaConf configs are
-  flattened into dotted keys; ``Path`` becomes ``str``, ``Enum`` its name, small arrays a list, a
-  callable its qualified name (never called). Anything else becomes its ``repr`` (a ``repr`` that
-  raises gives ``<TypeName object>``). Long values are kept whole.
+  flattened into dotted keys (an OmegaConf list stays a list); ``Path`` becomes ``str``, ``Enum``
+  its name, small arrays a list, a set a sorted list of its (plain) elements, a callable its
+  qualified name (never called). A plain object whose class keeps the default ``repr`` (which
+  holds a memory address, so identical configs would differ) becomes ``ClassName(attr=value, ...)``
+  with its public attributes (plain values as their ``repr``, others as ``<TypeName>``); any other
+  object becomes its ``repr`` with ``at 0x...`` addresses removed (a ``repr`` that raises gives
+  ``<TypeName object>``). Long values are kept whole. The top level must be a mapping-like object
+  (dict, Namespace, dataclass, OmegaConf config...): :func:`check_params_object` says so.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import sys
 from decimal import Decimal
 from fractions import Fraction
@@ -79,11 +85,44 @@ def _qualname(obj: Any) -> str:
     return f"{module}.{name}" if module and module != "builtins" else str(name)
 
 
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
 def _safe_repr(obj: Any) -> str:
+    """``repr`` without memory addresses (so equal configs give equal parameters)."""
+    cls = type(obj)
     try:
-        return repr(obj)
+        if getattr(cls, "__repr__", None) is object.__repr__:
+            return _object_text(obj)
+        return _ADDRESS.sub("", repr(obj))
     except Exception:  # a user __repr__ that raises must not reach the training
-        return f"<{type(obj).__name__} object>"
+        return f"<{cls.__name__} object>"
+
+
+def _object_text(obj: Any) -> str:
+    """``ClassName(a=1, b='x')`` for a plain object: its public attributes, never calling them."""
+    attrs = getattr(obj, "__dict__", None)
+    parts = []
+    if isinstance(attrs, dict):
+        for name, value in attrs.items():
+            if type(name) is not str or name.startswith("_"):
+                continue
+            leaf = _scalar_param(value)
+            text = repr(leaf) if leaf is not _NOT_SCALAR else f"<{type(value).__name__}>"
+            parts.append(f"{name}={text}")
+    return f"{type(obj).__qualname__}({', '.join(parts)})"
+
+
+def check_params_object(params: Any) -> None:
+    """Raise a clear TypeError for a parameters object that has no names (text, a number, a list).
+
+    ``params="lr=0.1"`` or ``params=[0.1, 32]`` used to be stored as one parameter called
+    ``value``; nothing can be compared or searched by name that way.
+    """
+    if isinstance(params, (str, bytes, bool, int, float, list, tuple, set, frozenset)):
+        raise TypeError(f"params must be a mapping of names to values (a dict, argparse Namespace, "
+                        f"dataclass or OmegaConf config), got {type(params).__name__} {params!r:.60}; "
+                        "e.g. params={'lr': 0.01, 'layers': [64, 32]}")
 
 
 def _scalar_param(value: Any) -> Any:
@@ -157,6 +196,9 @@ def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -
     if leaf is not _NOT_SCALAR:
         out[key or "value"] = leaf
         return
+    container = _omegaconf_container(value)  # a ListConfig becomes a list, a DictConfig a dict
+    if container is not None:
+        value = container
     if id(value) in seen or depth > _MAX_DEPTH:
         out[key or "value"] = f"<recursive {type(value).__name__}>"
         return
@@ -168,7 +210,12 @@ def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -
             return
         children = ((str(i), v) for i, v in enumerate(value))
     if children is None and isinstance(value, (set, frozenset)):
-        out[key or "value"] = sorted(_safe_repr(v) for v in value)
+        leaves = [_scalar_param(v) for v in value]
+        if all(v is not _NOT_SCALAR and v is not None for v in leaves):
+            # elements keep their types; sorted by kind, then value, so the order is stable
+            out[key or "value"] = sorted(leaves, key=lambda v: (type(v).__name__, v))
+        else:
+            out[key or "value"] = sorted(_safe_repr(v) for v in value)
         return
     if children is None:
         if callable(value):

@@ -389,8 +389,8 @@ class KoguLoggerMixin:
             result, reason = "failed", f"Lightning finalized the run with status {status!r}"
         run = self._run
         if run is None or run.finished:
-            if result == "completed":
-                return  # nothing new was logged in this stage
+            if result == "completed" or (run is not None and run.status == result):
+                return  # nothing new was logged in this stage, or already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
         trainer = self._trainer()
         if self._eval:  # validate/test values join the last epoch's record (one line, not two)

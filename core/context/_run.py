@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from .. import events as ev
 from ..identity import uncounted
-from ..media import store_file
 from ..values import _children, flatten_params
 from . import _limits
 
@@ -188,14 +187,17 @@ class RunContext:
         value = self._recent_primary.get(step) if name is not None else None  # type: ignore[arg-type]
         return {"name": name, "mode": mode, "value": value, "step": step, "pinned": True}
 
-    def _pinned_summary(self) -> Dict[str, Any]:
+    def _pinned_summary(self, scale: Optional[Callable[[str, Any], Any]] = None) -> Dict[str, Any]:
+        """The summary of a pinned best step; ``scale(name, value)`` puts the value on the epoch
+        records' scale as the tracked best is (a fraction accuracy in percent)."""
         best = self._pinned()
         out: Dict[str, Any] = {"best_step": best["step"]}
         if best["name"] is not None:
             out["primary_metric"] = best["name"]
             out[f"best_{best['name']}_step"] = best["step"]
             if best["value"] is not None:
-                out[f"best_{best['name']}"] = best["value"]
+                value = best["value"]
+                out[f"best_{best['name']}"] = scale(best["name"], value) if scale else value
         return out
 
     # -- config ---------------------------------------------------------------------------------
@@ -252,6 +254,8 @@ class RunContext:
             _files.check_limits(what, description, max_bytes, max_files)
             root = self._info.store.media_root
             if description["kind"] == "file":
+                from ..media import store_file
+
                 rel, size, digest = store_file(root, path)
                 skipped = 0
             else:

@@ -10,22 +10,18 @@ recorded NaN or infinity is the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
+
+from .._json import replace_nonfinite
 
 __all__ = ["jsonable", "best_mode", "compare", "aggregate", "runs_frame", "history", "plot",
            "export_run", "import_run", "export_tensorboard"]
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` with non-finite floats as "NaN"/"Infinity"/"-Infinity" and tuples as lists."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if obj != obj else ("Infinity" if obj > 0 else "-Infinity")
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
+    """``obj`` with non-finite floats as "NaN"/"Infinity"/"-Infinity" and tuples as lists (the
+    project's one rule, :func:`epochline._json.replace_nonfinite`)."""
+    return replace_nonfinite(obj)
 
 
 def best_mode(key: str, primary_metric: Optional[str] = None, primary_mode: Optional[str] = None) -> str:
@@ -36,14 +32,11 @@ def best_mode(key: str, primary_metric: Optional[str] = None, primary_mode: Opti
     return "min" if key.lower().endswith("loss") else "max"
 
 
-def __getattr__(name: str) -> Any:
-    # the functions live in their own modules, imported on first use (plot pulls in matplotlib
-    # only when called, frames pandas only when called)
-    modules = {"compare": "compare", "aggregate": "aggregate", "runs_frame": "frames",
-               "history": "frames", "plot": "plot", "export_run": "archive", "import_run": "archive",
-               "export_tensorboard": "tensorboard"}
-    if name in modules:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{modules[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# imported after jsonable/best_mode, which these modules use; none imports pandas, matplotlib or
+# tensorboardX before it is called
+from .aggregate import aggregate  # noqa: E402
+from .archive import export_run, import_run  # noqa: E402
+from .compare import compare  # noqa: E402
+from .frames import history, runs_frame  # noqa: E402
+from .plot import plot  # noqa: E402
+from .tensorboard import export_tensorboard  # noqa: E402

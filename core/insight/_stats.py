@@ -7,6 +7,7 @@ fraction as in Numerical Recipes) by bisection; tests check it against scipy.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -54,6 +55,7 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=1024)
 def t_ppf(q: float, df: float) -> float:
     """The q-quantile of Student's t with ``df`` degrees of freedom (0 < q < 1)."""
     if not 0.0 < q < 1.0:

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from ..store.reader import RunView, Store
 
 
-def aggregate(store: "Store", path: Optional[str] = None, tag: Optional[str] = None,
+def aggregate(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
               by: Union[str, Sequence[str]] = "fingerprint", metrics: Optional[Sequence[str]] = None,
               status: Optional[str] = "completed",
-              runs: Optional[Iterable[Union[str, "RunView"]]] = None) -> Dict[str, Any]:
+              runs: Optional[Iterable[Union[str, RunView]]] = None) -> Dict[str, Any]:
     """Group runs and describe each metric's best and final values per group.
 
     ``runs`` (refs or paths, see :meth:`Store.select`) replaces the ``path``/``tag`` selection.
@@ -52,7 +52,13 @@ def aggregate(store: "Store", path: Optional[str] = None, tag: Optional[str] = N
         group["members"].append(view)
     counted_ids = [v.id for g in groups.values() for v in g["members"]
                    if status is None or v.status == status]
-    stats = store.metric_stats(counted_ids)
+    views_by_id = {v.id: v for v in views}
+
+    def extreme(run_id: str, key: str) -> str:
+        view = views_by_id[run_id]
+        return best_mode(key, view.primary_metric, view.primary_mode)
+
+    stats = store.metric_stats(counted_ids, extreme=extreme)
     keys = check_metrics(metrics, (k for s in stats.values() for k in s))
     differing = differing_params([g["params"] for g in groups.values()])
     out: List[Dict[str, Any]] = []

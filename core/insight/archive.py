@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..store import media_path
-from ..store.admin import dump_run, insert_run, run_exists
+from ..store.admin import RUN_COLUMNS, TABLES, dump_run, insert_run, run_exists
 
 if TYPE_CHECKING:
     from ..store.reader import RunView, Store
@@ -102,7 +102,7 @@ def _encode_chunk(rows: List[Tuple[int, float, Any]]) -> bytes:
                 side.append([i, v])
         types = bytes(kinds)
     extra = json.dumps(side).encode() if side else b""
-    parts = [steps, walls, values]
+    parts: List[array] = [steps, walls, values]
     if _BIG_ENDIAN:
         for part in parts:
             part.byteswap()
@@ -133,7 +133,7 @@ def _decode_chunks(stream: Any) -> Iterator[List[Tuple[int, float, Any]]]:
         types = body[24 * n:25 * n]
         out: List[Any] = list(values)
         if any(types):
-            side = dict((i, v) for i, v in json.loads(body[25 * n:])) if extra else {}
+            side = dict(json.loads(body[25 * n:])) if extra else {}
             for i, t in enumerate(types):
                 if t == 1:
                     out[i] = int(out[i])
@@ -159,7 +159,7 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
-def export_run(run: "RunView", path: Union[str, os.PathLike], progress: Progress = None) -> Path:
+def export_run(run: RunView, path: Union[str, os.PathLike], progress: Progress = None) -> Path:
     """Write ``run`` as one zip at ``path`` (parent directories created; written to a temporary
     name and renamed, so a failed export leaves no half archive). Memory is bounded by one chunk
     of points. Media files missing from the store are listed in the manifest as ``missing``."""
@@ -259,6 +259,18 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
     """(manifest, run record) of a safe, intact archive; else :class:`ArchiveError`."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
+    total = _check_members(infos, names, limits)
+    manifest = _check_manifest(zf, names, limits)
+    _check_hashes(zf, infos, manifest["members"], total, progress)
+    if RECORD not in names:
+        raise _refuse(f"no {RECORD} in the archive")
+    record = _read_json(zf, RECORD, limits)
+    _check_record(record, names)
+    return manifest, record
+
+
+def _check_members(infos: List[zipfile.ZipInfo], names: List[str], limits: Limits) -> int:
+    """Names, kinds and sizes of the members; their total uncompressed size."""
     if len(set(names)) != len(names):
         raise _refuse("the zip has duplicate member names")
     total = 0
@@ -278,6 +290,10 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
         total += info.file_size
     if total > limits.total_bytes:
         raise _refuse(f"the archive expands to {total} bytes, over the limit of {limits.total_bytes}")
+    return total
+
+
+def _check_manifest(zf: zipfile.ZipFile, names: List[str], limits: Limits) -> Dict[str, Any]:
     if MANIFEST not in names:
         raise _refuse(f"no {MANIFEST}: not an epochline run archive")
     manifest = _read_json(zf, MANIFEST, limits)
@@ -295,6 +311,12 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
         absent = sorted(set(listed or {}) - set(names))
         raise _refuse(f"the zip's members and the manifest differ (unlisted: {extra[:5]}, "
                       f"absent: {absent[:5]})")
+    return manifest
+
+
+def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dict[str, Any],
+                  total: int, progress: Progress) -> None:
+    """Every member's bytes against its SHA-256 and size in the manifest (read in 1 MiB blocks)."""
     done = 0
     for info in infos:
         if info.filename == MANIFEST:
@@ -312,35 +334,51 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
                 sha.update(block)
                 done += len(block)
                 if progress:
-                    progress(done, 2 * total)
+                    progress(done, total)
         if not isinstance(expected, dict) or sha.hexdigest() != expected.get("sha256") or \
                 size != expected.get("size"):
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
-    if RECORD not in names:
-        raise _refuse(f"no {RECORD} in the archive")
-    record = _read_json(zf, RECORD, limits)
-    _check_record(record, names)
-    return manifest, record
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _check_record(record: Any, names: List[str]) -> None:
+    """The shape of run.json: what the hashes cannot vouch for when the whole archive was crafted."""
     if not isinstance(record, dict) or not isinstance(record.get("run"), dict):
         raise _refuse(f"{RECORD} has no run record")
-    run_id = record["run"].get("id")
+    run = record["run"]
+    if not set(run) <= set(RUN_COLUMNS) or not all(isinstance(v, _SCALARS) for v in run.values()):
+        raise _refuse(f"the run record of {RECORD} has unknown fields or non-scalar values")
+    for column in ("name", "path", "status"):
+        if not isinstance(run.get(column), str):
+            raise _refuse(f"the run record of {RECORD} has no {column}")
+    run_id = run.get("id")
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise _refuse(f"run id {run_id!r} is not a valid run id")
+    for table, columns in TABLES.items():
+        rows = record.get(table, [])
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == len(columns) and all(isinstance(v, _SCALARS) for v in r)
+                for r in rows):
+            raise _refuse(f"{RECORD}: the {table} rows do not have the {len(columns)} plain values expected")
     for row in record.get("media", []):
-        rel = row[4] if isinstance(row, list) and len(row) == 11 else None
-        match = _MEDIA_NAME.match(rel) if isinstance(rel, str) else None
-        if not match:
+        rel = row[4]
+        if not (isinstance(rel, str) and _MEDIA_NAME.match(rel)):
             raise _refuse(f"media path {rel!r} is not a content address")
-    for series in record.get("series", []):
-        if not isinstance(series, dict) or series.get("member") not in names:
-            raise _refuse("a series of run.json names no member of the archive")
+    series = record.get("series", [])
+    if not isinstance(series, list):
+        raise _refuse(f"{RECORD}: series is not a list")
+    for entry in series:
+        if not isinstance(entry, dict) or entry.get("member") not in names or not isinstance(
+                entry.get("key"), str) or entry.get("kind") not in (0, 1):
+            raise _refuse(f"{RECORD}: a series names no member of the archive, or has no key or kind")
+    if len({s["key"] for s in series}) != len(series):
+        raise _refuse(f"{RECORD}: two series have the same key")
 
 
-def import_run(store: "Store", archive: Union[str, os.PathLike], new_id: bool = False,
-               progress: Progress = None, limits: Optional[Limits] = None) -> "RunView":
+def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = False,
+               progress: Progress = None, limits: Optional[Limits] = None) -> RunView:
     """Restore a run exported by :func:`export_run` into ``store`` (any backend).
 
     Refuses (:class:`ArchiveError`, nothing written) hostile or damaged archives, and
@@ -356,7 +394,13 @@ def import_run(store: "Store", archive: Union[str, os.PathLike], new_id: bool = 
     except (zipfile.BadZipFile, OSError) as exc:
         raise _refuse(f"{archive} is not a readable zip ({exc})") from None
     with zf:
-        manifest, record = check_archive(zf, limits, progress)
+        infos = zf.infolist()
+        checked = sum(i.file_size for i in infos if i.filename != MANIFEST)
+        series_names = {i.filename for i in infos if i.filename.startswith("series/")}
+        grand = checked + sum(i.file_size for i in infos if i.filename in series_names)
+        # progress in bytes read: every member once to check it, the series once more to insert
+        check_progress = (lambda d, _t: progress(d, grand)) if progress else None
+        manifest, record = check_archive(zf, limits, check_progress)
         run_id = record["run"]["id"]
         if new_id:
             record["run"]["id"] = run_id = new_run_id()
@@ -380,18 +424,19 @@ def import_run(store: "Store", archive: Union[str, os.PathLike], new_id: bool = 
                 os.replace(tmp, target)
                 created.append(target)
             members = {s["key"]: s["member"] for s in record.get("series", [])}
-            total = sum(i.file_size for i in zf.infolist())
-            done = [total]
+            done = [checked]
 
             def points(key: str) -> Iterator[List[Tuple[int, float, Any]]]:
                 with zf.open(members[key]) as src:
                     for chunk in _decode_chunks(src):
-                        done[0] += 25 * len(chunk)
-                        if progress:
-                            progress(min(done[0], 2 * total), 2 * total)
                         yield chunk
+                        if progress:
+                            progress(min(done[0] + src.tell(), grand), grand)
+                done[0] += zf.getinfo(members[key]).file_size
 
             insert_run(backend, record, points)
+            if progress:
+                progress(grand, grand)
         except BaseException:
             for path in created:
                 try:

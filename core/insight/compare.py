@@ -34,7 +34,7 @@ def differing_params(params: Sequence[Dict[str, Any]]) -> List[str]:
     return [k for k in keys if len({repr(p[k]) if k in p else "<absent>" for p in params}) > 1]
 
 
-def compare(store: "Store", runs: Iterable[Union[str, "RunView"]],
+def compare(store: Store, runs: Iterable[Union[str, RunView]],
             metrics: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Compare runs (ids, prefixes, names, aliases, paths or RunViews; see :meth:`Store.run`).
 

@@ -24,7 +24,7 @@ def _pandas() -> Any:
     return pandas
 
 
-def runs_frame(store: "Store", path: Optional[str] = None, tag: Optional[str] = None,
+def runs_frame(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
                status: Optional[str] = None) -> Any:
     """One row per run (oldest first): id, name, path, alias, status, reason, framework, start_time,
     end_time, duration, tags (comma separated), fingerprint, primary_metric, then one column
@@ -50,7 +50,7 @@ def runs_frame(store: "Store", path: Optional[str] = None, tag: Optional[str] = 
     return pd.DataFrame(rows, columns=columns + extra)
 
 
-def history(run: "RunView", keys: Optional[Sequence[str]] = None, by: str = "step") -> Any:
+def history(run: RunView, keys: Optional[Sequence[str]] = None, by: str = "step") -> Any:
     """One row per step (``by="step"``, index ``step``) or per epoch (``by="epoch"``, index
     ``epoch``), one column per metric; a metric not logged at a row is NaN.
 
@@ -87,32 +87,34 @@ def history(run: "RunView", keys: Optional[Sequence[str]] = None, by: str = "ste
     for key in wanted:
         if key not in available:
             raise KeyError(closest(key, available, "metric"))
+    import numpy as np
+
     series = []
     for key in wanted:
-        steps: List[int] = []
-        values: List[Any] = []
-        for chunk in run.iter_raw(key):
-            steps.extend([r[0] for r in chunk])
-            values.extend([r[2] for r in chunk])
         kind = run.series_kind(key)
-        column = pd.Series(values, index=pd.Index(steps, name="step"), name=key)
-        column = _typed(pd, column, kind)
-        series.append(column)
+        step_parts: List[Any] = []
+        value_parts: List[Any] = []
+        numeric = kind != "bool"
+        for chunk in run.iter_raw(key):
+            step_parts.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
+            raw = [r[2] for r in chunk]
+            if numeric:
+                try:  # None (a stored NaN) becomes NaN; a text value makes the column object
+                    value_parts.append(np.array(raw, dtype=np.float64))
+                    continue
+                except (TypeError, ValueError):
+                    numeric = False
+                    value_parts = [np.array(list(p), dtype=object) for p in value_parts]
+            value_parts.append(np.array([None if v is None else (bool(v) if kind == "bool" else v)
+                                         for v in raw], dtype=object))
+        steps = np.concatenate(step_parts) if step_parts else np.array([], dtype=np.int64)
+        column = np.concatenate(value_parts) if value_parts else np.array([], dtype=np.float64)
+        series.append(pd.Series(column, index=pd.Index(steps, name="step"), name=key))
     if not series:
         return pd.DataFrame(index=pd.Index([], name="step", dtype="int64"))
     frame = pd.concat(series, axis=1) if len(series) > 1 else series[0].to_frame()
     frame.index.name = "step"
     return frame
-
-
-def _typed(pd: Any, column: Any, kind: Optional[str]) -> Any:
-    """float64 when every value is a number or NaN (None), bool for bool series, else object."""
-    if kind == "bool":
-        return column.map(lambda v: None if v is None else bool(v)).astype(object)
-    try:
-        return column.astype("float64")
-    except (TypeError, ValueError):
-        return column.astype(object)
 
 
 def _numeric(pd: Any, frame: Any) -> Any:

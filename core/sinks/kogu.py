@@ -11,21 +11,32 @@ Iteration numbering (``EPOCHLINE_KOGU_ITERATION``, read when the run's first bat
 * ``step``: one ``metric`` object per ``run.log`` call with ``iteration`` = its step; epoch
   records are not printed. The two numberings are never mixed in one run.
 
-At finish the summary (which holds ``best_<primary metric>``) goes out with iteration ``-1``; a
-run that did not complete then prints ``fail`` with ``"<status>: <reason>"``.
+At finish the run's final record (:meth:`epochline.epochs.FinalTracker.final`: the best epoch's
+values under the per-epoch keys, accuracies in percent, ``best_epoch``, ``total_epochs``, the test
+stage's ``test_*`` values and what ``run.summary`` was given) goes out once with iteration ``-1``;
+a run that did not complete then prints ``fail`` with ``"<status>: <reason>"``. Comment text is
+printed as Kogu's helper library prints it (newlines become spaces).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Any, Callable, Dict, Sequence, Union
 
 from .. import events as ev
 from ..epochs import canonical_field
 from ..plugins import hookimpl
-from ..protocol import FINAL_ITERATION, KeyMapper, dumps_line, kogu_mapping
+from ..protocol import (
+    FINAL_ITERATION,
+    KeyMapper,
+    comment_text,
+    drop_held_lines,
+    dumps_line,
+    hold_line,
+    kogu_mapping,
+    write_line,
+)
 from ..runinfo import RunInfo
 
 NAME = "kogu"
@@ -34,12 +45,6 @@ MODES = ("epoch", "step")
 FAMILIES = (("loss", "loss"), ("accuracy", "accuracy"))
 
 
-def _print(obj: Any) -> None:
-    out = sys.stdout
-    if out is None:  # pythonw / closed stdout: nothing to print to
-        return
-    out.write(dumps_line(obj) + "\n")
-    out.flush()
 
 
 def _mode() -> str:
@@ -57,7 +62,8 @@ class _State:
         self.params = KeyMapper()
         self.metrics = KeyMapper()
         self.families: set = set()
-        self.summary: Dict[str, Any] = {}
+        self.run_id = run.id
+        self.final: Dict[str, Any] = {}
         self.finished = False
         for _, values in sorted(run.prior_epochs.items()):  # a resumed run: same keys, plots known
             for name, value in values.items():
@@ -66,6 +72,10 @@ class _State:
                     family = _family(name, ())
                     if family is not None:
                         self.families.add(family)
+
+
+def _print(state: _State, obj: Any) -> None:
+    write_line(state.run_id, dumps_line(obj))
 
 
 def _family(name: str, percent: Sequence[str]) -> str | None:
@@ -92,8 +102,8 @@ def _declare_families(state: _State, names: Sequence[str], values: Dict[str, Any
         if family in members:
             state.families.add(family)
             label = "accuracy (%)" if family == "accuracy" and percent else family
-            _print({"plot": {"type": "line", "name": family, "y_label": label,
-                             "metrics": members[family]}})
+            _print(state, {"plot": {"type": "line", "name": family, "y_label": label,
+                                    "metrics": members[family]}})
 
 
 def _metric(state: _State, iteration: int, values: Dict[str, Any], percent: Sequence[str] = ()) -> None:
@@ -101,7 +111,7 @@ def _metric(state: _State, iteration: int, values: Dict[str, Any], percent: Sequ
     if not metrics:
         return
     _declare_families(state, list(values), values, percent)
-    _print({"metric": {"iteration": iteration, "metrics": metrics}})
+    _print(state, {"metric": {"iteration": iteration, "metrics": metrics}})
 
 
 # -- one handler per event type (like store/base.py's _WRITERS); other events print nothing --------
@@ -118,55 +128,64 @@ def _on_epoch_end(run: RunInfo, state: _State, event: ev.EpochEnd) -> None:
 def _on_params(run: RunInfo, state: _State, event: ev.Params) -> None:
     params = kogu_mapping(event.params, state.params, params=True)
     if params:
-        _print({"parameters": params})
+        _print(state, {"parameters": params})
 
 
 def _on_run_started(run: RunInfo, state: _State, event: ev.RunStarted) -> None:
+    if event.resumed:  # a later stage re-opened the run: it prints the final lines again
+        drop_held_lines(run.id)
     if event.named:  # a generated name is not worth overriding Kogu's own
-        _print({"name": event.name})
+        _print(state, {"name": event.name})
     for tag in event.tags:
-        _print({"tag": tag})
+        _print(state, {"tag": tag})
 
 
 def _on_media(run: RunInfo, state: _State, event: Union[ev.Image, ev.Artifact]) -> None:
-    _print({"upload": os.path.abspath(os.path.join(run.store.media_root, event.media))})
+    _print(state, {"upload": os.path.abspath(os.path.join(run.store.media_root, event.media))})
 
 
 def _on_tag(run: RunInfo, state: _State, event: ev.Tag) -> None:
-    _print({"tag": event.tag})
+    _print(state, {"tag": event.tag})
 
 
 def _on_untag(run: RunInfo, state: _State, event: ev.Untag) -> None:
-    _print({"untag": event.tag})
+    _print(state, {"untag": event.tag})
 
 
 def _on_rename(run: RunInfo, state: _State, event: ev.Rename) -> None:
-    _print({"name": event.name})
+    _print(state, {"name": event.name})
 
 
 def _on_comment(run: RunInfo, state: _State, event: ev.Comment) -> None:
-    _print({"comment": event.text})
+    _print(state, {"comment": comment_text(event.text)})
 
 
 def _on_plot(run: RunInfo, state: _State, event: ev.PlotDeclared) -> None:
-    _print({"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
-                     "metrics": [state.metrics(m) for m in event.metrics]}})
+    _print(state, {"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
+                            "metrics": [state.metrics(m) for m in event.metrics]}})
 
 
 def _on_summary(run: RunInfo, state: _State, event: ev.SummaryUpdate) -> None:
-    state.summary.update(event.values)
+    if event.final:
+        state.final = dict(event.values)
 
 
 def _on_finished(run: RunInfo, state: _State, event: ev.RunFinished) -> None:
     if state.finished:
         return
     state.finished = True
-    final = kogu_mapping(state.summary, state.metrics)
+    lines = []
+    final = kogu_mapping(state.final, state.metrics)
     if final:
-        _print({"metric": {"iteration": FINAL_ITERATION, "metrics": final}})
+        lines.append(dumps_line({"metric": {"iteration": FINAL_ITERATION, "metrics": final}}))
     if event.status != "completed":
         reason = f"{event.status}: {event.reason}" if event.reason else event.status
-        _print({"fail": reason})
+        lines.append(dumps_line({"fail": reason}))
+    for line in lines:
+        if event.hold_lines:
+            hold_line(run.id, line)
+        else:
+            write_line(run.id, line)
 
 
 _HANDLERS: Dict[type, Callable[[RunInfo, _State, Any], None]] = {
@@ -175,6 +194,8 @@ _HANDLERS: Dict[type, Callable[[RunInfo, _State, Any], None]] = {
     ev.Untag: _on_untag, ev.Rename: _on_rename, ev.Comment: _on_comment, ev.PlotDeclared: _on_plot,
     ev.SummaryUpdate: _on_summary, ev.RunFinished: _on_finished,
 }
+
+
 
 
 @hookimpl(tryfirst=True)

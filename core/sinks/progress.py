@@ -6,40 +6,42 @@ fields the record has (accuracies in percent, as :mod:`epochline.epochs` made th
 ``status: "training"``. Non-finite values are omitted (the consumer drops lines that are not
 strict JSON and reads only JSON numbers).
 
-At finish: a completed run prints one last line with ``status: "completed"``, the best accuracy
-over the epochs seen in ``test_accuracy`` (the first of test > val > train accuracy that any epoch
-has) and the losses of that best epoch. Consumers take the final accuracy from the *last* line
-that carries one, so nothing is printed after it. A run that did not complete prints a last line
-whose ``status`` is its status (``failed``, ``interrupted``, ``crashed``) and no completed line.
+At finish, one last line from the run's final record (the same record the summary and the Kogu
+``iteration -1`` line hold): a completed run prints ``status: "completed"``, ``epoch`` and
+``total_epochs`` = the epochs actually run (an early-stopped run reads 100 %), the final accuracy
+as ``test_accuracy`` (the record's test > val > train accuracy: the test stage's when one ran,
+else the best epoch's) and the losses of that same record. Consumers take the final accuracy from
+the *last* line that carries one, so nothing is printed after it. A run that did not complete
+prints a last line whose ``status`` is its status (``failed``, ``interrupted``, ``crashed``).
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 from .. import events as ev
+from ..epochs import reported_accuracy
 from ..plugins import hookimpl
-from ..protocol import LOSS_FIELDS, PROGRESS_FIELDS, best_epoch, progress_line, progress_number
+from ..protocol import (
+    LOSS_FIELDS,
+    PROGRESS_FIELDS,
+    drop_held_lines,
+    hold_line,
+    progress_line,
+    progress_number,
+    write_line,
+)
 from ..runinfo import RunInfo
 
 NAME = "progress"
 
 
-def _print(obj: Dict[str, Any]) -> None:
-    out = sys.stdout
-    if out is None:
-        return
-    out.write(progress_line(obj) + "\n")
-    out.flush()
-
-
 class _State:
     def __init__(self, run: RunInfo) -> None:
         # a resumed run continues from the records stored before (best epoch, last epoch)
-        self.records: Dict[int, Dict[str, Any]] = {e: dict(v) for e, v in run.prior_epochs.items()}
-        self.last_epoch = max(self.records, default=0)
+        self.last_epoch = max(run.prior_epochs, default=0)
         self.total: Optional[int] = None  # from RunStarted, then from each EpochEnd
+        self.final: Dict[str, Any] = {}
         self.finished = False
 
 
@@ -61,18 +63,22 @@ def epoch_line(state: _State, event: ev.EpochEnd) -> Dict[str, Any]:
 
 
 def final_line(state: _State, status: str) -> Dict[str, Any]:
-    line = _head(state, state.last_epoch)
+    final = state.final
     if status != "completed":
+        line = _head(state, state.last_epoch)
         line["status"] = status
         return line
-    field, epoch = best_epoch(state.records)
-    source = state.records.get(epoch if epoch is not None else state.last_epoch, {})
+    total = final.get("total_epochs")
+    if type(total) is int and total >= 1:
+        state.total = total
+    line = _head(state, state.last_epoch)
     for loss in LOSS_FIELDS:
-        value = progress_number(source.get(loss))
+        value = progress_number(final.get(loss))
         if value is not None:
             line[loss] = value
+    field = reported_accuracy(final)
     if field is not None:
-        line["test_accuracy"] = progress_number(source[field])
+        line["test_accuracy"] = progress_number(final[field])
     line["status"] = "completed"
     return line
 
@@ -85,15 +91,23 @@ def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     for event in events:
         if isinstance(event, ev.RunStarted):
             state.total = event.total_epochs
+            if event.resumed:  # a later stage re-opened the run: it prints the final line again
+                drop_held_lines(run.id)
         elif isinstance(event, ev.EpochEnd):
             if event.total_epochs is not None:
                 state.total = event.total_epochs
-            state.records[event.epoch] = dict(event.values)
             state.last_epoch = max(state.last_epoch, event.epoch)
-            _print(epoch_line(state, event))
+            write_line(run.id, progress_line(epoch_line(state, event)))
+        elif isinstance(event, ev.SummaryUpdate):
+            if event.final:
+                state.final = dict(event.values)
         elif isinstance(event, ev.RunFinished) and not state.finished:
             state.finished = True
-            _print(final_line(state, event.status))
+            line = progress_line(final_line(state, event.status))
+            if event.hold_lines:
+                hold_line(run.id, line)
+            else:
+                write_line(run.id, line)
 
 
 @hookimpl

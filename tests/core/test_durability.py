@@ -90,7 +90,8 @@ def test_a_sink_that_raises_does_not_stop_others(store_dir, store, plugin):
     assert Boom.calls >= 3 and run.lost > 0
     view = store().run(run.id)
     assert len(view.metrics("loss")) == 50 and view.status == "completed"
-    assert run.lost - 1 <= view.lost <= run.lost  # the final event itself may be lost after counting
+    # the last batch (the final record and RunFinished) may be lost after counting
+    assert run.lost - 2 <= view.lost <= run.lost
 
 
 def test_unwritable_store_never_stops_training(tmp_path, monkeypatch):
@@ -120,8 +121,7 @@ def test_store_from_newer_version_is_refused(store_dir):
 
 
 def test_backpressure_bounds_the_queue(store_dir, store):
-    run = epochline.init("bp", flush_interval=5.0)
-    run._dispatcher._max_queue = 100
+    run = epochline.init("bp", flush_interval=5.0, max_queue=100)
     for step in range(2000):
         run.log({"x": step}, step=step)
         assert len(run._dispatcher._queue) <= 100

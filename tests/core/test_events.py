@@ -1,23 +1,13 @@
-import math
 
 from hypothesis import given
 from hypothesis import strategies as st
+from linecheck import same
 
 from epochline import events as ev
 
 scalars = st.one_of(st.booleans(), st.integers(-2**53, 2**53), st.floats(allow_nan=True),
                     st.text(max_size=20))
 keys = st.text(min_size=1, max_size=12)
-
-
-def same(a, b):
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b and type(a) is type(b)
 
 
 metrics_events = st.builds(
@@ -57,7 +47,12 @@ def test_every_event_type_round_trips():
         ev.PrimaryMetric(run_id="r", wall_time=1.0, name="acc"),
         ev.EpochEnd(run_id="r", wall_time=1.0, epoch=1, values={"val_accuracy": 90.0},
                     percent=("val_accuracy",)),
+        ev.SummaryUpdate(run_id="r", wall_time=1.0, values={"best_epoch": 2}, final=True),
+        ev.Evaluation(run_id="r", wall_time=1.0, stage="val", values={"val_accuracy": 69.5}, epoch=2,
+                      step=60, percent=("val_accuracy",)),
+        ev.BestEpoch(run_id="r", wall_time=1.0, epoch=2),
         ev.RunFinished(run_id="r", wall_time=1.0, status="failed", reason="ValueError: x"),
+        ev.RunFinished(run_id="r", wall_time=1.0, status="completed", hold_lines=True),
         ev.Heartbeat(run_id="r", wall_time=1.0),
         ev.Record(run_id="r", wall_time=1.0, kind="dataset", name="train/x",
                   data={"files": 2, "nested": {"a": [1, float("nan")]}}),

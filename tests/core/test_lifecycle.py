@@ -49,3 +49,13 @@ def test_import_is_light():
             "'transformers', 'keras', 'numpy', 'PIL', 'rich') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_loads_the_package_on_first_use():
+    """`import epochline` (and `epochline --help`) load nothing of the package's machinery; the
+    first use of a name loads what it needs (benchmarks/bench_import.py measures the times)."""
+    machinery = ("msgspec", "pluggy", "epochline.lifecycle", "epochline.store.reader")
+    code = (f"import sys, epochline; print([m for m in {machinery!r} if m in sys.modules]); "
+            f"epochline.init; epochline.open; print(sorted(m for m in {machinery!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", str(sorted(machinery))]

@@ -39,14 +39,16 @@ def snapshot(store, run_id):
     return json.loads(json.dumps(record, default=str)), points_of(view), media
 
 
-def record_full_run(uri, path, values, extra_artifact=None):
-    with epochline.init(path, store=uri, params={"lr": 0.1, "nested": {"a": [1, 2]}}, tags=["x", "y"]) as run:
+def record_full_run(uri, path, values, extra_artifact=None, params=None, tags=("x", "y"), texts=("hello",)):
+    params = {"lr": 0.1, "nested": {"a": [1, 2]}} if params is None else params
+    with epochline.init(path, store=uri, params=params, tags=list(tags)) as run:
         run.set_primary_metric("acc", mode="max")
         for step, value in enumerate(values):
             run.log({"v": value}, step=step, epoch=step // 2)
         run.log({"acc": 0.5, "flag": True, "label": "text value", "big": 2 ** 60}, step=len(values))
         run.end_epoch(1, {"val_accuracy": 0.5, "val_loss": math.inf})
-        run.log_text("hello")
+        for text in texts:
+            run.log_text(text)
         run.comment("a comment")
         run.log_image("img", PNG, caption="c")
         run.log_histogram("w", [1.0, 2.0, 2.5, 3.0])
@@ -59,14 +61,23 @@ FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                    st.integers(min_value=-2 ** 62, max_value=2 ** 62))
 
 
+# no control characters: PostgreSQL text cannot hold NUL (what a run may store is issue 14's matter)
+CHARS = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
+NAMES = st.text(CHARS, min_size=1, max_size=12)
+PARAMS = st.dictionaries(NAMES, st.one_of(st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=False),
+                                          st.text(CHARS, max_size=20), st.booleans(),
+                                          st.lists(st.integers(0, 9), max_size=3)), max_size=5)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(FLOATS, max_size=40))
-def test_export_import_round_trip(backend_uri, values):
+@given(values=st.lists(FLOATS, max_size=40), params=PARAMS, tags=st.lists(NAMES, max_size=3, unique=True),
+       texts=st.lists(st.text(CHARS, max_size=30), max_size=3))
+def test_export_import_round_trip(backend_uri, values, params, tags, texts):
     path = f"rt{uuid.uuid4().hex[:12]}/run"
     with tempfile.TemporaryDirectory() as work:
         artifact = Path(work, "model.bin")
         artifact.write_bytes(os.urandom(3000))
-        run_id = record_full_run(backend_uri, path, values, artifact)
+        run_id = record_full_run(backend_uri, path, values, artifact, params, tags, texts)
         target_uri = str(Path(work, "target"))
         with epochline.open(backend_uri) as source:
             before = snapshot(source, run_id)
@@ -219,3 +230,71 @@ def test_delete_run_keeps_shared_media(tmp_path):
         assert store.runs() == [] and store.backend.query("SELECT COUNT(*) FROM metrics")[0][0] == 0
         with pytest.raises(KeyError, match="no run"):
             store.delete_run(first)
+
+
+def test_delete_refuses_a_running_run(tmp_path):
+    import time
+
+    uri = tmp_path / "s"
+    run = epochline.init("live/run", store=uri, flush_interval=0.05)
+    try:
+        run.log({"x": 1.0}, step=0)
+        deadline = time.monotonic() + 30
+        while True:  # the row appears when the writer thread has flushed (no sleep-and-hope)
+            try:
+                with epochline.open(uri) as store:
+                    store.run(run.id)
+                break
+            except (KeyError, FileNotFoundError):
+                assert time.monotonic() < deadline, "the run never reached the store"
+                time.sleep(0.05)
+        with epochline.open(uri) as store:
+            with pytest.raises(RuntimeError, match="still running"):
+                store.delete_run(run.id)
+    finally:
+        run.finish()
+    with epochline.open(uri) as store:
+        assert store.delete_run(run.id)["points"] == 1
+
+
+def test_export_and_import_report_progress(tmp_path):
+    with epochline.init("prog/run", store=tmp_path / "s") as run:
+        for step in range(1200):
+            run.log({"a": float(step), "b": step * 2.0}, step=step)
+    seen_export, seen_import = [], []
+    with epochline.open(tmp_path / "s") as store:
+        archive = store.run("prog/run").export(tmp_path / "p.zip",
+                                                progress=lambda d, t: seen_export.append((d, t)))
+    with epochline.open(tmp_path / "t", create=True) as target:
+        target.import_run(archive, progress=lambda d, t: seen_import.append((d, t)))
+    assert seen_export[-1] == (2400, 2400) and all(t == 2400 for _, t in seen_export)
+    done = [d for d, _ in seen_import]
+    assert done == sorted(done) and seen_import[-1][0] == seen_import[-1][1]
+
+
+@pytest.mark.parametrize("damage", ["params_shape", "run_field", "series_kind"])
+def test_crafted_record_with_valid_hashes_is_refused(good_zip, tmp_path, damage):
+    def craft(members):
+        record = json.loads(members["run.json"])
+        if damage == "params_shape":
+            record["params"].append(["only-a-key"])
+        elif damage == "run_field":
+            record["run"]["status"] = {"nested": True}
+        else:
+            record["series"][0]["kind"] = "bool'; DROP TABLE runs; --"
+        members["run.json"] = json.dumps(record).encode()
+        return members
+    bad = rewrite(good_zip, tmp_path / "bad.zip", change=craft)  # manifest re-hashed: only the shape is wrong
+    assert_refused(tmp_path / "dst", bad, "run.json|run record")
+
+
+def test_export_of_a_run_whose_media_file_is_gone(tmp_path):
+    run_id = record_full_run(tmp_path / "s", "gone/run", [1.0])
+    with epochline.open(tmp_path / "s") as store:
+        store.run(run_id).images()[0].path.unlink()
+        archive = store.run(run_id).export(tmp_path / "g.zip")
+    with zipfile.ZipFile(archive) as zf:
+        assert len(json.loads(zf.read("manifest.json"))["missing"]) == 1
+    with epochline.open(tmp_path / "t", create=True) as target:
+        view = target.import_run(archive)
+        assert view.images()[0].path.exists() is False and len(view.artifacts()) == 0

@@ -4,11 +4,8 @@ Failure paths are tested twice: in-process through the callback used as a contex
 real subprocesses through the core's chained excepthook / atexit (which only work at process end).
 """
 
-import importlib.util
-import json
 import math
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -22,12 +19,12 @@ keras = pytest.importorskip("keras")
 
 import epochline  # noqa: E402
 from epochline.integrations.keras import TrackerCallback  # noqa: E402
+from linecheck import KOGU_KEY, protocol_lines  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 EPOCHS = 4
 BATCH = 64
-KOGU_KEY = re.compile(r"^[a-zA-Z]\w*$")
 
 
 @pytest.fixture(scope="module")
@@ -362,29 +359,15 @@ def test_tracking_off_costs_nothing_and_stores_nothing(store_dir, digits, monkey
     assert not store_dir.exists() or epochline.open(store_dir).runs() == []
 
 
-# -- the printed lines (once the emitters exist) -------------------------------------------------
-def _emitters_exist():
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("epochline.sinks.kogu", "epochline.sinks.progress"))
-
-
-def _strict_json(text):
-    def bad(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(text, parse_constant=bad)
-
-
-@pytest.mark.skipif(not _emitters_exist(), reason="the Kogu/PROGRESS emitters are not written yet")
+# -- the printed lines ------------------------------------------------------------------------------
 def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits, capfd):
     x, y = digits
     cb = TrackerCallback(path="digits/lines")
     history = fit(make_model(), digits, [cb]).history
     result = cb.model.evaluate(x[1400:], y[1400:], verbose=0, callbacks=[cb], return_dict=True)
-    lines = capfd.readouterr().out.splitlines()
-
-    progress = [_strict_json(l[len("PROGRESS:"):].strip()) for l in lines if l.startswith("PROGRESS:")]
-    assert progress, lines
+    out = capfd.readouterr().out
+    kogu, progress = protocol_lines(out)  # every line checked by the shared checker
+    assert progress, out
     per_epoch = [p for p in progress if p.get("status") != "completed"]
     assert sorted({p["epoch"] for p in per_epoch}) == [1, 2, 3, 4]
     for p in progress:
@@ -398,12 +381,6 @@ def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits,
     last_with_acc = [p for p in progress if any(k.endswith("_accuracy") for k in p)][-1]
     assert last_with_acc["test_accuracy"] == pytest.approx(100 * result["accuracy"], rel=1e-6)
 
-    kogu = []
-    for line in lines:
-        if line.startswith("{"):
-            obj = _strict_json(line)
-            if isinstance(obj, dict) and obj.keys() & {"parameters", "metric"}:
-                kogu.append(obj)
     params = [o["parameters"] for o in kogu if "parameters" in o]
     assert params and all(KOGU_KEY.match(k) for p in params for k in p)
     assert any(p.get("epochs") == EPOCHS for p in params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ except ImportError:  # only the old package name is installed (tox env pl-*)
 
 import epochline  # noqa: E402
 from epochline.integrations.lightning import KoguLogger  # noqa: E402
-from epochline.protocol import KOGU_KEY_RE, KOGU_MESSAGES, PROGRESS_PREFIX  # noqa: E402
+from linecheck import protocol_lines  # noqa: E402
 
 from .lightning_models import DigitsData, DigitsMLP, pl_classes, trainer_kwargs  # noqa: E402
 
@@ -39,24 +38,13 @@ def fit(logger, model=None, data=None, **overrides):
 
 
 def progress_lines(out: str) -> list:
-    return [json.loads(line[len(PROGRESS_PREFIX):]) for line in out.splitlines()
-            if line.startswith(PROGRESS_PREFIX)]
+    """Every PROGRESS object printed, each line checked by the shared checker (tests/linecheck.py)."""
+    return protocol_lines(out)[1]
 
 
 def kogu_lines(out: str) -> list:
-    """Every Kogu object printed, checked against the protocol on the way."""
-    objects = []
-    for line in out.splitlines():
-        if not line.startswith("{"):
-            continue
-        obj = json.loads(line)
-        assert len(obj) == 1 and next(iter(obj)) in KOGU_MESSAGES, line
-        if "metric" in obj:
-            assert all(KOGU_KEY_RE.match(k) for k in obj["metric"]["metrics"]), line
-        if "parameters" in obj:
-            assert all(KOGU_KEY_RE.match(k) for k in obj["parameters"]), line
-        objects.append(obj)
-    return objects
+    """Every Kogu object printed, each line checked by the shared checker (tests/linecheck.py)."""
+    return protocol_lines(out)[0]
 
 
 class EpochsSeen(L.Callback):

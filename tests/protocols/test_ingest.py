@@ -87,7 +87,10 @@ def test_progress_lines(store_dir):
     assert data["epochs"] == [
         (1, 2, {"train_loss": 0.5, "train_accuracy": 85.5, "test_loss": 0.4, "test_accuracy": 88.0, "lr": 0.1}),
         (2, 2, {"test_accuracy": 91.0, "train_loss": 0.3})]
-    assert data["view"]["summary"] == {"final_test_accuracy": 91.0, "final_train_loss": 0.3}
+    assert data["view"]["summary"] == {"final_test_accuracy": 91.0, "final_train_loss": 0.3,
+                                       # the run's own final record (best epoch by test accuracy)
+                                       "test_accuracy": 91.0, "train_loss": 0.3, "best_epoch": 2,
+                                       "total_epochs": 2}
     assert data["view"]["metrics"]["test_accuracy"][1][1:] == [2, 91.0]
     assert parser.counts["progress"] == 3 and data["view"]["status"] == "completed"
 
@@ -207,9 +210,11 @@ _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 _param = (st.integers(-2**53, 2**53) | st.floats() | st.booleans() | _text
           | st.lists(st.integers(-1000, 1000), max_size=3) | st.lists(_text, max_size=3)
           | st.lists(st.booleans(), min_size=1, max_size=3))
+# an honest accuracy of at most 1 % reads as a fraction on the consumer's side (documented)
+_accuracy = st.just(0.0) | st.floats(0.0101, 1)
 _epoch = st.fixed_dictionaries({}, optional={
-    "loss": _finite, "accuracy": st.floats(0, 1), "val_loss": _finite, "val_accuracy": st.floats(0, 1),
-    "test_loss": _finite, "test_acc": st.floats(0, 1), "lr": st.floats(), "grad-norm": _finite})
+    "loss": _finite, "accuracy": _accuracy, "val_loss": _finite, "val_accuracy": _accuracy,
+    "test_loss": _finite, "test_acc": _accuracy, "lr": st.floats(), "grad-norm": _finite})
 _summary = st.dictionaries(_name.map(lambda s: "s_" + s), st.integers(-1000, 1000) | st.floats()
                            | st.booleans() | _text, max_size=4)
 
@@ -250,7 +255,8 @@ def test_round_trip(store_dir, params, epochs, tags, untag, name, rename, summar
         mapper = KeyMapper()
         stored = original.summary
         expected_summary = {mapper(k): stored[k] for k in summary}
-        assert same({k: v for k, v in back["summary"].items() if not k.startswith("final_")}, expected_summary)
+        # the user's summary values came back (beside the final records of both runs)
+        assert same({k: back["summary"].get(k) for k in expected_summary}, expected_summary)
         records = original.epochs()
         fields = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
         assert data["epochs"] == [(r["epoch"], r["total_epochs"],
@@ -263,3 +269,55 @@ def test_round_trip(store_dir, params, epochs, tags, untag, name, rename, summar
                 assert same(points[record["epoch"]], value)
         if end[0] == "completed" and any(k.endswith("accuracy") for r in records for k in r["values"]):
             assert "final_test_accuracy" in back["summary"]
+
+
+# -- read as the consumers read them ------------------------------------------------------------
+def test_progress_accuracies_follow_the_consumers_rule(store_dir):
+    _, data = parse([
+        ('PROGRESS: {"epoch": 1, "total_epochs": 2, "train_accuracy": 0.5, "val_accuracy": 85.5, '
+         '"status": "training"}'),
+        'PROGRESS: {"epoch": 2, "total_epochs": 2, "accuracy": 0.9, "status": "training"}',
+        'PROGRESS: {"epoch": 2, "total_epochs": 2, "test_accuracy": 0.92, "status": "completed"}',
+    ])
+    assert data["epochs"] == [(1, 2, {"train_accuracy": 50.0, "val_accuracy": 85.5}),
+                              (2, 2, {"test_accuracy": 90.0})]
+    assert data["view"]["summary"]["final_test_accuracy"] == 92.0
+
+
+def test_progress_epoch_zero_is_kept_as_step_zero(store_dir):
+    parser, data = parse([
+        'PROGRESS: {"epoch": 0, "total_epochs": 2, "train_loss": 0.7, "status": "training"}',
+        'PROGRESS: {"epoch": 0, "status": "training"}',  # nothing positive: the consumer drops it
+        'PROGRESS: {"epoch": 1, "total_epochs": 2, "train_loss": 0.5, "status": "training"}',
+    ])
+    assert data["view"]["metrics"]["train_loss"][0][1:] == [0, 0.7]
+    assert [e[0] for e in data["epochs"]] == [1] and parser.skipped["bad_value"] == 1
+
+
+def test_legacy_percent_sign_follows_the_consumers_rule_and_summary_lines_stay_apart(store_dir):
+    _, data = parse([
+        "Epoch 1/2, Train Loss: 0.5, Train Accuracy: 0.5%",
+        "Epoch 2/2, Train Loss: 0.4, Val Accuracy: 85%",
+        "Best Val Accuracy: 90%", "Final train loss: 0.35",
+    ])
+    assert data["epochs"] == [(1, 2, {"train_loss": 0.5, "train_accuracy": 50.0}),
+                              (2, 2, {"train_loss": 0.4, "val_accuracy": 85.0})]
+    summary = data["view"]["summary"]
+    assert summary["best_val_accuracy"] == 90.0 and summary["final_train_loss"] == 0.35
+
+
+def test_old_kogu_helper_lines(store_dir):
+    parser, data = parse([
+        "#PARAM: a=1 b=2 name=resnet", "#I0: loss=1.0 acc=0.5", "#I1: loss=0.5", "#I-1: acc=0.75",
+        "#NAME: old-helper", "#TAG: legacy", "#TAG: gone", "#UNTAG: gone", "#COMMENT: two words",
+        "#FAIL: out of memory",
+    ])
+    view = data["view"]
+    assert view["params"] == {"a": 1, "b": 2, "name": "resnet"}
+    assert view["metrics"]["loss"] == [[view["metrics"]["loss"][0][0], 0, 1.0],
+                                       [view["metrics"]["loss"][1][0], 1, 0.5]]
+    assert view["metrics"]["acc"][0][1:] == [0, 0.5] and view["summary"]["acc"] == 0.75
+    assert view["name"] == "old-helper" and view["tags"] == ["legacy"]
+    assert view["comments"] == ["two words"]
+    assert (view["status"], view["reason"]) == ("failed", "out of memory")
+    assert parser.counts["kogu_old"] == 10 and sum(parser.skipped.values()) == 0

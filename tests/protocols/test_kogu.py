@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import epochline
-from epochline.protocol import KOGU_KEY_RE, KeyMapper, kogu_key, kogu_param, kogu_scalar
+from epochline.protocol import KeyMapper, kogu_key, kogu_param, kogu_scalar
 
-from .helpers import check_kogu_line, check_lines, fixed_run
+from .helpers import KOGU_KEY, check_kogu_line, check_lines, fixed_run
 
 GOLDEN = [
     {"name": "golden"},
@@ -32,10 +32,15 @@ GOLDEN = [
     {"upload": "<artifact>"},
     {"tag": "best"},
     {"untag": "baseline"},
-    {"comment": "fixed run\nfor golden tests"},
+    {"comment": "fixed run for golden tests"},  # newline -> space, as Kogu's helper prints it
     {"plot": {"type": "line", "name": "Learning rate", "y_label": "lr", "metrics": ["lr"]}},
     {"name": "golden-2"},
-    {"metric": {"iteration": -1, "metrics": {"val_acc": 0.75, "train_loss_2": 0.4, "inf": "Infinity"}}},
+    # the final record: the best epoch (2, by val accuracy) under the per-epoch keys, in percent,
+    # best_epoch, total_epochs, then what run.summary() was given under its own keys
+    {"metric": {"iteration": -1, "metrics": {"train_loss": 0.5, "train_accuracy": 80.0, "val_loss": 0.7,
+                                             "val_accuracy": 75.0, "lr": "NaN", "best_epoch": 2,
+                                             "total_epochs": 3, "val_acc": 0.75, "train_loss_2": 0.4,
+                                             "inf": "Infinity"}}},
 ]
 
 
@@ -72,8 +77,8 @@ def test_completed_run_prints_no_fail_and_summary_carries_best(store_dir, capsys
             run.log({"val_acc": acc}, step=step)
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert not any("fail" in l for l in lines)
-    assert lines[-1] == {"metric": {"iteration": -1, "metrics": {
-        "primary_metric": "val_acc", "best_val_acc": 0.9, "best_val_acc_step": 1}}}
+    # no epoch records: the final record is the primary metric's best, on the records' scale
+    assert lines[-1] == {"metric": {"iteration": -1, "metrics": {"best_val_acc": 90.0}}}
 
 
 def test_step_mode_uses_steps_and_never_epochs(store_dir, capsys, monkeypatch):
@@ -84,7 +89,8 @@ def test_step_mode_uses_steps_and_never_epochs(store_dir, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     check_lines("\n".join(lines))
     metrics = [json.loads(l)["metric"] for l in lines if l.startswith('{"metric"')]
-    assert metrics == [{"iteration": 7, "metrics": {"train_loss": 0.5, "val_acc": 0.7, "note": "warmup"}}]
+    assert metrics[:-1] == [{"iteration": 7, "metrics": {"train_loss": 0.5, "val_acc": 0.7, "note": "warmup"}}]
+    assert metrics[-1]["iteration"] == -1
     plots = [json.loads(l)["plot"] for l in lines if l.startswith('{"plot"')]
     assert [(p["name"], p["metrics"], p["y_label"]) for p in plots] == [
         ("loss", ["train_loss"], "loss"), ("accuracy", ["val_acc"], "accuracy")]
@@ -97,7 +103,7 @@ def test_epoch_mode_ignores_step_metrics_and_declares_each_family_once(store_dir
             run.end_epoch(epoch, {"loss": 0.1, "val_loss": 0.2})
     lines = capsys.readouterr().out.splitlines()
     metric_iterations = [json.loads(l)["metric"]["iteration"] for l in lines if '"metric"' in l]
-    assert metric_iterations == [1, 2]
+    assert metric_iterations == [1, 2, -1]
     assert sum('"plot"' in l for l in lines) == 1
 
 
@@ -153,7 +159,7 @@ def test_collisions_are_disambiguated_not_merged():
 def test_key_mapper_is_valid_and_injective(names):
     mapper = KeyMapper()
     keys = {name: mapper(name) for name in names}
-    assert all(KOGU_KEY_RE.match(k) for k in keys.values())
+    assert all(KOGU_KEY.match(k) for k in keys.values())
     assert len(set(keys.values())) == len(keys)
     assert all(mapper(name) == key for name, key in keys.items())
 
