@@ -78,7 +78,7 @@ def main() -> None:
             return seconds, spent[0]
         return variant
 
-    sampler = _system.Sampler(lambda event: None, "bench", 10.0)
+    sampler = _system.Sampler(lambda event, weight=1: None, "bench", 10.0)
     sampler.start()
     sampler.stop()
     costs = []

@@ -80,6 +80,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    value: Any
     if name == "__version__":  # importlib.metadata is slow to import: read on first use
         from importlib.metadata import PackageNotFoundError, version
 

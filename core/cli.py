@@ -1,4 +1,4 @@
-"""The ``epochline`` command: ``ls`` and ``show`` read a store; ``run`` and ``ingest`` record one.
+"""The ``epochline`` command: record runs (``run``, ``ingest``) and read them back (``ls``, ``show``, ...).
 
 Every subcommand is one entry of :data:`COMMANDS` (name, help, where its arguments are defined);
 its code lives in its own module. ``--json`` output is meant for scripts, the tables for people.
@@ -58,10 +58,11 @@ def _status_style(status: str) -> str:
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
     from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
+    from .errors import StoreVersionError
 
     try:
         return open_store(store)
-    except StoreNotFoundError as exc:
+    except (StoreNotFoundError, StoreVersionError) as exc:
         raise SystemExit(f"epochline: {exc}") from None
 
 
@@ -229,6 +230,7 @@ COMMANDS: Tuple[Command, ...] = (
             "epochline.cli_insight:configure_tensorboard_export"),
     Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
     Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
+    Command("upgrade", "upgrade a store written by an older epochline", "epochline.store_cli:configure_upgrade"),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""
@@ -245,7 +247,9 @@ def _configure(command: Command, p: argparse.ArgumentParser) -> None:
 
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
-    parser = argparse.ArgumentParser(prog="epochline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="epochline", description="Record training runs and read them back. "
+        "'epochline COMMAND --help' describes each command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _command_name(argv)
     for command in COMMANDS:

@@ -4,8 +4,18 @@ The training thread appends events to a deque (no lock, no I/O) and returns. One
 run wakes at least every ``flush_interval`` seconds, takes everything queued and hands it, as one
 batch, to every sink's ``epochline_events`` hook. Each sink is called on its own: one that raises
 loses that batch (counted, warned about once per sink and error kind) while the others and the
-training go on. When more than ``max_queue`` events wait, the caller blocks until the writer has
-caught up: memory stays bounded and nothing is dropped silently.
+training go on.
+
+The queue is bounded by what it holds, not by calls: each event costs its values (one per metric
+value, one for any other event; :func:`epochline.events.weight`) plus ``EVENT_COST`` for the event
+itself, so one ``log`` of 1,000 keys costs 1,004 and one of a single key 5. Measured, that bounds
+the queue's memory at about 40 MB whatever the shape of the calls (docs/reliability.md).
+Back-pressure: when ``max_queue`` is reached, the caller blocks until the writer has caught up to
+half of that, as long as the writer is making progress. When the writer has been stuck on one
+batch for more than ``STALL_S`` (the store is locked, down or full and it is retrying), new
+metric values, texts, histograms and heartbeats are dropped instead, counted, and reported at
+finish: training never waits on a store that is away. Other events (start, params, tags, epoch
+records, summary, finish) are always kept; they are few. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -21,9 +31,17 @@ from .runinfo import RunInfo
 
 FLUSH_INTERVAL_S = 1.0
 HEARTBEAT_INTERVAL_S = 5.0
-MAX_QUEUE = 100_000
+MAX_QUEUE = 500_000
+"""What may wait for the writer, in values plus ``EVENT_COST`` per event (docs/reliability.md)."""
+EVENT_COST = 4
+"""An event's own memory in values: a one-value event takes about five times one value of a wide one."""
 MAX_BATCH = 20_000
+"""Events per batch handed to the sinks (and values per batch: at most ``MAX_BATCH_VALUES``)."""
+MAX_BATCH_VALUES = 50_000
+STALL_S = 5.0
+"""A writer busy this long on one batch is stuck (store away): a full queue then drops, not blocks."""
 CLOSE_TIMEOUT_S = 120.0
+_SHEDDABLE = frozenset((ev.Metrics, ev.Text, ev.Histogram, ev.Heartbeat))
 
 
 class Dispatcher:
@@ -38,6 +56,13 @@ class Dispatcher:
         self._closed_impls = list(reversed(hook_caller.epochline_run_closed.get_hookimpls()))
         self._queue: deque = deque()
         self._max_queue = max_queue
+        self._in = 0  # cost queued so far (training threads only)
+        self._out = 0  # cost handed to every sink so far (dispatcher thread only)
+        self.logged = 0
+        """Values queued (what the finish report counts losses against)."""
+        self._busy_since: Optional[float] = None  # when the batch being dispatched was taken
+        self.dropped = 0
+        """Values dropped because the queue was full while the writer was stuck."""
         self._interval = flush_interval
         self._wake = threading.Event()
         self._room = threading.Condition()
@@ -49,21 +74,41 @@ class Dispatcher:
         self._thread.start()
 
     # -- training thread ---------------------------------------------------------------
-    def put(self, event: ev.Event) -> None:
-        queue = self._queue
-        queue.append(event)
-        if len(queue) >= self._max_queue:
-            self._wait_for_room()
+    def put(self, event: ev.Event, weight: int = 1) -> None:
+        """Queue ``event``; ``weight`` is :func:`~epochline.events.weight` of it (1 but for metrics)."""
+        cost = weight + EVENT_COST
+        if self._in - self._out + cost > self._max_queue and not self._room_for(event, weight, cost):
+            return
+        self._queue.append(event)
+        self._in += cost
+        self.logged += weight
 
     def nudge(self) -> None:
         """Dispatch soon rather than at the next interval (epoch ends, texts for the console)."""
         self._wake.set()
 
-    def _wait_for_room(self) -> None:
+    def _room_for(self, event: ev.Event, weight: int, cost: int) -> bool:
+        """Block until the writer has made room, or drop ``event`` (False) when it is stuck."""
+        if type(event) not in _SHEDDABLE:
+            return True
         self._wake.set()
         with self._room:
-            while len(self._queue) >= self._max_queue // 2 and self._thread.is_alive():
+            while self._in - self._out and self._in - self._out + cost > self._max_queue // 2:
+                busy = self._busy_since
+                if not self._thread.is_alive() or (busy is not None and time.time() - busy > STALL_S):
+                    self._drop(weight)
+                    return False
                 self._room.wait(0.05)
+        return True
+
+    def _drop(self, weight: int) -> None:
+        if not self.dropped:
+            warnings.warn(
+                f"epochline: run {self.info.id}: the store has taken no write for more than "
+                f"{STALL_S:g} s and its queue is full; newer values are dropped and "
+                "counted until it is back (training goes on; see the finish report)",
+                RuntimeWarning, stacklevel=4)
+        self.dropped += weight
 
     def close(self, final: Callable[[int], Any], timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Dispatch everything queued, then ``final(lost_so_far)`` (an event or a list of events,
@@ -98,26 +143,40 @@ class Dispatcher:
     def _drain(self) -> None:
         queue = self._queue
         pop = queue.popleft
+        weight = ev.weight
         while queue:
             batch: List[ev.Event] = []
             append = batch.append
+            values = 0
             for _ in range(min(len(queue), MAX_BATCH)):
-                append(pop())
+                event = pop()
+                append(event)
+                values += weight(event)
+                if values >= MAX_BATCH_VALUES:
+                    break
+            self._dispatch(batch, values)
+            # after the write: the bound covers the batch in flight too
+            self._out += values + EVENT_COST * len(batch)
             with self._room:
                 self._room.notify_all()
-            self._dispatch(batch)
 
-    def _dispatch(self, batch: Sequence[ev.Event]) -> None:
+    def _dispatch(self, batch: Sequence[ev.Event], values: Optional[int] = None) -> None:
         kwargs = {"run": self.info, "events": batch}
-        for impl in self._impls:
-            self._call(impl, kwargs, len(batch))
+        count = len(batch) if values is None else values
+        self._busy_since = time.time()
+        try:
+            for impl in self._impls:
+                self._call(impl, kwargs, count)
+        finally:
+            self._busy_since = None
 
     def _call(self, impl: Any, kwargs: Dict[str, Any], count: int) -> None:
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
         except Exception as exc:  # a sink must never take down the others or the training
             name = impl.plugin_name
-            self.lost[name] += count
+            # a sink that wrote part of the batch says how much it dropped (PartialWrite.lost)
+            self.lost[name] += getattr(exc, "lost", count)
             key = (name, type(exc).__name__)
             if key not in self.errors:
                 self.errors[key] = str(exc)
@@ -128,12 +187,14 @@ class Dispatcher:
 
     @property
     def total_lost(self) -> int:
-        return sum(self.lost.values())
+        return sum(self.lost.values()) + self.dropped
 
     def report(self) -> str:
-        """One line per sink that lost events, for the finish report."""
+        """One line per sink that lost values, and the queue's overflow, for the finish report."""
         lines = []
+        if self.dropped:
+            lines.append(f"queue full while the store did not answer: {self.dropped} values dropped")
         for name, count in self.lost.items():
             kinds = ", ".join(f"{k[1]}: {msg}" for k, msg in self.errors.items() if k[0] == name)
-            lines.append(f"{name}: {count} events lost ({kinds})")
+            lines.append(f"{name}: {count} values lost ({kinds})")
         return "; ".join(lines)

@@ -213,6 +213,11 @@ AnyEvent = Union[
     RunFinished, Heartbeat, Record, ConsoleText, SystemMetrics,
 ]
 
+def weight(event: Event) -> int:
+    """What an event counts in the queue bound and in loss reports: one per metric value, else one."""
+    return len(event.values) if type(event) is Metrics or type(event) is SystemMetrics else 1
+
+
 def _enc_hook(obj: Any) -> Any:
     raise TypeError(f"epochline events hold only plain values, got {type(obj).__name__}")
 

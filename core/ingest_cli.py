@@ -180,6 +180,8 @@ def _recorded(run: Any) -> bool:
     """Whether the store holds the run at all (a store that cannot be written holds nothing)."""
     if not run:
         return True  # tracking is off: nothing was meant to be recorded
+    if hasattr(run, "recorded"):  # set by finish(); run.store_uri hides a password, so no reopening
+        return bool(run.recorded)
     try:
         from .store.reader import open_store
 

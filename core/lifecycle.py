@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, NoReturn, Optional, Sequence, Union
 
 from . import _sigterm
 from . import events as ev
@@ -27,7 +27,8 @@ from .plugins import get_plugin_manager
 from .procinfo import process_start
 from .run import Run, exit_status
 from .runinfo import RunInfo
-from .store import open_backend
+from .store import open_backend, redact, redact_text, resolve_uri
+from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
 from .values import flatten_params
 
@@ -36,6 +37,9 @@ _active: set[Run] = set()
 _lock = threading.Lock()
 _hooks_installed = False
 _uncaught: Optional[BaseException] = None
+
+START_TIMEOUT_S = 1.0
+"""The longest ``init`` waits to make a run's start durable when the store does not answer at once."""
 
 RANK_ENV_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK")
 
@@ -136,14 +140,15 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     except (ValueError, TypeError):
         raise
     except Exception as exc:  # a broken store must not stop the training
-        warnings.warn(f"epochline: the store {store or ''} cannot be opened ({type(exc).__name__}: "
-                      f"{exc}); training goes on, this run's events are counted as lost",
-                      RuntimeWarning, stacklevel=2)
-        backend = UnavailableBackend(str(store), exc)
+        shown = redact(resolve_uri(store))
+        warnings.warn(f"epochline: the store {shown} cannot be opened ({type(exc).__name__}: "
+                      f"{redact_text(str(exc), store)}); training goes on, this run's events are "
+                      "counted as lost", RuntimeWarning, stacklevel=2)
+        backend = UnavailableBackend(shown, exc)
     start_step = -1
     resumed = None
     if run_id is not None:
-        resumed = backend.resume_point(run_id)
+        resumed = _resume_point(backend, run_id)
         if resumed is not None:
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
@@ -158,18 +163,20 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     prior_epochs = resumed["epochs"] if resumed else {}
     info = RunInfo(id=run_id, path=path, store=backend, emit=resolve_emit(emit, default_emit),
                    prior_epochs=prior_epochs)
+    pid = os.getpid()
+    import socket  # here: one name per run, not an import for every `import epochline`
+
+    started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
+                            alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
+                            pid_start=process_start(pid), framework=framework,
+                            named=named, resumed=resumed is not None, total_epochs=total_epochs)
+    _write_start(backend, started)
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval, max_queue=max_queue)
     run = Run(info, dispatcher, name=name, start_step=start_step, on_finish=_forget,
               accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
               total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
-    pid = os.getpid()
-    import socket  # here: one name per run, not an import for every `import epochline`
-
-    dispatcher.put(ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
-                                 alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
-                                 pid_start=process_start(pid), framework=framework,
-                                 named=named, resumed=resumed is not None, total_epochs=total_epochs))
+    dispatcher.put(started)  # every sink sees the start (the store writes it again: an upsert)
     run._set_name_params(name_params, auto=not named and not resumed)
     if params is not None or ignore_params or param_parents:
         run.log_params(params, ignore=ignore_params, param_parents=param_parents)
@@ -181,6 +188,42 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         _active.add(run)
     _install_exit_hooks()
     return run
+
+
+def _resume_point(backend: Any, run_id: str) -> Optional[dict]:
+    """Where a stored run stopped, or None (a new run with this id, or a store not readable now)."""
+    try:
+        return backend.resume_point(run_id)
+    except FileNotFoundError:  # no store yet: nothing to resume
+        return None
+    except Exception as exc:
+        warnings.warn(f"epochline: run {run_id} cannot be read from the store {backend.uri} to resume "
+                      f"it ({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); it goes on "
+                      "from step 0", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _write_start(backend: Any, started: ev.RunStarted) -> None:
+    """Make the run's start durable before ``init`` returns, so a process killed in its first
+    second still leaves its run (read back as ``crashed``).
+
+    Waits at most :data:`START_TIMEOUT_S`: a store that is locked, down or full then gets the start
+    from the writer thread, first of all the run's events, as soon as it answers; the training
+    does not wait for it. A store that refuses writes for good (read-only, corrupt) is warned
+    about here, and the run is reported as not recorded at finish.
+    """
+    if not isinstance(backend, Backend):
+        return  # a third-party backend gets the start through the queue, like every event
+    try:
+        backend.write([started], deadline=time.time() + START_TIMEOUT_S)
+    except StoreAway as exc:
+        warnings.warn(f"epochline: {exc}; training goes on and run {started.run_id} is kept in "
+                      "memory and written, start first, when the store answers (see the finish "
+                      "report)", RuntimeWarning, stacklevel=3)
+    except Exception as exc:
+        warnings.warn(f"epochline: run {started.run_id} cannot be written to the store {backend.uri} "
+                      f"({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); training goes "
+                      "on, nothing of this run will be stored", RuntimeWarning, stacklevel=3)
 
 
 def _forget(run: Run) -> None:
@@ -206,6 +249,19 @@ def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:
     _previous_excepthook(exc_type, exc, tb)
 
 
+def _exit(status: Any = None) -> NoReturn:
+    """``sys.exit`` as installed by epochline: remembers the status, then exits as before.
+
+    An uncaught ``SystemExit`` reaches neither ``sys.excepthook`` nor ``atexit``, so this is how
+    a run left open learns that ``sys.exit(3)`` ended the program (``failed``, reason
+    ``SystemExit: 3``) rather than a normal end. ``raise SystemExit(3)`` written out is not seen.
+    """
+    global _exit_requested
+    if threading.current_thread() is threading.main_thread():
+        _exit_requested = SystemExit(status)
+    _previous_exit(status)
+
+
 def _at_exit() -> None:
     if _uncaught is not None:
         return
@@ -214,7 +270,9 @@ def _at_exit() -> None:
     for run in runs:
         try:
             reason = run._unfinished_reason()
-            if reason is not None:
+            if _exit_requested is not None:
+                run.finish(*exit_status(_exit_requested))
+            elif reason is not None:
                 run.finish("failed", reason)
             else:
                 run.finish("completed", "finish() was not called; finished at interpreter exit")
@@ -223,16 +281,20 @@ def _at_exit() -> None:
 
 
 _previous_excepthook = sys.excepthook
+_previous_exit = sys.exit
+_exit_requested: Optional[SystemExit] = None
 
 
 def _install_exit_hooks() -> None:
-    """Chain ``sys.excepthook`` (keeping whatever hook was there) and register ``atexit`` once;
-    chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
-    global _hooks_installed, _previous_excepthook
+    """Chain ``sys.excepthook`` and ``sys.exit`` (keeping whatever was there) and register
+    ``atexit`` once; chain a SIGTERM handler (see :mod:`epochline._sigterm`)."""
+    global _hooks_installed, _previous_excepthook, _previous_exit
     _sigterm.install(_finish_active)
     if _hooks_installed:
         return
     _hooks_installed = True
     _previous_excepthook = sys.excepthook
     sys.excepthook = _excepthook
+    _previous_exit = sys.exit
+    sys.exit = _exit
     atexit.register(_at_exit)

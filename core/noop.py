@@ -29,6 +29,7 @@ class NoOpRun:
     status = "disabled"
     reason = None
     lost = 0
+    recorded = False  # nothing of a disabled run is in any store
     best = None
     in_progress = None
     accuracy_scale = "fraction"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path, PurePosixPath
@@ -24,13 +25,25 @@ from .context._run import RunContext
 from .identity import fingerprint, uncounted
 from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
-from .values import PLAIN, OddValue, check_params_object, flatten_params, metric_value
+from .values import INT64_MAX as _I64_MAX
+from .values import INT64_MIN as _I64_MIN
+from .values import OddValue, check_key, check_params_object, flatten_params, metric_value, storable_text
 
 if TYPE_CHECKING:
     import logging
 
-_PLAIN_TYPES = frozenset(PLAIN)
 _now = time.time
+
+FINISH_TIMEOUT_S = 30.0
+"""How long :meth:`Run.finish` keeps retrying a store that is away before it reports what was not
+recorded (``EPOCHLINE_FINISH_TIMEOUT`` overrides it). A store that answers is always waited for."""
+
+
+def finish_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get("EPOCHLINE_FINISH_TIMEOUT", FINISH_TIMEOUT_S)))
+    except ValueError:
+        return FINISH_TIMEOUT_S
 
 
 def exit_status(exc: Optional[BaseException]) -> tuple:
@@ -89,6 +102,10 @@ class Run(RunContext):
         self.status: str = "running"
         self.reason: Optional[str] = None
         self.lost: int = 0
+        """Values (one per metric value, one per other event) that did not reach every sink."""
+        self.recorded: bool = True
+        """False after :meth:`finish` when the run's start never reached the store: then nothing
+        of it is there (a run is never stored in part), and finish said so on stderr."""
         self._init_context()
 
     # -- identity ----------------------------------------------------------------------------
@@ -130,7 +147,7 @@ class Run(RunContext):
         return f"<epochline.Run {self.id} path={self.path!r} status={self.status}>"
 
     # -- metrics: the hot path -----------------------------------------------------------------
-    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,
+    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,  # noqa: C901 - the hot path stays inline
             stage: Optional[str] = None, epoch: Optional[int] = None,
             wall_time: Optional[float] = None, **kwargs: Any) -> None:
         """Record metric values at ``step`` (next step when omitted).
@@ -153,10 +170,20 @@ class Run(RunContext):
         else:
             raise TypeError(f"run.log() takes a dict of metric values or keyword arguments, got "
                             f"{type(data).__name__}; e.g. run.log({{'loss': 0.25}}, step=10)")
-        for key, value in values.items():
-            if type(value) not in _PLAIN_TYPES or type(key) is not str:
+        # fast path: only floats, bools and 64-bit ints under text keys every backend can store;
+        # anything else (text values, big ints, numpy scalars, odd keys) goes through _clean
+        for value in values.values():
+            t = type(value)
+            if t is not float and t is not bool and (t is not int or not _I64_MIN <= value <= _I64_MAX):
                 values = self._clean(values)
                 break
+        else:
+            try:
+                keys = "".join(values)
+            except TypeError:  # a key that is not text
+                keys = "\x00"
+            if "\x00" in keys or not (keys.isascii() or storable_text(keys)):
+                values = self._clean(values)
         if not values:
             return
         if step is None:
@@ -173,13 +200,13 @@ class Run(RunContext):
             self._track_primary(values, step)
         self._put(ev.Metrics(run_id=self._info.id, wall_time=_now() if wall_time is None else
                              self._wall_time(wall_time), step=step, values=values,
-                             epoch=epoch, stage=stage))
+                             epoch=epoch, stage=stage), len(values))
 
     def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for key, value in values.items():
-            key = key if type(key) is str else str(key)
             try:
+                key = check_key(key)
                 out[key] = metric_value(value)
             except OddValue as exc:
                 self._skipped += 1
@@ -544,19 +571,32 @@ class Run(RunContext):
                                       lost=lost + local, hold_lines=hold_lines and status == "completed"))
             return out
 
-        done = self._dispatcher.close(final)
+        dispatcher, store = self._dispatcher, self._info.store
+        timeout = finish_timeout()
+        if hasattr(store, "give_up_at"):  # a store that is away gets this long, then we report
+            store.give_up_at = _now() + timeout
+        done = dispatcher.close(final, timeout + 10.0)
+        self.lost += dispatcher.total_lost
+        if not done:  # what the writer still holds is not recorded either
+            self.lost += sum(map(ev.weight, list(dispatcher._queue)))
+        logged = dispatcher.logged + dispatcher.dropped + local
+        recorded = getattr(store, "recorded", None)
+        self.recorded = recorded is None or run_id in recorded
         if missing:
             warnings.warn(f"epochline: the primary metric {missing[0]!r} of run {run_id} was never "
                           "logged, so the run has no best value; log it with run.log() or choose "
                           "a logged name in set_primary_metric()", RuntimeWarning, stacklevel=2)
-        self.lost += self._dispatcher.total_lost
         if self._on_finish is not None:
             self._on_finish(self)
-        if self.lost or not done:
-            detail = self._dispatcher.report()
-            warnings.warn(f"epochline: run {run_id} finished as {status}, but {self.lost} events "
-                          f"were not recorded{': ' + detail if detail else ''}"
-                          f"{'' if done else ' (the writer did not finish in time)'}",
+        detail = dispatcher.report() + ("" if done else " (the writer did not finish in time)")
+        if not self.recorded:
+            # stderr, not only a warning: a run missing from the store must never go unnoticed
+            print(f"epochline: run {run_id} was NOT recorded in the store {store.uri}: its start "
+                  f"could not be written ({detail or 'the store did not answer'}); nothing of it "
+                  "is in the store", file=sys.stderr, flush=True)
+        elif self.lost or not done:
+            warnings.warn(f"epochline: run {run_id} finished as {status}, but {self.lost} of "
+                          f"{logged} logged values were not recorded{': ' + detail if detail else ''}",
                           RuntimeWarning, stacklevel=2)
 
     def __enter__(self) -> Run:

@@ -4,8 +4,12 @@ Rules (documented in docs/api.md):
 
 * Metric values: ``bool``, ``int``, ``float`` and ``str`` pass as they are; numpy and torch scalars
   (and one-element arrays/tensors) become Python numbers through their ``item()``; ``Decimal`` and
-  ``Fraction`` become ``float``. Anything else is not a metric value: :func:`metric_value` raises
-  :class:`OddValue` and the run warns once per key and skips it, never crashing the training.
+  ``Fraction`` become ``float``. Every value must be storable by every backend before it is queued,
+  so that one odd value never costs the good ones written with it: an ``int`` outside 64 bits
+  (``2**64``, ``np.uint64`` max) becomes a ``float``; text holding a NUL character or a lone
+  surrogate, which no backend can store, is refused. Anything refused raises :class:`OddValue` and
+  the run warns once per key and skips it, never crashing the training. Metric names follow the
+  same rule (:func:`check_key`).
 * Parameters: nested mappings, argparse ``Namespace``, dataclasses and OmegaConf configs are
   flattened into dotted keys (an OmegaConf list stays a list); ``Path`` becomes ``str``, ``Enum``
   its name, small arrays a list, a set a sorted list of its (plain) elements, a callable its
@@ -24,6 +28,7 @@ import enum
 import os
 import re
 import sys
+import warnings
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Dict, Iterable, Mapping
@@ -32,7 +37,10 @@ PLAIN = (bool, int, float, str)
 _PLAIN_TYPES = frozenset(PLAIN)
 MAX_ARRAY_PARAM = 256
 """Arrays with at most this many elements are kept as a list parameter; larger ones are described."""
-_MAX_DEPTH = 32
+_MAX_DEPTH = 128
+"""Parameters nested deeper than this (a real config never is) are cut there, with a warning."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The integers every backend stores as integers; others are stored as floats."""
 
 
 class OddValue(TypeError):
@@ -57,25 +65,59 @@ def _item(value: Any) -> Any:
     return value.item()
 
 
-def metric_value(value: Any) -> Any:
-    """A plain bool/int/float/str for a metric, or raise OddValue."""
-    if type(value) in _PLAIN_TYPES:
+def storable_text(text: str) -> bool:
+    """True when every backend can store ``text`` (no NUL, valid UTF-8: no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_key(key: Any) -> str:
+    """A metric name every backend can store (non-text names become text), or raise OddValue."""
+    key = key if type(key) is str else str(key)
+    if not storable_text(key):
+        raise OddValue(f"the metric name {key!r} cannot be stored (it holds a NUL character or a "
+                       "lone surrogate); rename the metric")
+    return key
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        value = int(value)
+        return value if INT64_MIN <= value <= INT64_MAX else float(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        value = str(value)
+        if not storable_text(value):
+            raise OddValue(f"the text {value!r} cannot be stored (it holds a NUL character or a lone "
+                           "surrogate)")
         return value
-    if isinstance(value, PLAIN):  # subclasses (IntEnum, numpy.float64 is a float subclass)
-        if isinstance(value, bool):
-            return bool(value)
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
-            return float(value)
-        return str(value)
+    raise OddValue(f"{type(value).__name__} is not a metric value (numbers, bools and text are)")
+
+
+def metric_value(value: Any) -> Any:
+    """A plain bool/int/float/str that every backend stores, or raise OddValue."""
+    t = type(value)
+    if t is float or t is bool:
+        return value
+    if isinstance(value, PLAIN):  # ints out of range, text, subclasses (IntEnum, numpy.float64)
+        return _plain(value)
     if isinstance(value, (Decimal, Fraction)):
         return float(value)
     if hasattr(value, "item") and (hasattr(value, "shape") or hasattr(value, "dtype")):
         out = _item(value)
         if type(out) not in _PLAIN_TYPES:
             raise OddValue(f"{type(value).__name__} holds a {type(out).__name__}, not a number")
-        return out
+        return _plain(out)
     raise OddValue(f"{type(value).__name__} is not a metric value (numbers, bools and text are)")
 
 
@@ -199,8 +241,14 @@ def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -
     container = _omegaconf_container(value)  # a ListConfig becomes a list, a DictConfig a dict
     if container is not None:
         value = container
-    if id(value) in seen or depth > _MAX_DEPTH:
+    if id(value) in seen:
         out[key or "value"] = f"<recursive {type(value).__name__}>"
+        return
+    if depth > _MAX_DEPTH:
+        out[key or "value"] = f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
+        warnings.warn(f"epochline: parameter {key!r} is nested deeper than {_MAX_DEPTH} levels; what "
+                      "lies below is stored as a placeholder (flatten it, or log it with "
+                      "log_artifact)", RuntimeWarning, stacklevel=2)
         return
     children = _children(value)
     if children is None and isinstance(value, (list, tuple)):

@@ -63,8 +63,8 @@ def main() -> None:
             page.wait_for_selector("#charts .chart[data-metric=val_loss] canvas")
             page.screenshot(path=str(out / "ui-compare.png"))
             page.goto(base + "/groups?path=digits")
-            page.wait_for_selector("#charts .chart[data-metric=val_loss] canvas")
-            page.set_viewport_size({"width": 1280, "height": 1000})
+            page.wait_for_selector("#charts .chart[data-metric=val_accuracy] canvas")
+            page.set_viewport_size({"width": 1280, "height": 860})
             page.screenshot(path=str(out / "ui-groups.png"))
             browser.close()
     finally:

@@ -47,3 +47,18 @@ def plugin():
     yield register
     for name in reversed(names):
         epochline.unregister(name=name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_uri(request, tmp_path, monkeypatch):
+    """A store URI of each backend: SQLite in tmp_path, and the PostgreSQL server of
+    EPOCHLINE_TEST_POSTGRES (skipped without it; tests there share one database, so they find
+    their runs by a unique path), its media in tmp_path."""
+    monkeypatch.delenv("EPOCHLINE_EMIT", raising=False)
+    if request.param == "sqlite":
+        return str(tmp_path / "store")
+    uri = os.environ.get("EPOCHLINE_TEST_POSTGRES")
+    if not uri:
+        pytest.skip("EPOCHLINE_TEST_POSTGRES is not set")
+    sep = "&" if "?" in uri else "?"
+    return f"{uri}{sep}media={tmp_path / 'media'}"

@@ -34,7 +34,7 @@ def _rss_mb() -> Optional[float]:
 
 
 class Sampler:
-    def __init__(self, put: Callable[[Any], None], run_id: str, interval: float = DEFAULT_INTERVAL_S,
+    def __init__(self, put: Callable[..., None], run_id: str, interval: float = DEFAULT_INTERVAL_S,
                  start_index: int = 0):
         self._put = put
         self._run_id = run_id
@@ -119,7 +119,7 @@ class Sampler:
             values = self.sample()
             if values:
                 self._put(SystemMetrics(run_id=self._run_id, wall_time=time.time(), step=self._index,
-                                        values=values, stage=SYSTEM_STAGE))
+                                        values=values, stage=SYSTEM_STAGE), len(values))
                 self._index += 1
 
     def _loop(self) -> None:

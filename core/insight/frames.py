@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from ..identity import fingerprint
 from ..store.reader import closest
 
 if TYPE_CHECKING:
@@ -28,25 +29,28 @@ def runs_frame(store: Store, path: Optional[str] = None, tag: Optional[str] = No
                status: Optional[str] = None) -> Any:
     """One row per run (oldest first): id, name, path, alias, status, reason, framework, start_time,
     end_time, duration, tags (comma separated), fingerprint, primary_metric, then one column
-    ``params.<key>`` per param and ``summary.<key>`` per summary value (as MLflow's
-    ``params.``/``metrics.`` columns). Non-scalar values (lists, dicts) stay Python objects."""
+    ``params.<key>`` per param, ``metrics.<key>`` per metric (its final value: the value at its
+    last step) and ``summary.<key>`` per summary value, as MLflow's ``search_runs`` columns.
+    Non-scalar values (lists, dicts) stay Python objects. Final values are index lookups, so the
+    frame costs no pass over the points."""
     pd = _pandas()
     views = store.runs(path=path, tag=tag, status=status)
     params = store.params_of([v.id for v in views])
+    finals = store.metric_stats([v.id for v in views], extreme=lambda run_id, key: None)
     rows: List[Dict[str, Any]] = []
     for view in views:
         row = view.to_dict(full=False)
         row["tags"] = ",".join(row["tags"])
-        from ..identity import fingerprint
-
         row["fingerprint"] = fingerprint(*params[view.id])
         row.update({f"params.{k}": v for k, v in params[view.id][0].items()})
+        row.update({f"metrics.{k}": s["last"] for k, s in finals[view.id].items()})
         row.update({f"summary.{k}": v for k, v in view.summary.items()})
         rows.append(row)
     columns = ["id", "name", "path", "alias", "status", "reason", "framework", "host", "pid",
                "start_time", "end_time", "duration", "lost", "tags", "fingerprint", "primary_metric"]
+    order = {"params": 0, "metrics": 1, "summary": 2}
     extra = sorted({k for r in rows for k in r if k not in columns},
-                   key=lambda k: (not k.startswith("params."), k))
+                   key=lambda k: (order.get(k.split(".", 1)[0], 3), k))
     return pd.DataFrame(rows, columns=columns + extra)
 
 

@@ -14,8 +14,10 @@ The one rule about creating stores lives here: a run (``init``) opens its store 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Protocol, Sequence, Union
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -89,10 +91,12 @@ def local_directory(store: Union[str, os.PathLike, None] = None) -> Optional[Pat
 
 
 def open_backend(store: Union[str, os.PathLike, None] = None, *, create: bool = True) -> Any:
-    """The backend for ``store`` (see :func:`resolve_uri`), opened through the plugin hook.
+    """The backend for ``store`` (see :func:`resolve_uri`), through the plugin hook.
 
-    ``create=False`` (reading) never creates a store: a missing one raises
-    :class:`~epochline.errors.StoreNotFoundError`.
+    Opening connects to nothing and writes nothing: a writer connects (and creates or upgrades
+    the schema) on its first write, a reader opens read-only on its first query. So a store that
+    is away, locked or read-only never makes opening it fail or wait. ``create=False`` (reading)
+    never creates a store: a missing one raises :class:`~epochline.errors.StoreNotFoundError`.
     """
     from ..errors import NoBackendError
     from ..plugins import get_plugin_manager
@@ -102,9 +106,54 @@ def open_backend(store: Union[str, os.PathLike, None] = None, *, create: bool = 
     if backend is None:
         scheme = uri.split("://", 1)[0] if "://" in uri else "(none)"
         raise NoBackendError(
-            f"no epochline storage backend accepts {uri!r} (scheme {scheme}); give a directory path, "
+            f"no epochline storage backend accepts {redact(uri)!r} (scheme {scheme}); give a directory path, "
             "sqlite:///path, or postgresql://... with the 'postgres' extra installed")
     return backend
+
+
+_PASSWORD_PARAM = re.compile(r"(?i)((?:^|[?&\s])password=)('[^']*'|[^&\s]*)")
+
+
+def redact(uri: Union[str, os.PathLike]) -> str:
+    """``uri`` as it may be shown or stored: a password in it is replaced by ``***``.
+
+    Covers ``scheme://user:password@host`` and a ``password=`` parameter (URI query or libpq
+    ``key=value`` text). Give passwords through ``PGPASSWORD`` or ``~/.pgpass`` instead, which
+    libpq reads itself; they never appear in a URI.
+    """
+    text = os.fspath(uri)
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            parts = None
+        if parts is not None and "@" in parts.netloc:
+            userinfo, host = parts.netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+                text = urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query,
+                                   parts.fragment))
+    return _PASSWORD_PARAM.sub(r"\1***", text)
+
+
+def redact_text(text: str, uri: Union[str, os.PathLike, None]) -> str:
+    """``text`` (e.g. an error message) with the password of ``uri`` masked wherever it appears."""
+    if uri is None:
+        return text
+    raw = os.fspath(uri)
+    secrets = set()
+    if "://" in raw:
+        try:
+            parts = urlsplit(raw)
+            if parts.password:
+                secrets.add(parts.password)
+        except ValueError:
+            pass
+    secrets.update(m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(raw))
+    for secret in secrets:
+        if secret and secret != "***":
+            text = text.replace(secret, "***")
+    return text
 
 
 def media_path(root: Path, relative: str) -> Path:
@@ -117,4 +166,4 @@ def media_path(root: Path, relative: str) -> Path:
 
 
 __all__ = ["DEFAULT_DIR", "StoreBackend", "ReadableBackend", "resolve_uri", "path_from_uri",
-           "local_directory", "open_backend", "media_path"]
+           "local_directory", "open_backend", "media_path", "redact", "redact_text"]

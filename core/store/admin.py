@@ -65,7 +65,7 @@ def insert_run(backend: Any, record: Dict[str, Any],
     the same transaction, so two imports cannot both succeed.
     """
     run = record["run"]
-    conn = backend._connect()
+    conn = backend.connect_for_writing()
     try:
         cur = conn.cursor()
         backend._begin(cur)
@@ -120,7 +120,7 @@ def delete_run(backend: Any, run_id: str) -> Dict[str, int]:
     Returns ``{"runs": 1, "points": n, "media_files": removed}``. Media are content addressed, so
     two runs that logged the same image share one file: it goes with the last run using it.
     """
-    conn = backend._connect()
+    conn = backend.connect_for_writing()
     sql = backend._sql
     try:
         cur = conn.cursor()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import msgspec
 
 from .. import events as ev
 from ..errors import StoreNotFoundError, StoreVersionError
+from . import redact
 from . import context as _context
 
 SCHEMA_VERSION = 2
@@ -64,6 +68,31 @@ MIGRATIONS: List[List[str]] = [
 
 KIND_NUMBER, KIND_BOOL = 0, 1
 
+_SERIES_STEP = operator.itemgetter(0, 1)
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+"""Backoff while the store is away: 0.05 s, doubling, at most 2 s between tries."""
+MAX_FAILED_ROWS = 100
+"""Isolating bad rows stops after this many: a batch where nothing writes is lost whole."""
+
+
+class StoreAway(OSError):
+    """The store did not take a write before the deadline (locked, server down, disk full)."""
+
+
+class PartialWrite(Exception):
+    """Some rows of a batch could not be written and were dropped; the rest was written.
+
+    ``lost`` counts what was dropped (one per metric value, one per other event), so the
+    dispatcher reports exactly that rather than the whole batch.
+    """
+
+    def __init__(self, lost: int, cause: BaseException):
+        super().__init__(f"{lost} rows could not be written ({type(cause).__name__}: "
+                         f"{_one_line(cause)})")
+        self.lost = lost
+        self.cause = cause
+
 
 class Backend:
     """A store: one database plus a media folder. Subclasses provide :meth:`_connect`.
@@ -79,6 +108,7 @@ class Backend:
     serial_pk = "BIGSERIAL PRIMARY KEY"
     value_columns = "value DOUBLE PRECISION, text TEXT"
     retryable: Tuple[type, ...] = ()
+    row_errors: Tuple[type, ...] = (ValueError, TypeError, OverflowError)
 
     def _point(self, series: int, step: int, wall_time: float, value: Any) -> tuple:
         """The metrics row of one point (two value columns: number and text)."""
@@ -104,13 +134,23 @@ class Backend:
         return value
 
     def __init__(self, uri: str, media_root: Path):
-        self.uri = uri
+        self.uri = redact(uri)
+        """Where the store is, as it may be shown: any password is replaced by ``***``."""
         self.media_root = Path(media_root)
         self._writer: Any = None
         self._reader: Any = None
+        self._schema_ready = False
+        self.recorded: Set[str] = set()
+        """Runs whose start this backend has written (their rows exist)."""
+        self._unrecorded: Set[str] = set()
 
     # -- dialect --------------------------------------------------------------------------
     def _connect(self):  # pragma: no cover - abstract
+        """A new DB-API connection (writers use :meth:`connect_for_writing`)."""
+        raise NotImplementedError
+
+    def _connect_readonly(self):  # pragma: no cover - abstract
+        """A connection that cannot write: readers never change a store nor wait for a writer."""
         raise NotImplementedError
 
     def _begin(self, cur) -> None:
@@ -122,30 +162,48 @@ class Backend:
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
-    def _is_retryable(self, exc: Exception) -> bool:
+    def _is_away(self, exc: Exception) -> bool:
+        """The store is there but cannot take writes now (locked, server down, disk full): retry."""
         return isinstance(exc, self.retryable)
 
-    # -- schema ---------------------------------------------------------------------------
-    def migrate(self, create: bool = True) -> None:
-        """Create or upgrade the schema; refuse a store written by a newer epochline.
+    def _is_row_error(self, exc: Exception) -> bool:
+        """The error comes from some rows' values, not from the store: isolate those rows."""
+        return isinstance(exc, self.row_errors)
 
-        ``create=False`` (opening for reading) refuses a database without epochline's schema
-        instead of creating it there.
+    # -- schema ---------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema (``epochline upgrade``); refuse a store of a newer epochline.
+
+        Writers do this lazily on their first connection; readers never do (see :meth:`query`).
         """
         conn = self._connect()
         try:
-            cur = conn.cursor()
-            self._begin(cur)
+            self._migrate_on(conn)
+        finally:
+            conn.close()
+
+    def connect_for_writing(self) -> Any:
+        """A new write connection, with the schema created or upgraded on the first one."""
+        conn = self._connect()
+        try:
+            if not self._schema_ready:
+                self._migrate_on(conn)
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate_on(self, conn: Any) -> None:
+        cur = conn.cursor()
+        self._begin(cur)
+        try:
             self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
             row = cur.fetchone()
             version = int(row[0]) if row else 0
-            if version == 0 and not create:
-                conn.rollback()
-                raise StoreNotFoundError(f"no epochline store at {self.uri} (nothing recorded there yet)")
             if version > SCHEMA_VERSION:
-                conn.rollback()
                 raise StoreVersionError(
                     f"the store at {self.uri} has schema version {version}, newer than this "
                     f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
@@ -158,44 +216,148 @@ class Backend:
                 cur.execute(self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"),
                             ("schema_version", str(SCHEMA_VERSION)))
             conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _check_schema(self, conn: Any) -> None:
+        """Readers read the schema they find: refuse one they cannot read, never change it."""
+        cur = conn.cursor()
+        try:
+            cur.execute(self._sql("SELECT value FROM meta WHERE key = ?"), ("schema_version",))
+            row = cur.fetchone()
+        except Exception:  # no meta table: nothing of epochline's was ever committed here
+            conn.rollback()
+            raise StoreNotFoundError(f"no epochline store at {self.uri} (nothing recorded there "
+                                     "yet)") from None
         finally:
-            conn.close()
+            conn.rollback()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store at {self.uri} has schema version {version}, newer than this epochline "
+                f"understands ({SCHEMA_VERSION}); upgrade epochline to read it")
+        if version < SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the store at {self.uri} has schema version {version}, older than this epochline's "
+                f"({SCHEMA_VERSION}); upgrade it with: epochline upgrade --store {self.uri}")
 
     # -- writing (the dispatcher thread only) ---------------------------------------------
-    def write(self, events: Sequence[ev.Event]) -> None:
-        """Write a batch of events in one transaction, in order; retried while the DB is busy."""
-        groups: List[Tuple[str, List[Any]]] = []
-        metrics, system = ev.Metrics, ev.SystemMetrics
-        for event in events:
-            if type(event) is metrics or type(event) is system:  # the bulk: grouped as they are, expanded in _write_points
-                if groups and groups[-1][0] is _METRICS:
-                    groups[-1][1].append(event)
-                else:
-                    groups.append((_METRICS, [event]))
-                continue
-            handler = _WRITERS.get(type(event))
-            if handler is None:
-                continue
-            for sql, rows in handler(event):
-                if groups and groups[-1][0] == sql:
-                    groups[-1][1].extend(rows)
-                else:
-                    groups.append((sql, list(rows)))
+    give_up_at: Optional[float] = None
+    """While the store is away, writes are retried with backoff until this time (None: for ever).
+    :meth:`epochline.Run.finish` sets it, so a store that never comes back cannot hang the exit."""
+    away_since: Optional[float] = None
+    """When the store stopped answering (locked, down, full), or None while it answers."""
+
+    def write(self, events: Sequence[ev.Event], deadline: Optional[float] = None) -> None:
+        """Write a batch of events in one transaction, in order.
+
+        While the store is away (locked by another process, server down, disk full) the batch is
+        retried with backoff until ``deadline`` (else :attr:`give_up_at`, else for ever); then
+        :class:`StoreAway`. A batch that fails because of some rows is retried in halves until
+        only the events that truly cannot be written are left: those are dropped, and
+        :class:`PartialWrite` says how many. A run whose start could not be written is never
+        written in part: its later events are dropped too (and counted).
+        """
+        refused = 0
+        if self._unrecorded:
+            kept = [e for e in events if e.run_id not in self._unrecorded]
+            refused = sum(ev.weight(e) for e in events if e.run_id in self._unrecorded)
+            events = kept
+        try:
+            if events:
+                self._write_retrying(events, deadline)
+        except Exception as exc:
+            if not self._is_row_error(exc):
+                if not (isinstance(exc, StoreAway) and deadline is not None):
+                    self._started_lost(events)  # else the caller queues the events again
+                raise
+            lost, first = self._isolate(events, deadline)
+            if lost:
+                raise PartialWrite(lost + refused, first) from first
+        else:
+            self._started_ok(events)
+        if refused:
+            raise PartialWrite(refused, RuntimeError("its run's start was never recorded"))
+
+    def _started_ok(self, events: Sequence[ev.Event]) -> None:
+        for e in events:
+            if type(e) is ev.RunStarted:
+                self.recorded.add(e.run_id)
+
+    def _started_lost(self, events: Sequence[ev.Event]) -> None:
+        for e in events:
+            if type(e) is ev.RunStarted and e.run_id not in self.recorded:
+                self._unrecorded.add(e.run_id)
+
+    def _write_retrying(self, events: Sequence[ev.Event], deadline: Optional[float]) -> None:
+        groups = _groups(events)
         if not groups:
             return
-        for attempt in range(5):
+        delay = RETRY_FIRST_S
+        while True:
             try:
                 self._write_groups(groups)
+                self.away_since = None
                 return
             except Exception as exc:
                 self._reset_writer()
-                if attempt == 4 or not self._is_retryable(exc):
+                if not self._is_away(exc):
                     raise
-                time.sleep(0.2 * (attempt + 1))
+                now = time.time()
+                if self.away_since is None:
+                    self.away_since = now
+                limit = deadline if deadline is not None else self.give_up_at
+                if limit is not None and now + delay > limit:
+                    raise StoreAway(f"the store {self.uri} did not answer for "
+                                    f"{now - self.away_since:.1f} s ({type(exc).__name__}: "
+                                    f"{_one_line(exc)})") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    def _isolate(self, events: Sequence[ev.Event], deadline: Optional[float]) -> Tuple[int, Exception]:
+        """Write what can be written of a batch that failed on some rows: (events lost, first error).
+
+        Bisects the batch (a metrics event into its single points), so a few bad rows cost a few
+        extra transactions. Store-level errors (away, read-only) stop the search: the rest is lost.
+        """
+        lost = 0
+        first: Optional[Exception] = None
+        failed_leaves = 0
+        pending: List[Sequence[ev.Event]] = [events]
+        while pending:
+            part = pending.pop()
+            try:
+                self._write_retrying(part, deadline)
+                self._started_ok(part)
+                continue
+            except Exception as exc:
+                if not self._is_row_error(exc) or failed_leaves >= MAX_FAILED_ROWS:
+                    # the store itself failed (or nothing writes): everything not yet written is lost
+                    rest = list(part) + [e for p in pending for e in p]
+                    if not (isinstance(exc, StoreAway) and deadline is not None):
+                        self._started_lost(rest)
+                    return lost + sum(map(ev.weight, rest)), first or exc
+                error = exc
+            if len(part) > 1:
+                half = len(part) // 2
+                pending.append(part[half:])  # popped last: keeps the order of writes
+                pending.append(part[:half])
+                continue
+            event = part[0]
+            if type(event) is ev.Metrics and len(event.values) > 1:
+                pending.extend([msgspec.structs.replace(event, values={k: v})]
+                               for k, v in reversed(list(event.values.items())))
+                continue
+            failed_leaves += 1
+            first = first or error
+            self._started_lost(part)
+            lost += 1
+        return lost, first  # type: ignore[return-value]
 
     def _write_groups(self, groups: List[Tuple[str, List[Any]]]) -> None:
         if self._writer is None:
-            self._writer = self._connect()
+            self._writer = self.connect_for_writing()
             self._series: Dict[str, Dict[str, Tuple[int, Optional[str]]]] = {}
         conn = self._writer
         cur = conn.cursor()
@@ -229,6 +391,10 @@ class Backend:
                 append((known[0], step, t, value))
             if e.epoch is not None:
                 epochs.append((run_id, step, e.epoch))
+        if len(cache[run_id]) > 8:
+            # many series: insert each series' steps together (one B-tree region at a time); a
+            # stable sort keeps "the later value of a step wins"
+            points.sort(key=_SERIES_STEP)
         if self.value_columns != "value":
             point = self._point
             points = [point(*p) for p in points]
@@ -269,10 +435,22 @@ class Backend:
             self._reader = None
 
     # -- reading --------------------------------------------------------------------------
-    def query(self, sql: str, params: Iterable[Any] = ()) -> List[tuple]:
+    def open_reader(self) -> Any:
+        """The read-only connection (opened on first use): refuses a store it cannot read."""
         if self._reader is None:
-            self._reader = self._connect()
-        cur = self._reader.cursor()
+            conn = self._connect_readonly()
+            try:
+                self._check_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._reader = conn
+        return self._reader
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> List[tuple]:
+        """Rows of one read. Readers open the store read-only: no schema change, no write lock,
+        so reading works on a read-only mount and never waits for a writer."""
+        cur = self.open_reader().cursor()
         try:
             cur.execute(self._sql(sql), tuple(params))
             rows = cur.fetchall()
@@ -297,6 +475,32 @@ class Backend:
                 "system_step": -1 if samples is None else int(samples),
                 "epochs": {e: v for e, (v, _) in epochs.items()},
                 "total_epochs": int(totals[-1]) if totals else None}
+
+
+def _groups(events: Sequence[ev.Event]) -> List[Tuple[str, List[Any]]]:
+    """Consecutive events of one kind as (sql, rows) groups, in order: one executemany each."""
+    groups: List[Tuple[str, List[Any]]] = []
+    metrics, system = ev.Metrics, ev.SystemMetrics
+    for event in events:
+        if type(event) is metrics or type(event) is system:  # the bulk: expanded in _write_points
+            if groups and groups[-1][0] is _METRICS:
+                groups[-1][1].append(event)
+            else:
+                groups.append((_METRICS, [event]))
+            continue
+        handler = _WRITERS.get(type(event))
+        if handler is None:
+            continue
+        for sql, rows in handler(event):
+            if groups and groups[-1][0] == sql:
+                groups[-1][1].extend(rows)
+            else:
+                groups.append((sql, list(rows)))
+    return groups
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # -- one writer per event type: (sql, rows) pairs ------------------------------------------------

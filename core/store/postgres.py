@@ -5,8 +5,15 @@ needed (``pip install epochline[postgres]``) and imported only when such a URI i
 (images, artifacts) live in a directory, not in the database: ``media=`` in the URI, else
 ``EPOCHLINE_MEDIA``, else ``./epochline-runs/media``; point it at a filesystem all writers share.
 
+Passwords: leave them out of the URI and let libpq find them as it always does, in ``PGPASSWORD``
+or the password file (``~/.pgpass``, or ``PGPASSFILE``). A password written in the URI works too,
+but is shown and stored only as ``***`` (``epochline ls``, warnings, ``run.store_uri``).
+
 Differences from SQLite: integer metric values read back as floats (one DOUBLE PRECISION column
 holds every number); everything else reads back the same.
+
+While the server is down or restarting the writer keeps the run's events in memory (bounded, see
+docs/reliability.md) and retries with backoff; readers fail with one clear line.
 """
 
 from __future__ import annotations
@@ -17,11 +24,15 @@ from typing import Any, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..plugins import hookimpl
-from . import DEFAULT_DIR
+from . import DEFAULT_DIR, redact_text
 from .base import Backend
 
 SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 _LOCK_ID = 0x65706F63  # "epoc": serialises schema migrations across writers
+_PERMANENT_WORDS = ("password", "authentication", "pg_hba.conf", "does not exist", "permission denied")
+CONNECT_TIMEOUT_S = 2
+"""libpq's connect_timeout (seconds; 2 is its minimum): an unreachable server costs one try this
+long, then the writer's retry with backoff takes over (readers report it)."""
 
 
 class PostgresBackend(Backend):
@@ -34,11 +45,28 @@ class PostgresBackend(Backend):
 
         self.retryable = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
                           psycopg.OperationalError)
+        self.row_errors = Backend.row_errors + (psycopg.DataError, psycopg.IntegrityError)
 
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(self.conninfo, autocommit=False)
+        try:
+            return psycopg.connect(self.conninfo, autocommit=False, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:  # libpq's message may quote the conninfo: never its password
+            raise type(exc)(redact_text(str(exc), self.conninfo)) from None
+
+    def _is_away(self, exc: Exception) -> bool:
+        """Down, restarting, unreachable, disk full: retry. Refused credentials or a database
+        that does not exist will not heal by waiting: those fail at once."""
+        if not isinstance(exc, self.retryable):
+            return False
+        text = str(exc).lower()
+        return not any(w in text for w in _PERMANENT_WORDS)
+
+    def _connect_readonly(self) -> Any:
+        conn = self._connect()
+        conn.read_only = True  # every transaction of a reader is READ ONLY: it cannot write
+        return conn
 
     def _begin(self, cur: Any) -> None:
         pass  # psycopg opens a transaction with the first statement
@@ -62,8 +90,4 @@ def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
         return None
     conninfo, media = split_uri(uri)
     media_root = Path(media or os.environ.get("EPOCHLINE_MEDIA") or Path(DEFAULT_DIR) / "media")
-    if create:
-        media_root.mkdir(parents=True, exist_ok=True)
-    backend = PostgresBackend(conninfo, uri, media_root)
-    backend.migrate(create)
-    return backend
+    return PostgresBackend(conninfo, uri, media_root)

@@ -435,11 +435,9 @@ class Store:
             rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
                                       "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
         if not rows:
-            import difflib
-
-            known = self.backend.query("SELECT id, name, path, alias FROM runs")
             import difflib  # here: only a failed lookup needs it
 
+            known = self.backend.query("SELECT id, name, path, alias FROM runs")
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
             hint = ("closest: " + ", ".join(near) if near else
                     f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
@@ -481,7 +479,7 @@ class Store:
         return out
 
     def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None, *,
-                     extreme: Optional[Callable[[str, str], str]] = None
+                     extreme: Optional[Callable[[str, str], Optional[str]]] = None
                      ) -> Dict[str, Dict[str, Dict[str, Any]]]:
         """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage,
         kind}}}`` computed by the database, so memory does not grow with the points.
@@ -490,7 +488,8 @@ class Store:
         is the value at the last step (NaN included). Steps and last values are index lookups;
         min, max and count need a pass over the series' points. ``extreme(run_id, key)`` ->
         "min" or "max" computes only that one (the other and ``count`` are None): one pass with
-        one comparison per point, what ``aggregate`` needs on a big store.
+        one comparison per point, what ``aggregate`` needs on a big store; -> None computes
+        neither (steps and last values only: index lookups, no pass at all).
         """
         backend = self.backend
         read = backend.read_point
@@ -528,28 +527,37 @@ class Store:
                     "(SELECT MAX(step) FROM metrics WHERE series = s.id)", batch + key_params):
                 kind, entry, _, _ = by_sid[int(sid)]
                 entry.update(last=read(kind, *value), last_wall_time=wall)
-            sids = list(by_sid)
-            if extreme is None:
-                for j in range(0, len(sids), _IN_BATCH):
-                    part = sids[j:j + _IN_BATCH]
-                    for sid, n, lo, hi in backend.query(
-                            "SELECT series, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE series "
-                            f"IN ({', '.join('?' * len(part))}) GROUP BY series", part):
-                        kind, entry, _, _ = by_sid[int(sid)]
-                        entry.update(count=int(n), min=_number(read, kind, lo), max=_number(read, kind, hi))
-                continue
-            wanted: Dict[str, List[int]] = {"min": [], "max": []}
-            for sid, (_, _, rid, key) in by_sid.items():
-                wanted["min" if extreme(rid, key) == "min" else "max"].append(sid)
-            for func, part_ids in wanted.items():
-                for j in range(0, len(part_ids), _IN_BATCH):
-                    part = part_ids[j:j + _IN_BATCH]
-                    for sid, value in backend.query(
-                            f"SELECT s.id, (SELECT {func.upper()}(value) FROM metrics WHERE series = s.id) "
-                            f"FROM series s WHERE s.id IN ({', '.join('?' * len(part))})", part):
-                        kind, entry, _, _ = by_sid[int(sid)]
-                        entry[func] = _number(read, kind, value)
+            self._fill_extremes(by_sid, extreme)
         return out
+
+    def _fill_extremes(self, by_sid: Dict[int, Tuple[int, Dict[str, Any], str, str]],
+                       extreme: Optional[Callable[[str, str], Optional[str]]]) -> None:
+        """min/max (and count without ``extreme``) of the series in ``by_sid``, in place."""
+        backend = self.backend
+        read = backend.read_point
+        sids = list(by_sid)
+        if extreme is None:
+            for j in range(0, len(sids), _IN_BATCH):
+                part = sids[j:j + _IN_BATCH]
+                for sid, n, lo, hi in backend.query(
+                        "SELECT series, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE series "
+                        f"IN ({', '.join('?' * len(part))}) GROUP BY series", part):
+                    kind, entry, _, _ = by_sid[int(sid)]
+                    entry.update(count=int(n), min=_number(read, kind, lo), max=_number(read, kind, hi))
+            return
+        wanted: Dict[str, List[int]] = {"min": [], "max": []}
+        for sid, (_, _, rid, key) in by_sid.items():
+            which = extreme(rid, key)
+            if which is not None:
+                wanted["min" if which == "min" else "max"].append(sid)
+        for func, part_ids in wanted.items():
+            for j in range(0, len(part_ids), _IN_BATCH):
+                part = part_ids[j:j + _IN_BATCH]
+                for sid, value in backend.query(
+                        f"SELECT s.id, (SELECT {func.upper()}(value) FROM metrics WHERE series = s.id) "
+                        f"FROM series s WHERE s.id IN ({', '.join('?' * len(part))})", part):
+                    kind, entry, _, _ = by_sid[int(sid)]
+                    entry[func] = _number(read, kind, value)
 
     def compare(self, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
                 ) -> Dict[str, Any]:
@@ -610,8 +618,16 @@ class Store:
 def open_store(store: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading (default: ``EPOCHLINE_STORE`` or ``./epochline-runs``).
 
-    Reading never creates a store: a directory without one raises
-    :class:`~epochline.errors.StoreNotFoundError`. ``create=True`` makes an empty store there
-    instead, for writing to it through this object (``store.import_run(archive)``).
+    Read-only, for every reader (this API, the CLI, the viewer): nothing is created, migrated or
+    locked for writing, so a read-only directory or mount works and a writer is never waited for.
+    A directory without a store raises :class:`~epochline.errors.StoreNotFoundError`; a store of
+    another schema version :class:`~epochline.errors.StoreVersionError`, saying what to do (an
+    older one: ``epochline upgrade``). ``create=True`` makes an empty store first, for a store
+    that only receives imported runs (``store.import_run``).
     """
-    return Store(open_backend(store, create=create))
+    backend = open_backend(store, create=create)
+    if create and hasattr(backend, "migrate"):
+        backend.migrate()
+    if hasattr(backend, "open_reader"):
+        backend.open_reader()
+    return Store(backend)

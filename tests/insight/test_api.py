@@ -139,6 +139,9 @@ def test_history_and_runs_frame(backend_uri, prefix):
         frame = store.runs_frame(path=prefix)
         assert isinstance(frame, pd.DataFrame) and len(frame) == 6
         assert {"params.lr", "params.seed", "summary.best_val_accuracy"} <= set(frame.columns)
+        assert list(frame.columns).index("params.seed") < list(frame.columns).index("metrics.loss")
+        first = frame.set_index("id").loc[view.id]
+        assert first["metrics.loss"] == pytest.approx(0.52 + 0.04) and np.isnan(first["metrics.only_nan"])
         assert frame["fingerprint"].nunique() == 2 and (frame["status"] == "completed").all()
 
 

@@ -281,7 +281,7 @@
       tagNames.forEach((t) => tagSel.appendChild(h("option", {value: t}, t + " (" + res.tags[t] + ")")));
       tagSel.value = state.tag;
       const cols = [["name", "Name"], ["status", "Status"], ["path", "Path"], ["start_time", "Started"],
-                    ["duration", "Duration", "num"], ["best", "Best", "num"], ["tags", "Tags"], ["id", "Id"]];
+                    ["duration", "Duration", "num"], ["best", "Best (primary)", "num"], ["tags", "Tags"], ["id", "Id"]];
       const head = h("tr", {}, h("th", {}, ""), cols.map(([key, label, cls]) =>
         h("th", {class: "sortable " + (cls || ""), "data-sort": key, onclick: () => {
           state.desc = state.sort === key ? !state.desc : key === "start_time" || key === "duration";
@@ -295,8 +295,8 @@
         h("td", {class: "mono"}, r.path),
         h("td", {class: "muted"}, fmtTime(r.start_time)),
         h("td", {class: "num"}, fmtDur(r.duration)),
-        h("td", {class: "num", title: r.primary_metric || ""},
-          r.best === null || r.best === undefined ? "" : (r.primary_metric + " " + fmtNum(r.best))),
+        h("td", {class: "num", title: r.primary_metric ? "best " + r.primary_metric : ""},
+          r.best === null || r.best === undefined ? "" : fmtNum(r.best)),
         h("td", {class: "tags"}, tags(r.tags)),
         h("td", {class: "mono muted", title: r.id}, r.id.length > 14 ? "…" + r.id.slice(-8) : r.id))));
       clear(tableBox).appendChild(h("div", {class: "table-wrap"},
@@ -714,7 +714,7 @@
       h("thead", {}, h("tr", {}, h("th", {}, "group"), h("th", {class: "num"}, "n"), metrics.map((m) => h("th", {class: "num"}, m + " best (mean ± std)")),
         h("th", {}, "left out"))),
       h("tbody", {}, groups.map((g, i) => h("tr", {},
-        h("td", {}, h("span", {class: "swatch", style: "background:" + COLORS[i % COLORS.length]}), g.label || g.key),
+        h("td", {class: "nowrap"}, h("span", {class: "swatch", style: "background:" + COLORS[i % COLORS.length]}), g.label || g.key),
         h("td", {class: "num"}, (g.runs || []).length),
         metrics.map((m) => {
           const st = ((g.metrics || {})[m] || {}).best || {};
