@@ -134,7 +134,10 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
             raise TypeError(f"{what} must be a non-empty string, got {value!r}")
     if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
         raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
-    context_start.check(tqdm_mode, system_interval, snapshot_code)
+    context_start.check_options(dict(
+        param_parents=param_parents, name_params=name_params, capture_env=capture_env,
+        snapshot_code=snapshot_code, capture_console=capture_console, tqdm_mode=tqdm_mode,
+        system_metrics=system_metrics, system_interval=system_interval))
     try:
         backend = open_backend(store)
     except (ValueError, TypeError):

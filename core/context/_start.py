@@ -13,12 +13,34 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .. import events as ev
 from ._limits import SYSTEM_INTERVAL_S, TQDM_MODES
 
 BACKGROUND_JOIN_S = 60.0
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Check the context keywords present in ``options`` (``init``'s or an adapter constructor's),
+    raising at the call that is wrong: before anything is started."""
+    for key in ("capture_env", "capture_console", "system_metrics"):
+        if key in options and type(options[key]) is not bool:
+            raise TypeError(f"{key} must be True or False, got {options[key]!r}")
+    if "tqdm_mode" in options or "system_interval" in options or "snapshot_code" in options:
+        check(options.get("tqdm_mode", "smart"), options.get("system_interval", SYSTEM_INTERVAL_S),
+              options.get("snapshot_code", False))
+    names = options.get("name_params", ())
+    if isinstance(names, str):
+        names = (names,)
+    for key in names:
+        if type(key) is not str or not key:
+            raise TypeError(f"name_params must be parameter names, got {key!r}")
+    parents = options.get("param_parents")
+    if parents is not None and (not isinstance(parents, Mapping) or not all(
+            type(k) is str and type(v) is str and k and v for k, v in parents.items())):
+        raise TypeError(f"param_parents must map child -> parent names, e.g. {{'momentum': "
+                        f"'optimizer'}}, got {parents!r}")
 
 
 def check(tqdm_mode: str, system_interval: float, snapshot_code: Any) -> None:

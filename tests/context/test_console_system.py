@@ -188,3 +188,17 @@ def test_sampler_without_psutil_records_the_process_figures(store_dir, store, mo
         pass
     keys = set(store().run(run.id).system_metric_keys())
     assert "system/rss_mb" in keys and keys <= {"system/rss_mb", "system/cpu_percent"}
+
+
+def test_context_options_are_checked_at_init(store_dir):
+    for kwargs, exc, match in [
+        ({"capture_console": "yes"}, TypeError, "capture_console must be True or False"),
+        ({"capture_env": 1}, TypeError, "capture_env must be True or False"),
+        ({"system_metrics": None}, TypeError, "system_metrics must be True or False"),
+        ({"name_params": ["lr", ""]}, TypeError, "name_params"),
+        ({"param_parents": {"m": 3}}, TypeError, "param_parents must map"),
+        ({"snapshot_code": 1.5}, TypeError, "snapshot_code"),
+    ]:
+        with pytest.raises(exc, match=match):
+            epochline.init("bad", **kwargs)
+    assert not (store_dir / "epochline.db").exists()  # refused before anything was started
