@@ -107,20 +107,33 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
         if type(value) is bool or not isinstance(value, (int, float)):
             continue
         field = canonical_field(name, field_map, stage)
-        if field is None or field in record:
+        if field is None:
             record.setdefault(name, value)
             continue
+        if field in record:  # a second name for a taken field keeps its own name, on the same scale
+            if is_accuracy(field) and name not in record:
+                record[name] = _percent(name, value, scales, accuracy_scale, problems)
+                percent.append(name)
+            else:
+                record.setdefault(name, value)
+            continue
         if is_accuracy(field):
-            scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
-            if value == value:
-                if scale == "fraction" and not (0.0 <= value <= 1.0):
-                    problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")
-                elif scale == "percent" and not (0.0 <= value <= 100.0):
-                    problems.append(f"{name}={value!r} is declared in percent but is outside 0..100")
-            value = float(value) * 100.0 if scale == "fraction" else float(value)
+            value = _percent(name, value, scales, accuracy_scale, problems)
             percent.append(field)
         record[field] = value
     return record, tuple(percent), problems
+
+
+def _percent(name: str, value: Any, scales: Optional[Mapping[str, str]], accuracy_scale: str,
+             problems: list) -> float:
+    """An accuracy in percent by its declared scale (one rule for every accuracy-like name)."""
+    scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
+    if value == value:
+        if scale == "fraction" and not (0.0 <= value <= 1.0):
+            problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")
+        elif scale == "percent" and not (0.0 <= value <= 100.0):
+            problems.append(f"{name}={value!r} is declared in percent but is outside 0..100")
+    return float(value) * 100.0 if scale == "fraction" else float(value)
 
 
 # -- the final record ----------------------------------------------------------------------------
@@ -146,9 +159,9 @@ class FinalTracker:
     """What the final record is built from, fed with the run's events on the dispatcher thread.
 
     It keeps the epoch records, every evaluation, the test stage's values, an explicit best epoch,
-    the primary metric and, for every numeric metric, its lowest and highest value with their step
-    (so that a primary metric chosen after values were logged still considers them). A run re-opened
-    by a later stage in the same process continues from the tracker of its earlier stage.
+    the primary metric and the user's summary values: a handful of events per epoch, never the
+    per-step points. A run re-opened by a later stage in the same process continues from the
+    tracker of its earlier stage.
     """
 
     def __init__(self, prior_epochs: Optional[Mapping[int, Mapping[str, Any]]] = None) -> None:
@@ -157,24 +170,10 @@ class FinalTracker:
         self.test: Dict[str, Any] = {}
         self.best_epoch: Optional[int] = None
         self.primary: Optional[Tuple[str, str]] = None
-        self.extremes: Dict[str, list] = {}  # key -> [low, low_step, high, high_step]
         self.summary: Dict[str, Any] = {}
         self.total_epochs: Optional[int] = None
 
     # -- feeding (dispatcher thread) --------------------------------------------------------
-    def metrics(self, step: int, values: Mapping[str, Any]) -> None:
-        extremes = self.extremes
-        for key, value in values.items():
-            if type(value) is bool or type(value) is str or value != value:
-                continue
-            known = extremes.get(key)
-            if known is None:
-                extremes[key] = [value, step, value, step]
-            elif value < known[0]:
-                known[0], known[1] = value, step
-            elif value > known[2]:
-                known[2], known[3] = value, step
-
     def epoch(self, epoch: int, values: Mapping[str, Any], total_epochs: Optional[int]) -> None:
         self.records[epoch] = dict(values)
         if total_epochs is not None:
@@ -186,13 +185,6 @@ class FinalTracker:
             self.test.update(values)
         else:
             self.evaluations.append((epoch, step, dict(values)))
-
-    def extreme(self, name: str, mode: str) -> Optional[Tuple[Any, int]]:
-        """(best value, its step) of metric ``name`` over everything logged, or None."""
-        known = self.extremes.get(name)
-        if known is None:
-            return None
-        return (known[2], known[3]) if mode == "max" else (known[0], known[1])
 
     # -- the rule -----------------------------------------------------------------------------
     def _candidates(self) -> list:

@@ -4,7 +4,7 @@
 stderr to ours as the bytes arrive (each stream in order), parses its stdout with
 :class:`epochline.ingest.LineParser`, keeps the whole console output (both streams, line by line
 in arrival order) as the artifact ``console.log``, copies uploaded files into the store after the
-command ended, records the outcome (:func:`epochline.ingest.outcome`) and exits with the
+command ended (``EPOCHLINE_RUN_TMP`` names a scratch folder for such files, removed afterwards), records the outcome (:func:`epochline.ingest.outcome`) and exits with the
 command's exit code (128 + N when it was killed by signal N); when nothing at all could be
 recorded (the store cannot be written) it says so and exits non-zero even if the command succeeded.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,7 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     parser = LineParser(run)
     if run:
         run.log_text(f"$ {shlex.join(command)}", logger="epochline.run")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    scratch = tempfile.mkdtemp(prefix="epochline-run-")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", EPOCHLINE_RUN_TMP=scratch)
     own_group = _own_group()
     state: dict = {"proc": None, "pending": []}
 
@@ -248,6 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        shutil.rmtree(scratch, ignore_errors=True)
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         print(f"epochline run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
         _finish(run, parser, "failed", f"command could not be started: {exc}")
@@ -288,6 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.close()
     parser.close()
     parser.copy_uploads()
+    shutil.rmtree(scratch, ignore_errors=True)  # after the uploads in it were copied
     if run:
         run.log_artifact(console.path, name="console.log")
     console.remove()
@@ -345,15 +349,26 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def configure_run(p: argparse.ArgumentParser) -> None:
     """``epochline run`` (an entry of :data:`epochline.cli.COMMANDS`)."""
-    p.description = __doc__.split("\n\n")[1]
+    from .cli import _examples
+
+    p.description = ("Run a command and record what it prints (Kogu, PROGRESS and legacy lines) as "
+                     "a run; its output passes through unchanged and its exit code is kept.")
     _common(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
+    _examples(p, "epochline run -- python train.py --lr 0.1",
+              "epochline run --path digits/mlp --name baseline --tag v1 -- python train.py",
+              "epochline run --path demo/shell -- sh examples/any_language.sh")
     p.set_defaults(func=cmd_run)
 
 
 def configure_ingest(p: argparse.ArgumentParser) -> None:
     """``epochline ingest`` (an entry of :data:`epochline.cli.COMMANDS`)."""
+    from .cli import _examples
+
+    p.description = ("Record a saved console log (a training script's stdout) as a run, reading "
+                     "its lines as 'epochline run' does.")
     _common(p)
+    _examples(p, "epochline ingest train.log", "epochline ingest train.log --path digits/mlp --name old-run")
     p.add_argument("file", help="the saved output (stdout) of a training script")
     p.add_argument("--base-dir", default=None,
                    help="directory relative upload paths are resolved in (default: the current one)")

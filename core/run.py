@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import _sigterm
 from . import events as ev
@@ -27,7 +28,8 @@ from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
 from .values import INT64_MAX as _I64_MAX
 from .values import INT64_MIN as _I64_MIN
-from .values import OddValue, check_key, check_params_object, flatten_params, metric_value, storable_text
+from .values import (OddValue, check_key, check_params_object, flatten_params, metric_value, plain_text,
+                     storable_text)
 
 if TYPE_CHECKING:
     import logging
@@ -62,8 +64,26 @@ def exit_status(exc: Optional[BaseException]) -> tuple:
         if isinstance(context, KeyboardInterrupt):
             return "interrupted", "KeyboardInterrupt"
         return "failed", f"SystemExit: {code}"
-    message = str(exc)
-    return "failed", f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return "failed", failure_reason(exc)[0]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s.*)?$")
+
+
+def failure_reason(exc: BaseException) -> Tuple[str, Optional[str]]:
+    """(reason, detail) for a failed run: the reason leads with the root cause's type and message,
+    without terminal colour codes (Keras wraps messages in them); ``detail`` is the full text when
+    the message carried a whole traceback (a child process's, as DDP reports it), else None."""
+    message = _ANSI.sub("", str(exc))
+    if "Traceback (most recent call last)" in message:
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        for line in reversed(lines):  # the traceback's last line is the child's exception
+            if _EXCEPTION_LINE.match(line) and not line.startswith("Traceback"):
+                return line, message.strip()
+        return type(exc).__name__, message.strip()
+    message = message.strip()
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), None
 
 
 class Run(RunContext):
@@ -262,7 +282,7 @@ class Run(RunContext):
         self._check_open("log_image")
         self._check_text("key", key)
         if caption is not None:
-            caption = str(caption)
+            caption = plain_text(str(caption))
         step = self._step_or_current(step)
         from .media import encode_image, store_bytes  # hashing, temp files: only for media
 
@@ -304,7 +324,7 @@ class Run(RunContext):
 
     def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
         self._check_open("log_text")
-        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
+        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level,
                           logger=logger))
 
     def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
@@ -376,22 +396,16 @@ class Run(RunContext):
 
     @property
     def best(self) -> Optional[Dict[str, Any]]:
-        """``{"name", "mode", "value", "step"}`` of the primary metric so far, or None; after
-        :meth:`set_best` the pinned step (and ``"pinned": True``)."""
+        """``{"name", "mode", "value", "step"}`` of the primary metric: while the run goes on, over
+        the values logged since :meth:`set_primary_metric`; after :meth:`finish`, over every value
+        the store holds (also those logged before the call). After :meth:`set_best`: the pinned
+        step (and ``"pinned": True``)."""
         if self._pinned_best is not None:
             return self._pinned()
-        if self._primary is None:
+        if self._primary is None or self._best is None:
             return None
-        name, mode = self._primary
-        best = self._best
-        tracker = final_tracker(self._info)
-        earlier = tracker.extreme(name, mode) if tracker is not None else None
-        if earlier is not None and (best is None or (earlier[0] > best[0] if mode == "max" else
-                                                     earlier[0] < best[0])):
-            best = earlier
-        if best is None:
-            return None
-        return {"name": name, "mode": mode, "value": best[0], "step": best[1]}
+        return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
+                "step": self._best[1]}
 
     def set_best_epoch(self, epoch: int) -> None:
         """Name the epoch the training kept (early stopping that restored the best weights, the
@@ -554,10 +568,11 @@ class Run(RunContext):
                 out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=pinned))
             elif primary is not None:
                 name, mode = primary
-                best = tracker.extreme(name, mode) if tracker is not None else None
+                best = _stored_best(info, name, mode) or self._best
                 if best is None:
                     missing.append(name)
                 else:
+                    self._best = best
                     out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values={
                         "primary_metric": name, f"best_{name}": scale(name, best[0]),
                         f"best_{name}_step": best[1]}))
@@ -660,6 +675,26 @@ class Phase:
 
     def __repr__(self) -> str:
         return f"<epochline phase {self.name!r} of run {self._run.id}>"
+
+
+def _stored_best(info: RunInfo, name: str, mode: str) -> Optional[tuple]:
+    """(best value, its step) of metric ``name`` over every point the store holds for the run, or
+    None (nothing stored, or a store that cannot be read). Called once, at finish, on the
+    dispatcher thread after the last write: so the primary metric counts values logged before
+    ``set_primary_metric`` too, and logging pays nothing per point for it."""
+    try:
+        from .store.reader import Store
+
+        points = Store(info.store).run(info.id).metrics(name)
+    except Exception:
+        return None
+    best: Optional[tuple] = None
+    for _, step, value in points:
+        if type(value) is bool or type(value) is str or value != value:
+            continue
+        if best is None or (value > best[0] if mode == "max" else value < best[0]):
+            best = (value, step)
+    return best
 
 
 def _artifact_name(name: Any) -> str:

@@ -2,12 +2,12 @@
 
 Why a script: the support table must say what a run proved, not what someone remembers. It reads
 tox's ``--result-json`` journal (one or more files: the full matrix first, then runs of envs that
-tox.ini defines outside its env_list: pytorch_lightning alone, versions below the range), takes each env's
+tox.ini defines outside its env_list: the versions below the supported range), takes each env's
 installed framework version from the env's own ``pip freeze`` and its test counts from pytest's
 closing line, and writes a dated table with the command that regenerates it.
 
     tox -r --result-json .tox/matrix.json                 # the matrix (env_list)
-    tox -m pl below --result-json .tox/extra.json         # optional: outside the matrix
+    tox -m below --result-json .tox/extra.json            # optional: below the range
     python scripts/compat_table.py .tox/matrix.json [.tox/extra.json] [--wall SECONDS] \
         [-o docs/compatibility.md]
 
@@ -221,7 +221,7 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
         "",
         "```bash",
         "tox -r --result-json .tox/matrix.json        # the matrix (tox.ini env_list)",
-        "tox -m pl below --result-json .tox/extra.json  # pytorch_lightning alone, and versions below the range",
+        "tox -m below --result-json .tox/extra.json     # the versions below the supported range",
         "python scripts/compat_table.py .tox/matrix.json .tox/extra.json --wall SECONDS",
         "```",
         "",
@@ -248,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--date", default=None, help="date to print (default: the result files' mtime)")
     args = ap.parse_args(argv)
 
-    titles = ["The matrix (tox.ini env_list)"] + ["Outside the matrix: `pytorch_lightning` alone, and below the range"
+    titles = ["The matrix (tox.ini env_list)"] + ["Below the supported range (`tox -m below`, not in env_list)"
                                                ] * (len(args.results) - 1)
     groups: List[Tuple[str, List[Dict[str, Any]]]] = []
     toxversion = "?"

@@ -9,7 +9,7 @@ so evaluations and an explicit best epoch of the fit still count.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from .. import events as ev
 from ..epochs import FinalTracker
@@ -33,25 +33,47 @@ def _new(run: RunInfo) -> FinalTracker:
     return FinalTracker(run.prior_epochs)
 
 
+def _on_started(state: FinalTracker, event: ev.RunStarted) -> None:
+    if event.total_epochs is not None:
+        state.total_epochs = event.total_epochs
+
+
+def _on_epoch(state: FinalTracker, event: ev.EpochEnd) -> None:
+    state.epoch(event.epoch, event.values, event.total_epochs)
+
+
+def _on_evaluation(state: FinalTracker, event: ev.Evaluation) -> None:
+    state.evaluation(event.stage, event.values, event.epoch, event.step)
+
+
+def _on_best_epoch(state: FinalTracker, event: ev.BestEpoch) -> None:
+    state.best_epoch = event.epoch
+
+
+def _on_primary(state: FinalTracker, event: ev.PrimaryMetric) -> None:
+    state.primary = (event.name, event.mode)
+
+
+def _on_summary(state: FinalTracker, event: ev.SummaryUpdate) -> None:
+    if not event.final:
+        state.summary.update(event.values)
+
+
+_HANDLERS: Dict[type, Callable[[FinalTracker, Any], None]] = {
+    ev.RunStarted: _on_started, ev.EpochEnd: _on_epoch, ev.Evaluation: _on_evaluation,
+    ev.BestEpoch: _on_best_epoch, ev.PrimaryMetric: _on_primary, ev.SummaryUpdate: _on_summary,
+}
+"""A few events per epoch; the per-step points (``Metrics``) are not looked at."""
+
+
 @hookimpl(tryfirst=True)
 def epochline_events(run: RunInfo, events: Sequence[ev.Event]) -> None:
     state = run.sink_state(NAME, _new)
+    handlers = _HANDLERS
     for event in events:
-        if isinstance(event, ev.Metrics):
-            state.metrics(event.step, event.values)
-        elif isinstance(event, ev.RunStarted):
-            if event.total_epochs is not None:
-                state.total_epochs = event.total_epochs
-        elif isinstance(event, ev.EpochEnd):
-            state.epoch(event.epoch, event.values, event.total_epochs)
-        elif isinstance(event, ev.Evaluation):
-            state.evaluation(event.stage, event.values, event.epoch, event.step)
-        elif isinstance(event, ev.BestEpoch):
-            state.best_epoch = event.epoch
-        elif isinstance(event, ev.PrimaryMetric):
-            state.primary = (event.name, event.mode)
-        elif isinstance(event, ev.SummaryUpdate) and not event.final:
-            state.summary.update(event.values)
+        handler = handlers.get(type(event))
+        if handler is not None:
+            handler(state, event)
 
 
 @hookimpl

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -186,6 +187,8 @@ def test_any_language_example(store_dir, tmp_path):
     assert got["summary"] == {"best_val_accuracy": 90.0, "final_test_accuracy": 90.0, "train_loss": 0.25,
                               "val_loss": 0.275, "val_accuracy": 90.0, "best_epoch": 3, "total_epochs": 3}
     assert got["artifacts"]["shell-model.txt"] == b"weights of epoch 3\n"
+    assert not (tmp_path / "shell-model.txt").exists()  # written to the scratch folder, not here
+    assert not list(Path(tempfile.gettempdir()).glob("epochline-run-*/shell-model.txt"))
 
 
 def test_a_group_signal_reaches_the_command_once(store_dir, tmp_path):
