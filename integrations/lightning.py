@@ -24,6 +24,7 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
+from epochline.context._frameworks import lightning_datasets
 from epochline.options import CONTEXT_OPTIONS
 from epochline.values import flatten_params
 
@@ -279,6 +280,8 @@ class KoguLoggerMixin:
         self._epochs.add(run, epoch, epoch_values, self._total(trainer))
         if self._train_epoch_end(trainer, fn, stage):
             self._epochs.close(run, self._total(trainer))
+            if self._epochs.closed == 1:  # the loaders are loaded now: their sizes cost a len()
+                lightning_datasets(run, trainer)
 
     @staticmethod
     def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:

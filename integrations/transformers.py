@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 from transformers import TrainerCallback
 
 import epochline
+from epochline.context._frameworks import huggingface_model
 from epochline.options import CONTEXT_OPTIONS
 
 from ._support import (DEFAULT_EMIT, EpochAccumulator, adapter_options, catch_and_warn, end_run,
@@ -326,7 +327,8 @@ class TrackerCallback(TrainerCallback):
             arguments = args.to_dict()  # enums as values, hub tokens masked
         except Exception:
             arguments = args
-        run.log_params(arguments)
+        run.log_config(args=arguments)
+        huggingface_model(run, model)  # _name_or_path and config.to_dict() as a model record
         extra: Dict[str, Any] = {}
         config = getattr(model, "config", None)
         if config is not None:
