@@ -68,7 +68,7 @@ def lightning_datasets(run: Any, trainer: Any) -> int:
             f"loader{i}": item for i, item in enumerate(loaders)}
         samples = [item.get("samples") for item in loaders]
         if len(loaders) > 1 and all(isinstance(s, int) for s in samples):
-            description["samples"] = sum(samples)  # type: ignore[arg-type]
+            description["samples"] = sum(samples)
         run.log_dataset(name, description, context=context)
         recorded += 1
     return recorded

@@ -14,10 +14,9 @@ def _checks(view, printed):
 
 
 def test_lightning_logger_passes_the_context_keywords(tmp_path, store_dir, store):
+    from epochline.integrations.lightning import KoguLogger
     from tests.integrations.lightning_models import _L as L
     from tests.integrations.lightning_models import DigitsData, DigitsMLP, trainer_kwargs
-
-    from epochline.integrations.lightning import KoguLogger
 
     class Say(L.Callback):
         def on_train_end(self, trainer, module):
@@ -39,9 +38,8 @@ def test_lightning_logger_passes_the_context_keywords(tmp_path, store_dir, store
 
 def test_transformers_callback_records_model_and_training_args(tmp_path, store_dir, store):
     pytest.importorskip("transformers")
-    from tests.integrations.test_transformers import make_trainer
-
     from epochline.integrations.transformers import TrackerCallback
+    from tests.integrations.test_transformers import make_trainer
 
     callback = TrackerCallback("ctx/hf", capture_console=True, system_metrics=True, system_interval=60,
                                emit="none")
