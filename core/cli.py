@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from ._json import replace_nonfinite
-from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError
+from .errors import AmbiguousRunError, RunNotFoundError, StoreNotFoundError, StoreVersionError
 
 if TYPE_CHECKING:
     from .store.reader import RunView, Store
@@ -76,7 +76,6 @@ def _status_text(status: str) -> Any:
 def _read_store(store: Optional[str]) -> Store:
     """Open a store for reading; a directory without a store is an error, not a new empty store."""
     from .store.reader import open_store  # here, not at the top: `epochline --help` stays fast
-    from .errors import StoreVersionError
 
     try:
         return open_store(store)
@@ -383,17 +382,26 @@ def _configure(command: Command, p: argparse.ArgumentParser) -> None:
     getattr(importlib.import_module(module), function)(p)
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for (``--help`` stays fast)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from . import __version__
+
+        print(f"epochline {__version__}")
+        parser.exit()
+
+
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="epochline", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Record training runs and read them back. 'epochline COMMAND --help' shows a "
                     "command's options and examples.",
         epilog="examples:\n  epochline ls\n  epochline show baseline\n"
                "  epochline run --path digits/mlp -- python train.py\n  epochline ingest train.log")
-    parser.add_argument("--version", action="version", version=f"epochline {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print epochline's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _command_name(argv)
     for command in COMMANDS:

@@ -12,7 +12,8 @@ itself, so one ``log`` of 1,000 keys costs 1,004 and one of a single key 5. Meas
 the queue's memory at about 40 MB whatever the shape of the calls (docs/reliability.md).
 Back-pressure: when ``max_queue`` is reached, the caller blocks until the writer has caught up to
 half of that, as long as the writer is making progress. When the writer has been stuck on one
-batch for more than ``STALL_S`` (the store is locked, down or full and it is retrying), new
+batch for more than ``STALL_S`` (the store is down, full or locked by a process that does not
+let go, and the writer is retrying; a store busy with other writers gets a minute), new
 metric values, texts, histograms and heartbeats are dropped instead, counted, and reported at
 finish: training never waits on a store that is away. Other events (start, params, tags, epoch
 records, summary, finish) are always kept; they are few. See docs/reliability.md.
@@ -119,17 +120,19 @@ class Dispatcher:
         with self._room:
             while self._in - self._out and self._in - self._out + cost > self._max_queue // 2:
                 busy = self._busy_since
-                if not self._thread.is_alive() or (busy is not None and time.time() - busy > STALL_S):
-                    self._drop(weight)
+                # a store busy with other writers gets longer than one that is away
+                patience = getattr(self.info.store, "patience_s", None) or STALL_S
+                if not self._thread.is_alive() or (busy is not None and time.time() - busy > patience):
+                    self._drop(weight, patience)
                     return False
                 self._room.wait(0.05)
         return True
 
-    def _drop(self, weight: int) -> None:
+    def _drop(self, weight: int, patience: float) -> None:
         if not self.dropped:
             warnings.warn(
                 f"epochline: run {self.info.id}: the store has taken no write for more than "
-                f"{STALL_S:g} s and its queue is full; newer values are dropped and "
+                f"{patience:g} s and its queue is full; newer values are dropped and "
                 "counted until it is back (training goes on; see the finish report)",
                 RuntimeWarning, stacklevel=4)
         self.dropped += weight

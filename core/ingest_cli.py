@@ -13,7 +13,8 @@ command runs in its own process group, so a signal sent to our group (``kill -IN
 control ``kill %1``) reaches only us and we forward it. With a terminal on stdin the command stays
 in our group (so it can read the terminal); a Ctrl-C there reaches it from the terminal and is not
 forwarded again, while SIGTERM (sent to our pid by a supervisor) is. The handlers are in place
-before the command starts. The recording run prints no lines of its own unless ``--emit`` asks for
+before the command starts; a signal ignored here (a shell's background job ignores SIGINT) stays
+ignored, by the command too. The recording run prints no lines of its own unless ``--emit`` asks for
 it; then stdout is passed through whole lines at a time so the emitted lines start at column 0.
 """
 
@@ -242,8 +243,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except OSError:
             pass
 
-    # in place before the command starts: a signal can never find Python's default handler here
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    # in place before the command starts: a signal can never find Python's default handler here.
+    # A signal this process ignores (a background job of a shell ignores SIGINT) stays ignored, and
+    # the command inherits that, exactly as without epochline.
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 **_popen_group_kwargs(own_group))

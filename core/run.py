@@ -705,14 +705,19 @@ def _artifact_name(name: Any) -> str:
     return "/".join(p for p in parts if p not in (".", ""))
 
 
+def _numpy() -> Any:
+    """numpy, or None where it is not installed (then histograms are counted in pure Python)."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
+        return None
+    return numpy
+
+
 def _histogram(values: Any, bins: int) -> Dict[str, Any]:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
-    np: Any
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is there whenever arrays are
-        np = None
+    np = _numpy()
     if np is not None:
         arr = np.asarray(values, dtype=np.float64).ravel()
         arr = arr[np.isfinite(arr)]

@@ -72,6 +72,9 @@ _SERIES_STEP = operator.itemgetter(0, 1)
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 """Backoff while the store is away: 0.05 s, doubling, at most 2 s between tries."""
+CONTENTION_PATIENCE_S = 60.0
+"""While other writers hold the lock, a full queue waits this long (back-pressure) before dropping:
+several processes writing one store must lose nothing."""
 MAX_FAILED_ROWS = 100
 """Isolating bad rows stops after this many: a batch where nothing writes is lost whole."""
 
@@ -166,6 +169,10 @@ class Backend:
         """The store is there but cannot take writes now (locked, server down, disk full): retry."""
         return isinstance(exc, self.retryable)
 
+    def _is_contention(self, exc: Exception) -> bool:
+        """The store is busy with other writers (a lock held for a moment), not away."""
+        return False
+
     def _is_row_error(self, exc: Exception) -> bool:
         """The error comes from some rows' values, not from the store: isolate those rows."""
         return isinstance(exc, self.row_errors)
@@ -248,6 +255,10 @@ class Backend:
     :meth:`epochline.Run.finish` sets it, so a store that never comes back cannot hang the exit."""
     away_since: Optional[float] = None
     """When the store stopped answering (locked, down, full), or None while it answers."""
+    patience_s: Optional[float] = None
+    """How long the dispatcher lets a full queue wait for this store before it drops values: set
+    to :data:`CONTENTION_PATIENCE_S` while the store is only busy with other writers (the lock
+    changes hands, the store makes progress), None (the dispatcher's own, short) otherwise."""
 
     def write(self, events: Sequence[ev.Event], deadline: Optional[float] = None) -> None:
         """Write a batch of events in one transaction, in order.
@@ -298,12 +309,14 @@ class Backend:
         while True:
             try:
                 self._write_groups(groups)
-                self.away_since = None
+                self.away_since = self.patience_s = None
                 return
             except Exception as exc:
                 self._reset_writer()
                 if not self._is_away(exc):
                     raise
+                contention = self._is_contention(exc)
+                self.patience_s = CONTENTION_PATIENCE_S if contention else None
                 now = time.time()
                 if self.away_since is None:
                     self.away_since = now
@@ -313,7 +326,8 @@ class Backend:
                                     f"{now - self.away_since:.1f} s ({type(exc).__name__}: "
                                     f"{_one_line(exc)})") from exc
                 time.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                if not contention:  # a busy lock is tried again at once: it changes hands often
+                    delay = min(delay * 2, RETRY_MAX_S)
 
     def _isolate(self, events: Sequence[ev.Event], deadline: Optional[float]) -> Tuple[int, Exception]:
         """Write what can be written of a batch that failed on some rows: (events lost, first error).

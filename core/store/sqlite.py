@@ -96,6 +96,10 @@ class SQLiteBackend(Backend):
         text = str(exc).lower()
         return isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _AWAY_WORDS)
 
+    def _is_contention(self, exc: Exception) -> bool:
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+
 
 def _read_only_mount(path: Path) -> bool:
     try:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 import warnings
@@ -167,6 +168,36 @@ def test_sqlite_locked_by_another_process_at_init(tmp_path, reliability):
         assert [s for _, s, _ in view.metrics("loss")] == list(range(10000))
         assert view.status == "completed"
     reliability(f"SQLite locked by another process at init (init took {took:.1f} s)", 20000,
+                2 * len(view.metrics("loss")), view.status, lost=run.lost)
+
+
+def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(tmp_path, monkeypatch,
+                                                                       reliability):
+    """Other processes holding the lock (several writers on one store) is not a store that is
+    away: a full queue waits for the lock (back-pressure) and loses nothing."""
+    monkeypatch.setattr(dispatch, "STALL_S", 0.3)  # an away store would make it drop at once
+    store = tmp_path / "store"
+    epochline.init("faults/first", store=store).finish()
+    script, release = tmp_path / "locker.py", tmp_path / "release"
+    script.write_text(LOCKER)
+    locker = subprocess.Popen([sys.executable, str(script), str(store / "epochline.db"), str(release)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        run, _ = _quiet(epochline.init, "faults/busy", store=store, flush_interval=0.05, max_queue=600)
+        timer = threading.Timer(1.5, release.write_text, ("go",))
+        timer.start()
+        _, said = _quiet(_log, run, 0, 3000)  # fills the queue many times over while locked
+        timer.join()
+        _, said2 = _quiet(run.finish)
+    finally:
+        locker.kill()
+        locker.wait()
+    assert run.lost == 0 and run._dispatcher.dropped == 0, said + said2
+    with epochline.open(store) as reader:
+        view = reader.run(run.id)
+        assert [s for _, s, _ in view.metrics("loss")] == list(range(3000))
+    reliability("SQLite lock held 1.5 s by another process, queue full (bound 600)", 6000,
                 2 * len(view.metrics("loss")), view.status, lost=run.lost)
 
 

@@ -36,12 +36,21 @@ sys.stdout.write("no newline at the end")
 '''
 
 
+def with_signals(dispositions: str, cmd: list) -> list:
+    """``cmd`` started with SIGINT/SIGTERM set explicitly (``"SIG_DFL"`` or ``"SIG_IGN"``), whatever
+    the test runner inherited (a shell's background job ignores SIGINT): the same process, exec'd."""
+    code = ("import os, signal, sys\n"
+            f"for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.{dispositions})\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n")
+    return [sys.executable, "-c", code, *cmd]
+
+
 def epochline_run(tmp_path, script, *args, **popen):
     path = tmp_path / "script.py"
     path.write_text(textwrap.dedent(script))
     cmd = [sys.executable, "-m", "epochline", "run", "--path", "t/run", *args, "--", sys.executable, str(path)]
-    return subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(with_signals("SIG_DFL", cmd), cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 def finished(proc, timeout=60):
@@ -245,3 +254,15 @@ def test_ingest_refuses_what_is_not_a_log(store_dir, tmp_path, make, message):
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not store_dir.exists()  # nothing was started
+
+
+def test_an_ignored_sigint_stays_ignored(store_dir, tmp_path):
+    """Started with SIGINT ignored (a background job), epochline run and the command ignore it too."""
+    script = tmp_path / "script.py"
+    script.write_text("import signal, sys\n"
+                      "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, flush=True)\n")
+    proc = subprocess.run(
+        with_signals("SIG_IGN", [sys.executable, "-m", "epochline", "run", "--path", "t/run", "--",
+                                 sys.executable, str(script)]),
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout == b"True\n"

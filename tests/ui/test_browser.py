@@ -13,6 +13,8 @@ import sys
 import pytest
 from conftest import XSS
 
+import epochline
+
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 30_000
 BLUE = (47, 111, 222)  # the first series colour (COLORS[0] in app.js)
@@ -174,11 +176,19 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
     child = subprocess.Popen([sys.executable, "-c", LOGGER, str(store), str(stop)],
                              env={**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""})
     try:
-        # the store exists once the child has started its run
+        # the store exists once the child has started its run (its file appears a moment before
+        # the schema is committed in it: wait until a reader sees the run)
         import time
 
+        def started():
+            try:
+                with epochline.open(store) as reader:
+                    return bool(reader.runs())
+            except epochline.StoreNotFoundError:
+                return False
+
         deadline = time.monotonic() + 60
-        while not (store / "epochline.db").exists():
+        while not started():
             assert child.poll() is None and time.monotonic() < deadline, "the logger did not start"
             time.sleep(0.05)
         server = live(store)
