@@ -1,7 +1,8 @@
 """What ``init`` starts for issue 17: environment capture, code snapshot, console, system sampler.
 
-The environment and the code snapshot are taken once on a background thread (so ``init`` returns
-at once even when ``git`` is slow), which ``finish`` waits for. The console capture and the system
+The environment and the code snapshot are taken once, in ``init`` itself (a few milliseconds;
+``git`` is bounded by a short timeout): no thread outlives a run that is never finished, and the
+records are queued before the training's first event. The console capture and the system
 sampler run until the run finishes; ``finish`` stops them before the run's last events are
 dispatched. A failure in any of them warns once and the training goes on.
 """
@@ -9,7 +10,6 @@ dispatched. A failure in any of them warns once and the training goes on.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -17,8 +17,6 @@ from typing import Any, Mapping
 
 from .. import events as ev
 from ._limits import SYSTEM_INTERVAL_S, TQDM_MODES
-
-BACKGROUND_JOIN_S = 60.0
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -98,17 +96,7 @@ def start(run: Any, *, capture_env: bool = True, snapshot_code: Any = False,
           system_interval: float = SYSTEM_INTERVAL_S, system_start: int = 0) -> None:
     """Start what was asked for on ``run`` and register how each one stops at finish."""
     if capture_env or snapshot_code:
-        worker = threading.Thread(target=_once, args=(run, capture_env, snapshot_code),
-                                  name=f"epochline-context-{run.id}", daemon=True)
-        worker.start()
-
-        def join() -> None:
-            worker.join(BACKGROUND_JOIN_S)
-            if worker.is_alive():
-                run._lose(("context", "timeout"), "epochline: environment/code capture did not "
-                          f"finish within {BACKGROUND_JOIN_S:g} s")
-
-        run._on_finish_context(join)
+        _once(run, capture_env, snapshot_code)
     if capture_console:
         from . import _console
 

@@ -56,7 +56,7 @@ def test_entry_point_plugins_are_loaded(tmp_path, store_dir):
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip()
     seen = [json.loads(line) for line in out.read_text().splitlines()]
-    # the environment record (capture_env is on by default) comes from a background thread
+    # the environment record (capture_env is on by default)
     assert [s["type"] for s in seen if s["type"] != "Record"] == ["RunStarted", "Metrics", "RunFinished"]
     assert [s["type"] for s in seen].count("Record") == 1
     assert {s["run"] for s in seen} == {run_id}
