@@ -58,7 +58,7 @@ def _points(seed: int, steps: int, t0: float) -> Callable[[str], Any]:
     return points
 
 
-def build_store(directory: Path, runs: int, steps: int, metrics: int) -> float:
+def build_store(directory: Path, runs: int, steps: int, metrics: int, big: int = 1_000_000) -> float:
     """Fill ``directory``; returns the seconds it took."""
     start = time.perf_counter()
     backend = open_backend(str(directory), create=True)
@@ -69,9 +69,9 @@ def build_store(directory: Path, runs: int, steps: int, metrics: int) -> float:
                   "width": [64, 128, 256, 512, 1024][(i // 8) % 5], "seed": i // 40}
         insert_run(backend, _record(f"run{i:04d}", "bench/grid", params, keys, t0 + i),
                    _points(i, steps, t0 + i))
-    # the 1 M-point run: 200,000 steps x 5 metrics
+    # the big run (1 M points by default: 200,000 steps x 5 metrics)
     insert_run(backend, _record("big", "bench/big", {"lr": 0.1}, keys, t0),
-               _points(-1, 1_000_000 // len(keys), t0))
+               _points(-1, big // len(keys), t0))
     backend.close()
     return time.perf_counter() - start
 
@@ -96,11 +96,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--metrics", type=int, default=5)
+    parser.add_argument("--big-points", type=int, default=1_000_000,
+                        help="points of the one big run (export/import/history cases)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls per case (best is shown)")
     args = parser.parse_args()
     directory = Path(args.store)
     if not (directory / "epochline.db").exists():
-        seconds = build_store(directory, args.runs, args.steps, args.metrics)
-        print(f"built {args.runs} runs x {args.steps} steps x {args.metrics} metrics + one 1 M-point run "
+        seconds = build_store(directory, args.runs, args.steps, args.metrics, args.big_points)
+        print(f"built {args.runs} runs x {args.steps} steps x {args.metrics} metrics + one {args.big_points:,}-point run "
               f"in {seconds:.1f} s at {directory}")
     store = epochline.open(str(directory))
     total = store.backend.query("SELECT COUNT(*) FROM metrics")[0][0]
@@ -120,14 +123,14 @@ def main() -> None:
          lambda: store.backend.query("SELECT COUNT(*), SUM(value) FROM metrics"), math.nan),
         (f"aggregate over all {len(grid)} grid runs", lambda: store.aggregate(path="bench/grid"), 1.0),
         ("compare of 10 runs", lambda: store.compare(grid[:10]), 0.5),
-        ("run.history() of the 1 M-point run", big.history, 1.0),
-        ("export of the 1 M-point run", lambda: big.export(work / "big.zip"), 3.0),
-        ("import of the 1 M-point run", import_once, 5.0),
+        ("run.history() of the big run", big.history, 1.0),
+        ("export of the big run", lambda: big.export(work / "big.zip"), 3.0),
+        ("import of the big run", import_once, 5.0),
     ]
     print(f"{'operation':45s} {'seconds':>8s} {'x scan':>7s} {'target':>7s} {'peak MB':>8s}")
     scan = None
     for name, fn, target in cases:
-        seconds, peak = measure(fn)
+        seconds, peak = measure(fn, args.repeat)
         scan = scan or seconds
         print(f"{name:45s} {seconds:8.3f} {seconds / scan:7.2f} "
               f"{'' if math.isnan(target) else f'{target:.1f}':>7s} {peak:8.1f}")

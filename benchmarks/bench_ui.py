@@ -1,6 +1,8 @@
 """The viewer on big stores, measured in a real browser (Debian's chromium via Playwright).
 
     python benchmarks/bench_ui.py [--store DIR] [--work DIR] [--repeat 3]
+    python benchmarks/bench_ui.py --work /tmp/x --runs 12 --steps 200 --series-points 2000 \
+        --many-runs 60 --repeat 1          # a smoke run (CI): small stores, same pages
 
 Stores (built once, reused when present; ``--store`` may point at bench_insight.py's store):
 - the issue's 10 M-point store: 200 runs x 10,000 steps x 5 metrics, built by
@@ -140,14 +142,22 @@ def main() -> None:
                         help="the 10 M-point store (default: WORK/store, built when missing)")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "epochline-bench-ui"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200, help="runs of the big store (default 200)")
+    parser.add_argument("--steps", type=int, default=10_000, help="steps per run (default 10,000)")
+    parser.add_argument("--series-points", type=int, default=1_000_000,
+                        help="points of the one long series (default 1,000,000)")
+    parser.add_argument("--many-runs", type=int, default=10_000,
+                        help="runs of the runs-table store (default 10,000)")
     args = parser.parse_args()
     work = Path(args.work)
     big = Path(args.store) if args.store else work / "store"
-    ensure(big, lambda d: build_store(d, 200, 10_000, 5), "200 runs x 10,000 steps x 5 metrics")
+    ensure(big, lambda d: build_store(d, args.runs, args.steps, 5, big=args.series_points),
+           f"{args.runs} runs x {args.steps:,} steps x 5 metrics")
     one = work / "one-series"
-    ensure(one, one_series_store, "one run with a 1 M-point series")
+    ensure(one, lambda d: one_series_store(d, args.series_points),
+           f"one run with a {args.series_points:,}-point series")
     many = work / "runs10k"
-    ensure(many, many_runs_store, "10,000 runs")
+    ensure(many, lambda d: many_runs_store(d, args.many_runs), f"{args.many_runs:,} runs")
 
     from playwright.sync_api import sync_playwright
 
@@ -160,17 +170,20 @@ def main() -> None:
         page.context.set_default_timeout(60_000)
         for store, cases in [
             (big, [
-                ("runs page (201 runs)", "/", "document.querySelectorAll('#runs tbody tr').length >= 50", 1.0),
-                ("run page, 5 charts of 10,000 steps", "/runs/run0000", charts(5), 1.0),
+                (f"runs page ({args.runs + 1} runs)", "/",
+                 "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
+                (f"run page, 5 charts of {args.steps:,} steps", "/runs/run0000", charts(5), 1.0),
                 ("compare of 10 runs (5 charts)",
                  "/compare?ids=" + ",".join(f"run{i:04d}" for i in range(10)), charts(5), 1.5),
-                ("groups page (40 groups, 200 runs' bands)", "/groups?path=bench/grid", charts(1), float("nan")),
-                ("run page, 5 charts of 200,000 steps", "/runs/big", charts(5), float("nan")),
+                (f"groups page ({args.runs} runs' bands)", "/groups?path=bench/grid", charts(1), float("nan")),
+                (f"run page, 5 charts of {args.series_points // 5:,} steps", "/runs/big", charts(5),
+                 float("nan")),
             ]),
-            (one, [("run page, one 1,000,000-point series", "/runs/series1m", charts(1), 1.0)]),
+            (one, [(f"run page, one {args.series_points:,}-point series", "/runs/series1m", charts(1), 1.0)]),
             (many, [
-                ("runs page of 10,000 runs", "/", "document.querySelectorAll('#runs tbody tr').length >= 50", 1.0),
-                ("10,000 runs: filter by path + text", "/?path=sweep/cv&q=r0001",
+                (f"runs page of {args.many_runs:,} runs", "/",
+                 "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
+                (f"{args.many_runs:,} runs: filter by path + text", "/?path=sweep/cv&q=r0001",
                  "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
             ]),
         ]:
@@ -193,7 +206,7 @@ def main() -> None:
         base = best if name.startswith("baseline") else base
         print(f"{name:45s} {first:7.3f} {best:7.3f} {best / base:6.1f} "
               f"{'' if target != target else f'{target:.1f}':>7s}")
-    print(f"database floor: one scan of the 1 M-point series (COUNT, SUM): {scan:.3f} s")
+    print(f"database floor: one scan of the {args.series_points:,}-point series (COUNT, SUM): {scan:.3f} s")
     for name, mb in memory:
         print(f"server peak RSS over the {name} store: {mb:.0f} MB (target <= 200)")
 

@@ -65,12 +65,16 @@ def _console():
     return Console(width=width, highlight=False)
 
 
+def _status_style(status: str) -> str:
+    return {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow",
+            "running": "cyan"}.get(status, "")
+
+
 def _status_text(status: str) -> Any:
+    """The status as a styled cell (the text itself never read as markup)."""
     from rich.text import Text
 
-    style = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow",
-             "running": "cyan"}.get(status, "")
-    return Text(status, style=style)
+    return Text(status, style=_status_style(status))
 
 
 def _read_store(store: Optional[str]) -> Store:

@@ -89,26 +89,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     from rich.table import Table
+    from rich.text import Text
 
+    # every cell a Text: names, params and metric keys are data, never rich markup
     runs = result["runs"]
     table = Table(title=f"{len(runs)} runs", title_justify="left")
     table.add_column("")
     for run in runs:
-        table.add_column(f"{run['name']}\n{run['id']}", justify="right")
-    table.add_row("path", *(r["path"] for r in runs))
-    table.add_row("status", *(f"[{cli._status_style(r['status'])}]{r['status']}[/]" for r in runs))
+        table.add_column(Text(f"{run['name']}\n{run['id']}"), justify="right")
+    table.add_row("path", *(Text(r["path"]) for r in runs))
+    table.add_row("status", *(cli._status_text(r["status"]) for r in runs))
     table.add_row("duration", *(cli._fmt_duration(r["duration"]) for r in runs))
     for key in result["params"]["differing"]:
-        table.add_row(f"[bold]{key}[/]", *(_fmt(r["params"].get(key)) for r in runs))
+        table.add_row(Text(key, style="bold"), *(Text(_fmt(r["params"].get(key))) for r in runs))
     for key in result["metrics"]:
         modes = {r["metrics"][key]["mode"] for r in runs if r["metrics"].get(key)}
         mode = modes.pop() if len(modes) == 1 else "mixed"
-        table.add_row(f"{key} best ({mode})",
-                      *(_fmt((r["metrics"].get(key) or {}).get("best")) for r in runs))
-        table.add_row(f"{key} final", *(_fmt((r["metrics"].get(key) or {}).get("final")) for r in runs))
+        table.add_row(Text(f"{key} best ({mode})"),
+                      *(Text(_fmt((r["metrics"].get(key) or {}).get("best"))) for r in runs))
+        table.add_row(Text(f"{key} final"),
+                      *(Text(_fmt((r["metrics"].get(key) or {}).get("final"))) for r in runs))
     same = result["params"]["same"]
-    caption = "same in all: " + ", ".join(f"{k}={_fmt(v)}" for k, v in same.items()) if same else None
-    table.caption, table.caption_justify = caption, "left"
+    if same:
+        table.caption = Text("same in all: " + ", ".join(f"{k}={_fmt(v)}" for k, v in same.items()))
+        table.caption_justify = "left"
     cli._console().print(table)
     return 0
 
@@ -141,14 +145,16 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else _fmt(value)
 
 
-def _mean_std(s: Dict[str, Any]) -> str:
+def _mean_std(s: Dict[str, Any]) -> Any:
+    from rich.text import Text
+
     if not s["n"]:
-        return "-"
-    text = _short(s["mean"])
+        return Text("-")
+    text = Text(_short(s["mean"]))
     if s["std"] is not None:
-        text += f" ± {_short(s['std'])}"
+        text.append(f" ± {_short(s['std'])}")
     if s["ci"]:
-        text += f"\n[dim][{_short(s['ci'][0])}, {_short(s['ci'][1])}][/]"
+        text.append(f"\n[{_short(s['ci'][0])}, {_short(s['ci'][1])}]", style="dim")
     return text
 
 
@@ -175,23 +181,25 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
                 _write_csv(out, result)
         return 0
     from rich.table import Table
+    from rich.text import Text
 
     groups = result["groups"]
     console = cli._console()
     console.print(f"{len(groups)} groups by {', '.join(by) if isinstance(by, list) else by}"
                   f"{'' if status is None else f', {status} runs'}; each cell: the runs' best "
-                  "value, mean ± std [95 % CI]")
+                  "value, mean ± std [95 % CI]", markup=False)
     table = Table()
     table.add_column("group")
     table.add_column("n", justify="right")
     for metric in result["metrics"]:
         modes = {g["metrics"][metric]["mode"] for g in groups}
-        table.add_column(f"{metric} ({modes.pop() if len(modes) == 1 else 'mixed'})", justify="right")
+        table.add_column(Text(f"{metric} ({modes.pop() if len(modes) == 1 else 'mixed'})"), justify="right")
     for group in groups:
         n = str(len(group["runs"]))
         if group["excluded"]:
             n += f" (+{len(group['excluded'])} " + ", ".join(sorted({e["status"] for e in group["excluded"]})) + ")"
-        table.add_row(group["label"], n, *(_mean_std(group["metrics"][m]["best"]) for m in result["metrics"]))
+        table.add_row(Text(group["label"]), n,
+                      *(_mean_std(group["metrics"][m]["best"]) for m in result["metrics"]))
     if not groups:
         table.caption = "no runs matched"
     console.print(table)

@@ -31,7 +31,7 @@ from .runinfo import RunInfo
 from .store import open_backend, redact, redact_text, resolve_uri
 from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
-from .values import flatten_params
+from .values import flatten_params, storable_text
 
 _enabled = True
 _active: set[Run] = set()
@@ -128,6 +128,9 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     scales, field_map = checked["scales"], checked["field_map"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
         return NoOpRun()
+    for value, what in [(name, "name"), (alias, "alias"), (run_id, "run_id")] + [(t, "tag") for t in tags]:
+        if value is not None and not storable_text(value):  # no store can keep it: say so now
+            raise ValueError(f"{what} {value!r} holds a NUL character or a lone surrogate")
     try:
         backend = open_backend(store)
     except (ValueError, TypeError):

@@ -639,6 +639,8 @@ class Run(RunContext):
     def _check_text(what: str, value: Any) -> None:
         if type(value) is not str or not value:
             raise TypeError(f"{what} must be a non-empty string, got {value!r}")
+        if not storable_text(value):  # no store can keep it: say so at the call
+            raise ValueError(f"{what} {value!r} holds a NUL character or a lone surrogate")
 
     def _warn_once(self, key: tuple, message: str) -> None:
         if key not in self._warned:

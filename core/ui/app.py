@@ -39,10 +39,11 @@ LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1", "[::1]"]
 POLL_MS = 1500
 """How often pages poll for new data: live views stay under 2 s behind the store."""
 _HASH = re.compile(r"[0-9a-f]{64}")
-CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
-# 'unsafe-inline' only for the page's own config <script>: no stored value ever reaches markup
+# scripts only from the viewer's own files (the page's config is a JSON data block, not code);
+# inline styles are allowed for the chart library's and the colour swatches' style attributes
 SCRIPTS = ("uPlot.iife.min.js", "app.js")
 STYLES = ("uPlot.min.css", "app.css")
 
@@ -64,13 +65,15 @@ def script_json(value: Any) -> str:
 
 
 def page_html(config: Dict[str, Any], styles: str, scripts: str, title: str = "epochline") -> str:
-    """The page shell: the app builds everything else from ``config`` and JSON."""
+    """The page shell: the app builds everything else from ``config`` (a JSON data block the
+    script reads; never executed) and the JSON endpoints."""
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<link rel=\"icon\" href=\"data:,\">"
             f"<title>{html.escape(title)}</title>{styles}</head>"
             "<body><div id=\"app\"><p class=\"loading\">Loading…</p></div>"
-            f"<script>window.EPOCHLINE = {script_json(config)};</script>{scripts}</body></html>")
+            f"<script type=\"application/json\" id=\"epochline-config\">{script_json(config)}</script>"
+            f"{scripts}</body></html>")
 
 
 def error_page(status: int, title: str, detail: str) -> HTMLResponse:

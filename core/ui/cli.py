@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import socket
 import sys
 
 __all__ = ["configure_ui", "configure_report", "cmd_ui", "cmd_report", "DEFAULT_PORT"]
@@ -38,11 +39,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
         token = token or secrets.token_urlsafe(24)
     store = _read_store(args.store)
     app = create_app(store, token=token)
+    try:  # bind before printing the URL, so a busy port is an error, not a dead link
+        sock = socket.create_server((args.host, args.port),
+                                    family=socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    except OSError as exc:
+        store.close()
+        print(f"epochline: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "give another --port", file=sys.stderr)
+        return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{args.port}/"
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{sock.getsockname()[1]}/"
     print(f"epochline viewer of {store.uri} at {url}{'?token=' + token if token else ''}", flush=True)
     print("read-only; Ctrl-C stops it", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
     store.close()
     return 0
 
@@ -56,8 +66,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     with _read_store(args.store) as store:
         try:
-            out = build_report(store, args.runs, args.output)
-        except KeyError as exc:
+            out = build_report(store, args.runs, args.output, max_runs=args.max_runs)
+        except (KeyError, ValueError) as exc:
             print(f"epochline: {exc.args[0]}", file=sys.stderr)
             return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); open it in a browser, no server needed")
@@ -84,4 +94,6 @@ def configure_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN|PATH",
                    help="run id, id prefix, name or alias; or a path (all runs under it)")
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    p.add_argument("--max-runs", type=int, default=50,
+                   help="refuse a selection of more runs than this (default 50)")
     p.set_defaults(func=cmd_report)

@@ -17,10 +17,13 @@ from ..store.reader import RunView, Store
 from . import data
 from .app import SCRIPTS, STATIC_DIR, STYLES, page_html
 
-__all__ = ["build_report", "select_runs", "MAX_IMAGE_BYTES"]
+__all__ = ["build_report", "select_runs", "MAX_IMAGE_BYTES", "MAX_RUNS"]
 
 GROUP_CHARTS = 6
 """Band charts on the groups page (the page shows the first six metrics, live or in a report)."""
+MAX_RUNS = 50
+"""Runs one report holds unless asked for more: a compare page of hundreds of overlaid curves
+helps nobody, and each run adds its series (about 1,000 points per metric) to the file."""
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 """Images inlined into one report at most (the newest of each key first); the rest are left out."""
 
@@ -77,11 +80,17 @@ def _quote(text: str) -> str:
 
 def build_report(store: Store, refs: Sequence[Union[str, RunView]], out: Union[str, Path],
                  points: int = data.DEFAULT_POINTS, max_image_bytes: int = MAX_IMAGE_BYTES,
-                 title: Optional[str] = None) -> Path:
-    """Write the report of ``refs`` to ``out``; one run opens on its run page, several on compare."""
+                 title: Optional[str] = None, max_runs: int = MAX_RUNS) -> Path:
+    """Write the report of ``refs`` to ``out``; one run opens on its run page, several on compare.
+
+    More than ``max_runs`` selected runs is a :class:`ValueError` (nothing written).
+    """
     runs = select_runs(store, refs)
     if not runs:
         raise KeyError("no runs to report: " + ", ".join(map(str, refs)))
+    if len(runs) > max_runs:
+        raise ValueError(f"{len(runs)} runs selected, more than {max_runs} in one report; "
+                         "name fewer runs or a narrower path, or raise the limit (--max-runs)")
     index = data.RunsIndex(store)
     payload: Dict[str, Any] = {"/api/runs": {"runs": [index.row(r) for r in runs]}}
     budget = [max_image_bytes]

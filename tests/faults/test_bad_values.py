@@ -147,3 +147,17 @@ def test_deep_parameters_are_kept_or_warned_about(tmp_path):
         assert reader.run(run.id).params == {".".join(["n"] * 40 + ["lr"]): 0.1}
         (key, value), = reader.run(deeper.id).params.items()
         assert key.count("n") == 129 and value == "<dict nested deeper than 128 levels>"
+
+
+def test_unstorable_names_and_tags_are_refused_at_the_call(tmp_path):
+    store = tmp_path / "store"
+    with pytest.raises(ValueError, match="NUL character"):
+        epochline.init("faults/names", store=store, name="bad\x00name")
+    with pytest.raises(ValueError, match="NUL character"):
+        epochline.init("faults/names", store=store, tags=["t\x00"])
+    run = epochline.init("faults/names", store=store)
+    for call in (run.rename, run.tag):
+        with pytest.raises(ValueError, match="NUL character"):
+            call("x\x00y")
+    run.finish()
+    assert run.lost == 0 and run.recorded

@@ -139,7 +139,10 @@ LOCKER = textwrap.dedent("""
 """)
 
 
-def test_sqlite_locked_by_another_process_at_init(tmp_path, reliability):
+@pytest.fixture
+def locked_store(tmp_path):
+    """(store, release file, locker process): a store whose write lock another process holds
+    until ``release`` exists."""
     store = tmp_path / "store"
     epochline.init("faults/first", store=store).finish()  # the store exists
     script, release = tmp_path / "locker.py", tmp_path / "release"
@@ -148,20 +151,26 @@ def test_sqlite_locked_by_another_process_at_init(tmp_path, reliability):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert locker.stdout.readline().strip() == "locked"
-        started = time.perf_counter()
-        run, said = _quiet(epochline.init, "faults/locked", store=store, flush_interval=0.05)
-        took = time.perf_counter() - started
-        assert took < 15  # was 60 s (busy_timeout), then every event of the run was dropped
-        assert any("kept in memory" in m for m in said), said
-        _log(run, 0, 5000)  # while the other process still holds the lock
-        assert locker.poll() is None
-        release.write_text("go")
-        assert locker.stdout.readline().strip() == "released"
-        _log(run, 5000, 5000)
-        _, said = _quiet(run.finish)
+        yield store, release, locker
     finally:
         locker.kill()
         locker.wait()
+        locker.stdout.close()
+
+
+def test_sqlite_locked_by_another_process_at_init(locked_store, reliability):
+    store, release, locker = locked_store
+    started = time.perf_counter()
+    run, said = _quiet(epochline.init, "faults/locked", store=store, flush_interval=0.05)
+    took = time.perf_counter() - started
+    assert took < 15  # was 60 s (busy_timeout), then every event of the run was dropped
+    assert any("kept in memory" in m for m in said), said
+    _log(run, 0, 5000)  # while the other process still holds the lock
+    assert locker.poll() is None
+    release.write_text("go")
+    assert locker.stdout.readline().strip() == "released"
+    _log(run, 5000, 5000)
+    _, said = _quiet(run.finish)
     assert run.lost == 0 and run.recorded, said
     with epochline.open(store) as reader:
         view = reader.run(run.id)
@@ -171,28 +180,18 @@ def test_sqlite_locked_by_another_process_at_init(tmp_path, reliability):
                 2 * len(view.metrics("loss")), view.status, lost=run.lost)
 
 
-def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(tmp_path, monkeypatch,
+def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(locked_store, monkeypatch,
                                                                        reliability):
     """Other processes holding the lock (several writers on one store) is not a store that is
     away: a full queue waits for the lock (back-pressure) and loses nothing."""
     monkeypatch.setattr(dispatch, "STALL_S", 0.3)  # an away store would make it drop at once
-    store = tmp_path / "store"
-    epochline.init("faults/first", store=store).finish()
-    script, release = tmp_path / "locker.py", tmp_path / "release"
-    script.write_text(LOCKER)
-    locker = subprocess.Popen([sys.executable, str(script), str(store / "epochline.db"), str(release)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert locker.stdout.readline().strip() == "locked"
-        run, _ = _quiet(epochline.init, "faults/busy", store=store, flush_interval=0.05, max_queue=600)
-        timer = threading.Timer(1.5, release.write_text, ("go",))
-        timer.start()
-        _, said = _quiet(_log, run, 0, 3000)  # fills the queue many times over while locked
-        timer.join()
-        _, said2 = _quiet(run.finish)
-    finally:
-        locker.kill()
-        locker.wait()
+    store, release, _ = locked_store
+    run, _ = _quiet(epochline.init, "faults/busy", store=store, flush_interval=0.05, max_queue=600)
+    timer = threading.Timer(1.5, release.write_text, ("go",))
+    timer.start()
+    _, said = _quiet(_log, run, 0, 3000)  # fills the queue many times over while locked
+    timer.join()
+    _, said2 = _quiet(run.finish)
     assert run.lost == 0 and run._dispatcher.dropped == 0, said + said2
     with epochline.open(store) as reader:
         view = reader.run(run.id)

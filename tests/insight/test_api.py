@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import tracemalloc
 
 import numpy as np
@@ -165,3 +166,22 @@ def test_describe_edge_cases():
     assert describe([2.0])["std"] is None and describe([2.0])["mean"] == 2.0
     assert describe([1, math.inf])["mean"] == math.inf and describe([1, math.inf])["std"] is None
     assert describe([True, "x", None])["n"] == 0
+
+
+@pytest.mark.parametrize(("module", "call"), [
+    ("pandas", lambda store, view: view.history()),
+    ("pandas", lambda store, view: store.runs_frame()),
+    ("matplotlib", lambda store, view: epochline.plot([view], "x")),
+    ("tensorboardX", None),
+])
+def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch, module, call):
+    with epochline.init("opt/run", store=tmp_path) as run:
+        run.log({"x": 1.0}, step=0)
+    with epochline.open(tmp_path) as store:
+        view = store.run("opt/run")
+        monkeypatch.setitem(sys.modules, module, None)  # import now fails as if not installed
+        if call is None:
+            monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+            call = lambda store, view: view.export_tensorboard(tmp_path / "tb")  # noqa: E731
+        with pytest.raises(ModuleNotFoundError, match=r"pip install 'epochline\[(insight|tensorboard)\]'"):
+            call(store, view)

@@ -113,3 +113,13 @@ def test_help_shows_an_example(command, capsys):
     help_text = capsys.readouterr().out
     assert exit_.value.code == 0
     assert "example:" in help_text and f"epochline {command}" in help_text and "--store" in help_text
+
+
+def test_names_are_shown_literally_not_as_markup(tmp_path):
+    for value in ("[red]a", "b[/]"):
+        with epochline.init("m/x", name=f"run {value}", params={"[bold]key": value}, store=tmp_path) as run:
+            run.log({"[i]loss": 1.0}, step=0)
+    out = epochline_cmd("compare", "--store", tmp_path, "run [red]a", "run b[/]").stdout
+    assert "run [red]a" in out and "[bold]key" in out and "b[/]" in out and "[i]loss best (min)" in out
+    agg = epochline_cmd("aggregate", "--store", tmp_path).stdout
+    assert "[bold]key=[red]a" in agg

@@ -211,3 +211,47 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_long_series_is_downsampled_and_full_data_is_a_click_away(tmp_path, live, page):
+    import epochline
+
+    with epochline.init("long/series", store=tmp_path / "s") as run:
+        for step in range(20_000):
+            run.log({"loss": 5.0 if step == 12_345 else 1.0 / (1 + step)}, step=step)
+    server = live(tmp_path / "s")
+    page.goto(f"{server.url}/runs/{run.id}")
+    plot = ".chart[data-metric=loss] .plot"
+    page.wait_for_selector(plot + " canvas", timeout=TIMEOUT_MS)
+    shown = int(page.get_attribute(plot, "data-points"))
+    assert 100 < shown <= 2_002
+    assert "20000 points" in page.locator(".chart[data-metric=loss] h3").text_content()
+    page.click(".chart[data-metric=loss] >> text=full data")
+    page.wait_for_function(f"document.querySelector('{plot}').getAttribute('data-points') === '20000'",
+                           timeout=TIMEOUT_MS)
+    assert page.evaluate(INK, [plot + " canvas", list(BLUE)]) > 100
+    page.shot("long-series")
+
+
+def test_pages_work_under_the_viewers_own_content_security_policy(demo_store, live, browser, tmp_path):
+    """The other browser tests bypass the CSP (Playwright's waits evaluate strings); this one
+    keeps it: the pages draw, and the browser reports no blocked script or style."""
+    server = live(demo_store)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#runs tbody tr", timeout=TIMEOUT_MS)
+        assert page.locator("#runs tbody tr").count() == 8
+        page.locator("#runs tbody .run-link").first.click()
+        page.wait_for_selector(".chart canvas", timeout=TIMEOUT_MS)
+        page.goto(server.url + "/groups?path=digits")
+        page.wait_for_selector("#charts .chart canvas", timeout=TIMEOUT_MS)
+        page.screenshot(path=str(tmp_path / "csp.png"))
+    finally:
+        context.close()
+    assert [p for p in problems if "Content Security Policy" in p or "Refused" in p] == []
+    assert problems == []

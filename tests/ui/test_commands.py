@@ -163,9 +163,12 @@ def test_report_of_one_run_opens_on_its_page_and_keeps_markup_inert(demo_store, 
     assert dialogs == []
 
 
-def test_report_of_an_unknown_run(demo_store, tmp_path):
+def test_report_of_an_unknown_run_or_too_many(demo_store, tmp_path):
     result = epochline("report", "nope", "-o", str(tmp_path / "r.html"), "--store", str(demo_store))
     assert result.returncode == 2 and "nope" in result.stderr
+    result = epochline("report", "digits", "-o", str(tmp_path / "r.html"), "--store", str(demo_store),
+                       "--max-runs", "5")
+    assert result.returncode == 2 and "7 runs selected, more than 5" in result.stderr
     assert not (tmp_path / "r.html").exists()
 
 
@@ -188,3 +191,13 @@ def test_static_files_ship_in_the_package(name):
     import epochline.ui
 
     assert (Path(epochline.ui.__file__).parent / "static" / name).is_file()
+
+
+def test_ui_on_a_busy_port_is_an_error_before_any_url(demo_store):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = epochline("ui", "--store", str(demo_store), "--port", str(port), timeout=60)
+    assert result.returncode == 2 and "http://" not in result.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr

@@ -151,8 +151,8 @@ def test_pages_and_static(client):
     rid = _run_id(client)
     for url in ("/", "/runs", f"/runs/{rid}", f"/compare?ids={rid}", "/groups"):
         r = client.get(url)
-        assert r.status_code == 200 and "window.EPOCHLINE" in r.text, url
-        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.status_code == 200 and 'id="epochline-config"' in r.text, url
+        assert "script-src 'self';" in r.headers["content-security-policy"]  # no inline code
         assert r.headers["x-content-type-options"] == "nosniff"
     js = client.get("/static/uPlot.iife.min.js")
     assert js.status_code == 200 and "uPlot" in js.text

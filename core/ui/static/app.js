@@ -3,12 +3,12 @@
  * Pages are built from JSON with DOM calls; every stored value enters the page as a text node or
  * an attribute value (never as markup), so a run named "<script>alert(1)<\/script>" shows as text.
  * The same script runs live against the server (fetch) and inside `epochline report` files,
- * where window.EPOCHLINE.data holds the answers to the same URLs and links are #fragments.
+ * where the config block's "data" holds the answers to the same URLs and links are #fragments.
  */
 (function () {
   "use strict";
 
-  const CFG = window.EPOCHLINE || {};
+  const CFG = JSON.parse(document.getElementById("epochline-config").textContent);
   const REPORT = !!CFG.report;
   const POLL_MS = CFG.poll_ms || 1500;
   const COLORS = ["#2f6fde", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0c8599", "#e67700",
