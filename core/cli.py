@@ -255,6 +255,9 @@ def _show_table(run: RunView) -> None:
             console.print(f"  {text.text}", markup=False)
     for comment in run.comments():
         console.print(f"comment: {comment}", markup=False)
+    from .context._show import render as show_context
+
+    show_context(console, run)
 
 
 def _show_dict(run: RunView) -> Dict[str, Any]:

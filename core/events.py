@@ -180,6 +180,29 @@ class RunFinished(Event, tag="run_finished", frozen=True):
     :func:`epochline.protocol.flush_held_lines`)."""
 
 
+class Record(Event, tag="record", frozen=True):
+    """A described thing the run carries beside its metrics: the environment (``kind="env"``), a
+    dataset, a model, a config file, the code snapshot, the parameter metadata. One record per
+    (kind, name); a later one replaces it. ``data`` holds plain JSON values only."""
+
+    kind: str
+    name: str
+    data: Dict[str, Any]
+
+
+class ConsoleText(Event, tag="console", frozen=True):
+    """A line the program printed to stdout or stderr while ``capture_console`` was on."""
+
+    text: str
+    stream: str = "stdout"
+
+
+class SystemMetrics(Metrics, tag="system_metrics", frozen=True):
+    """Samples of the machine (CPU %, RSS, GPU) taken by the ``system_metrics`` sampler. A type of
+    its own so that sinks that print metrics (Kogu) do not print these; ``step`` is the sample's
+    index, ``wall_time`` the time it was taken."""
+
+
 class Heartbeat(Event, tag="heartbeat", frozen=True):
     """Sent by the dispatcher every few seconds so readers can tell a live run from a dead one."""
 
@@ -187,12 +210,12 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
 AnyEvent = Union[
     RunStarted, Params, Metrics, Image, Text, Comment, Tag, Untag, Rename, Artifact,
     PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, Evaluation, BestEpoch,
-    RunFinished, Heartbeat,
+    RunFinished, Heartbeat, Record, ConsoleText, SystemMetrics,
 ]
 
 def weight(event: Event) -> int:
     """What an event counts in the queue bound and in loss reports: one per metric value, else one."""
-    return len(event.values) if type(event) is Metrics else 1
+    return len(event.values) if type(event) is Metrics or type(event) is SystemMetrics else 1
 
 
 def _enc_hook(obj: Any) -> Any:

@@ -14,11 +14,13 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Iterable, Mapping, NoReturn, Optional, Union
+from typing import Any, Iterable, Mapping, NoReturn, Optional, Sequence, Union
 
 from . import _sigterm
 from . import events as ev
 from .console import track_stdout
+from .context import _start as context_start
+from .context._run import name_from_params
 from .dispatch import FLUSH_INTERVAL_S, MAX_QUEUE, Dispatcher
 from .noop import NoOpRun
 from .options import check_init_options, check_path
@@ -29,6 +31,7 @@ from .runinfo import RunInfo
 from .store import open_backend, redact, redact_text, resolve_uri
 from .store.base import Backend, StoreAway
 from .store.unavailable import UnavailableBackend
+from .values import flatten_params
 
 _enabled = True
 _active: set[Run] = set()
@@ -96,22 +99,31 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
          total_epochs: Optional[int] = None,
          accuracy_scale: str = "fraction", scales: Optional[Mapping[str, str]] = None,
          field_map: Optional[Mapping[str, str]] = None, all_ranks: bool = False,
-         flush_interval: float = FLUSH_INTERVAL_S, max_queue: int = MAX_QUEUE) -> Union[Run, NoOpRun]:
+         flush_interval: float = FLUSH_INTERVAL_S, max_queue: int = MAX_QUEUE,
+         param_parents: Optional[Mapping[str, str]] = None, name_params: Sequence[str] = (),
+         capture_env: bool = True, snapshot_code: Union[bool, str, "os.PathLike[str]"] = False,
+         capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
+         system_interval: float = 10.0) -> Union[Run, NoOpRun]:
     """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
 
     ``accuracy_scale``, ``scales`` (per metric, e.g. ``{"top1": "percent"}``) and ``field_map``
     (e.g. ``{"acc@1": "val_accuracy"}``) say how epoch records read the logged names
     (:mod:`epochline.epochs`). ``flush_interval`` (seconds between background writes) and
-    ``max_queue`` (how much may wait for the writer, see :mod:`epochline.dispatch`) tune the
-    dispatcher (:mod:`epochline.dispatch`). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
+    ``max_queue`` (how much may wait for the writer before ``log`` waits for it) tune the
+    dispatcher (:mod:`epochline.dispatch`). ``param_parents``/``name_params``: legm's parameter
+    model (see ``Run.log_params``); ``capture_env``, ``snapshot_code``, ``capture_console``/
+    ``tqdm_mode`` and ``system_metrics``/``system_interval``: what the run records beside its
+    metrics (docs/api.md). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
-    checked = check_init_options({
-        "path": path, "name": name, "alias": alias, "ignore_params": ignore_params, "tags": tags,
-        "store": store, "run_id": run_id, "framework": framework, "emit": emit,
-        "default_emit": default_emit, "total_epochs": total_epochs, "accuracy_scale": accuracy_scale,
-        "scales": scales, "field_map": field_map, "flush_interval": flush_interval,
-        "max_queue": max_queue})
+    checked = check_init_options(dict(
+        path=path, name=name, alias=alias, ignore_params=ignore_params, tags=tags, store=store,
+        run_id=run_id, framework=framework, emit=emit, default_emit=default_emit,
+        total_epochs=total_epochs, accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
+        flush_interval=flush_interval, max_queue=max_queue, param_parents=param_parents,
+        name_params=name_params, capture_env=capture_env, snapshot_code=snapshot_code,
+        capture_console=capture_console, tqdm_mode=tqdm_mode, system_metrics=system_metrics,
+        system_interval=system_interval))
     path, tags, ignore_params = checked["path"], checked["tags"], checked["ignore_params"]
     scales, field_map = checked["scales"], checked["field_map"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
@@ -134,6 +146,9 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
             start_step = resumed["step"]
     run_id = run_id or new_run_id()
     named = name is not None or alias is not None  # a resumed run's name was printed before
+    if name is None and not resumed and alias is None and name_params and params is not None:
+        name = name_from_params(flatten_params(params), name_params)
+        named = name is not None
     if name is None:
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:
@@ -157,10 +172,13 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
               accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
               total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
     dispatcher.put(started)  # every sink sees the start (the store writes it again: an upsert)
-    if params is not None:
-        run.log_params(params, ignore=ignore_params)
-    elif ignore_params:
-        run.log_params(ignore=ignore_params)
+    run._set_name_params(name_params, auto=not named and not resumed)
+    if params is not None or ignore_params or param_parents:
+        run.log_params(params, ignore=ignore_params, param_parents=param_parents)
+    context_start.start(run, capture_env=capture_env, snapshot_code=snapshot_code,
+                        capture_console=capture_console, tqdm_mode=tqdm_mode,
+                        system_metrics=system_metrics, system_interval=system_interval,
+                        system_start=resumed["system_step"] + 1 if resumed else 0)
     with _lock:
         _active.add(run)
     _install_exit_hooks()

@@ -13,6 +13,8 @@ import difflib
 import os
 from typing import Any, Collection, Dict, Iterable, Mapping, Optional, Tuple
 
+from .context._limits import CONTEXT_OPTIONS
+from .context._start import check_options as check_context_options
 from .epochs import check_field_map, check_scale, check_scales
 from .values import storable_text
 
@@ -23,7 +25,7 @@ RUN_ID_CHARS = "letters, digits, '-', '_' and '.'"
 INIT_OPTIONS: Tuple[str, ...] = (
     "path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "framework",
     "emit", "default_emit", "total_epochs", "accuracy_scale", "scales", "field_map", "all_ranks",
-    "flush_interval", "max_queue")
+    "flush_interval", "max_queue", *CONTEXT_OPTIONS)
 """The keywords :func:`epochline.init` takes (adapters accept the ones that make sense for them)."""
 
 
@@ -166,4 +168,6 @@ def check_init_options(options: Mapping[str, Any], owner: str = "epochline.init(
     each naming the valid choices.
     """
     unknown_keywords(owner, options, INIT_OPTIONS)
-    return {key: _CHECKS[key](value) if key in _CHECKS else value for key, value in options.items()}
+    out = {key: _CHECKS[key](value) if key in _CHECKS else value for key, value in options.items()}
+    check_context_options(out)
+    return out

@@ -22,7 +22,8 @@ from . import events as ev
 from .dispatch import Dispatcher
 from .epochs import epoch_record
 from .errors import RunFinishedError
-from .identity import fingerprint
+from .context._run import RunContext
+from .identity import fingerprint, uncounted
 from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
 from .values import INT64_MAX as _I64_MAX
@@ -85,8 +86,11 @@ def failure_reason(exc: BaseException) -> Tuple[str, Optional[str]]:
     return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), None
 
 
-class Run:
-    """One training run. Create it with :func:`epochline.init`."""
+class Run(RunContext):
+    """One training run. Create it with :func:`epochline.init`.
+
+    The config/dataset/model records, ``set_best`` and the parameter model (parents, names) come
+    from :class:`~epochline.context._run.RunContext`."""
 
     def __init__(self, info: RunInfo, dispatcher: Dispatcher, *, name: str, start_step: int = -1,
                  on_finish: Any = None, accuracy_scale: str = "fraction",
@@ -122,6 +126,7 @@ class Run:
         self.recorded: bool = True
         """False after :meth:`finish` when the run's start never reached the store: then nothing
         of it is there (a run is never stored in part), and finish said so on stderr."""
+        self._init_context()
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -152,7 +157,7 @@ class Run:
     @property
     def fingerprint(self) -> str:
         """Stable hash of the parameters that count; equal for runs of the same configuration."""
-        return fingerprint(self._params, self._ignored)
+        return fingerprint(self._params, uncounted(self._params, self._ignored, self._parents))
 
     @property
     def finished(self) -> bool:
@@ -163,8 +168,12 @@ class Run:
 
     # -- metrics: the hot path -----------------------------------------------------------------
     def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,  # noqa: C901 - the hot path stays inline
-            stage: Optional[str] = None, epoch: Optional[int] = None, **kwargs: Any) -> None:
+            stage: Optional[str] = None, epoch: Optional[int] = None,
+            wall_time: Optional[float] = None, **kwargs: Any) -> None:
         """Record metric values at ``step`` (next step when omitted).
+
+        ``wall_time`` (seconds since the epoch) replaces the time of the call, for values measured
+        earlier or replayed from elsewhere (pycrayon's forced wall time).
 
         Values logged twice for the same key and step merge: the later wins. Values that are not
         numbers, bools or text (e.g. a 3-element tensor) are skipped with one warning per key.
@@ -209,7 +218,8 @@ class Run:
             raise TypeError(f"stage must be text such as 'train' or 'val', got {type(stage).__name__}")
         if self._primary is not None:
             self._track_primary(values, step)
-        self._put(ev.Metrics(run_id=self._info.id, wall_time=_now(), step=step, values=values,
+        self._put(ev.Metrics(run_id=self._info.id, wall_time=_now() if wall_time is None else
+                             self._wall_time(wall_time), step=step, values=values,
                              epoch=epoch, stage=stage), len(values))
 
     def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
@@ -238,12 +248,16 @@ class Run:
             return
         if self._best is None or (value > self._best[0] if mode == "max" else value < self._best[0]):
             self._best = (value, step)
+        self._remember_primary(step, value)
 
     # -- everything else -----------------------------------------------------------------------
-    def log_params(self, params: Any = None, *, ignore: Iterable[str] = (), **kwargs: Any) -> None:
+    def log_params(self, params: Any = None, *, ignore: Iterable[str] = (), parent: Optional[str] = None,
+                   param_parents: Optional[Mapping[str, str]] = None, **kwargs: Any) -> None:
         """Record hyper-parameters (flattened to dotted keys; see :mod:`epochline.values`).
 
         ``ignore`` names keys that do not count towards the run's identity (``num_workers``...).
+        ``parent`` makes every key of this call a child of that parameter, ``param_parents`` maps
+        child -> parent: a child counts only while its parent is set and true (legm).
         """
         self._check_open("log_params")
         flat: Dict[str, Any] = {}
@@ -255,12 +269,9 @@ class Run:
         if isinstance(ignore, str):
             ignore = (ignore,)
         self._ignored.update(ignore)
-        if not flat:
-            return
+        self._add_parents(flat, parent, param_parents)
         self._params.update(flat)
-        ignored = tuple(k for k in flat if k in self._ignored or
-                        any(k.startswith(f"{i}.") for i in self._ignored))
-        self._put(ev.Params(run_id=self._info.id, wall_time=_now(), params=flat, ignored=ignored))
+        self._put_params(flat)
 
     def log_image(self, key: str, image: Any, step: Optional[int] = None,
                   caption: Optional[str] = None) -> Optional[str]:
@@ -355,16 +366,19 @@ class Run:
                                   metrics=tuple(str(m) for m in metrics), y_label=str(y_label)))
 
     def log_histogram(self, key: str, values: Any = None, *, hist: Optional[Mapping[str, Any]] = None,
-                      step: Optional[int] = None, bins: int = 64) -> None:
+                      step: Optional[int] = None, bins: int = 64,
+                      wall_time: Optional[float] = None) -> None:
         """A histogram at ``step``: from raw ``values`` (list/array/tensor), or a ready ``hist`` dict
-        with min, max, num, bucket_limit(s), bucket(s)/bucket_counts and optional sum, sum_squares."""
+        with min, max, num, bucket_limit(s), bucket(s)/bucket_counts and optional sum, sum_squares.
+        ``wall_time`` forces the time, as in :meth:`log`."""
         self._check_open("log_histogram")
         self._check_text("key", key)
         step = self._step_or_current(step)
         if (values is None) == (hist is None):
             raise TypeError("log_histogram() takes either values or hist=, not both or neither")
         data = _histogram_from_dict(hist) if hist is not None else _histogram(values, bins)
-        self._put(ev.Histogram(run_id=self._info.id, wall_time=_now(), key=key, step=step, **data))
+        self._put(ev.Histogram(run_id=self._info.id, key=key, step=step, **data, wall_time=_now()
+                               if wall_time is None else self._wall_time(wall_time)))
 
     def set_primary_metric(self, name: str, mode: str = "max") -> None:
         """Track the best value of ``name`` (values logged before this call count too); at finish
@@ -384,7 +398,10 @@ class Run:
     def best(self) -> Optional[Dict[str, Any]]:
         """``{"name", "mode", "value", "step"}`` of the primary metric: while the run goes on, over
         the values logged since :meth:`set_primary_metric`; after :meth:`finish`, over every value
-        the store holds (also those logged before the call)."""
+        the store holds (also those logged before the call). After :meth:`set_best`: the pinned
+        step (and ``"pinned": True``)."""
+        if self._pinned_best is not None:
+            return self._pinned()
         if self._primary is None or self._best is None:
             return None
         return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
@@ -532,6 +549,7 @@ class Run:
         self._finished = True
         self._phase = None
         self.status, self.reason = status, reason
+        self._stop_context()
         if self._skipped:
             self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(),
                                        values={"epochline_skipped_values": self._skipped}))
@@ -540,11 +558,15 @@ class Run:
         scale = self._record_scale
         missing: list = []
 
+        pinned = self._pinned_summary(scale) if self._pinned_best is not None else None
+
         def final(lost: int) -> list:
             now = _now()
             out: list = []
             tracker = final_tracker(info)
-            if primary is not None:
+            if pinned is not None:  # set_best(): the step the user named, not the tracked extreme
+                out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=pinned))
+            elif primary is not None:
                 name, mode = primary
                 best = _stored_best(info, name, mode) or self._best
                 if best is None:
@@ -555,8 +577,8 @@ class Run:
                         "primary_metric": name, f"best_{name}": scale(name, best[0]),
                         f"best_{name}_step": best[1]}))
             record = tracker.final(status, field_map) if tracker is not None else {}
-            if out and primary is not None:  # the primary metric's best, on the records' scale
-                key = f"best_{primary[0]}"
+            if out and primary is not None and f"best_{primary[0]}" in out[0].values:
+                key = f"best_{primary[0]}"  # the primary metric's best, on the records' scale
                 record.setdefault(key, out[0].values[key])
             if record:
                 out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=record, final=True))

@@ -24,6 +24,8 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
+from epochline.context._frameworks import lightning_datasets
+from epochline.options import CONTEXT_OPTIONS
 from epochline.values import flatten_params
 
 from ._support import (
@@ -46,7 +48,7 @@ except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
 INIT_KEYWORDS = ("path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "emit",
-                 "total_epochs", "accuracy_scale", "scales", "field_map", "flush_interval")
+                 "total_epochs", "accuracy_scale", "scales", "field_map", "flush_interval") + CONTEXT_OPTIONS
 _STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test",
            "predict": "predict"}
 
@@ -289,6 +291,8 @@ class KoguLoggerMixin:
         self._epochs.add(run, epoch, epoch_values, self._total(trainer))
         if self._train_epoch_end(trainer, fn, stage):
             self._epochs.close(run, self._total(trainer))
+            if self._epochs.closed == 1:  # the loaders are loaded now: their sizes cost a len()
+                lightning_datasets(run, trainer)
 
     @staticmethod
     def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:

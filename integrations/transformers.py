@@ -29,6 +29,8 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 from transformers import TrainerCallback
 
 import epochline
+from epochline.context._frameworks import huggingface_model
+from epochline.options import CONTEXT_OPTIONS
 
 from ._support import (
     DEFAULT_EMIT,
@@ -44,7 +46,7 @@ from ._support import (
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
 INIT_KEYWORDS = ("path", "name", "alias", "params", "tags", "store", "run_id", "emit", "accuracy_scale",
-                 "scales", "field_map", "ignore_params", "flush_interval")
+                 "scales", "field_map", "ignore_params", "flush_interval") + CONTEXT_OPTIONS
 IGNORED_ARGS = ("output_dir", "logging_dir", "run_name", "overwrite_output_dir", "report_to",
                 "disable_tqdm", "logging_steps", "logging_first_step", "logging_strategy",
                 "save_steps", "save_strategy", "save_total_limit", "dataloader_num_workers",
@@ -334,7 +336,8 @@ class TrackerCallback(TrainerCallback):
             arguments = args.to_dict()  # enums as values, hub tokens masked
         except Exception:
             arguments = args
-        run.log_params(arguments)
+        run.log_config(args=arguments)
+        huggingface_model(run, model)  # _name_or_path and config.to_dict() as a model record
         extra: Dict[str, Any] = {}
         config = getattr(model, "config", None)
         if config is not None:

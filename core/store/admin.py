@@ -29,9 +29,10 @@ TABLES: Dict[str, Tuple[str, ...]] = {
     "steps": ("step", "epoch"),
     "media": ("kind", "key", "step", "wall_time", "path", "caption", "width", "height", "size",
               "sha256", "source"),
+    "records": ("kind", "name", "wall_time", "data"),  # env, datasets, models, config, code
 }
 _ORDER = {"texts": "wall_time", "epochs": "epoch", "histograms": "key, step", "steps": "step",
-          "media": "kind, key, step, wall_time"}
+          "media": "kind, key, step, wall_time", "records": "kind, name"}
 SERIES_COLUMNS = ("key", "kind", "stage")
 
 

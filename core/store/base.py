@@ -18,8 +18,9 @@ import msgspec
 from .. import events as ev
 from ..errors import StoreNotFoundError, StoreVersionError
 from . import redact
+from . import context as _context
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version i to i+1; never edit a released entry, append one.
 # "{norowid}", "{serial_pk}" and "{value_columns}" are filled in by the dialect.
@@ -62,6 +63,7 @@ MIGRATIONS: List[List[str]] = [
             total_epochs BIGINT, wall_time DOUBLE PRECISION NOT NULL, vals TEXT NOT NULL,
             percent TEXT NOT NULL, PRIMARY KEY (run_id, epoch))""",
     ],
+    _context.MIGRATION,  # records: env, datasets, models, config files, code, param metadata
 ]
 
 KIND_NUMBER, KIND_BOOL = 0, 1
@@ -476,11 +478,15 @@ class Backend:
         if not rows:
             return None
         step = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
-                          "WHERE s.run_id = ?", (run_id,))[0][0]
+                          "WHERE s.run_id = ? AND (s.stage IS NULL OR s.stage <> ?)",
+                          (run_id, _context.SYSTEM_STAGE))[0][0]
+        samples = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
+                             "WHERE s.run_id = ? AND s.stage = ?", (run_id, _context.SYSTEM_STAGE))[0][0]
         epochs = {int(e): (ev.loads_value(v), total) for e, v, total in self.query(
             "SELECT epoch, vals, total_epochs FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))}
         totals = [t for _, t in epochs.values() if t is not None]
         return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step),
+                "system_step": -1 if samples is None else int(samples),
                 "epochs": {e: v for e, (v, _) in epochs.items()},
                 "total_epochs": int(totals[-1]) if totals else None}
 
@@ -488,9 +494,9 @@ class Backend:
 def _groups(events: Sequence[ev.Event]) -> List[Tuple[str, List[Any]]]:
     """Consecutive events of one kind as (sql, rows) groups, in order: one executemany each."""
     groups: List[Tuple[str, List[Any]]] = []
-    metrics = ev.Metrics
+    metrics, system = ev.Metrics, ev.SystemMetrics
     for event in events:
-        if type(event) is metrics:  # the bulk: grouped as they are, expanded in _write_points
+        if type(event) is metrics or type(event) is system:  # the bulk: expanded in _write_points
             if groups and groups[-1][0] is _METRICS:
                 groups[-1][1].append(event)
             else:
@@ -619,4 +625,5 @@ _WRITERS: Dict[type, Callable[[Any], Iterable[Tuple[str, List[tuple]]]]] = {
     ev.Tag: _w_tag, ev.Untag: _w_untag, ev.Rename: _w_rename, ev.PlotDeclared: _w_plot,
     ev.Histogram: _w_histogram, ev.SummaryUpdate: _w_summary, ev.PrimaryMetric: _w_primary,
     ev.EpochEnd: _w_epoch, ev.RunFinished: _w_finished, ev.Heartbeat: _w_heartbeat,
+    **_context.WRITERS,
 }

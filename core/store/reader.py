@@ -18,6 +18,7 @@ from ..errors import AmbiguousRunError, RunNotFoundError
 from ..identity import fingerprint
 from ..procinfo import is_alive
 from . import media_path, open_backend
+from .context import ContextReads
 
 STALE_AFTER_S = 120.0
 _RUN_COLUMNS = ("id, name, path, alias, framework, status, reason, host, pid, pid_start, "
@@ -105,7 +106,7 @@ def effective_status(status: str, host: Optional[str], pid: Optional[int],
     return "running", None
 
 
-class RunView:
+class RunView(ContextReads):
     """One stored run, read lazily."""
 
     def __init__(self, store: Store, row: tuple):
@@ -382,6 +383,7 @@ class RunView:
                 "texts": [t.text for t in self.texts()], "comments": self.comments(),
                 "plots": self.plots(),
             })
+            out.update(self.context_dict())
         return out
 
 

@@ -56,7 +56,9 @@ def test_entry_point_plugins_are_loaded(tmp_path, store_dir):
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip()
     seen = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [s["type"] for s in seen] == ["RunStarted", "Metrics", "RunFinished"]
+    # the environment record (capture_env is on by default)
+    assert [s["type"] for s in seen if s["type"] != "Record"] == ["RunStarted", "Metrics", "RunFinished"]
+    assert [s["type"] for s in seen].count("Record") == 1
     assert {s["run"] for s in seen} == {run_id}
     with epochline.open(tmp_path / "memo") as store:  # the third-party backend wrote a real store
         assert store.run(run_id).metrics("a")[0][2] == 1
