@@ -71,8 +71,29 @@ class Dispatcher:
         self._final: Optional[Callable[[int], ev.Event]] = None
         self.lost: Counter = Counter()
         self.errors: Dict[Tuple[str, str], str] = {}
-        self._thread = threading.Thread(target=self._loop, name=f"epochline-{info.id}", daemon=True)
-        self._thread.start()
+        self._parking = False
+        self._closed = False
+        self._thread = self._start_writer()
+
+    def _start_writer(self) -> threading.Thread:
+        thread = _Writer(self)
+        thread.start()
+        return thread
+
+    def park(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Write everything queued, then let the writer thread end (what a thread-leak check's
+        ``thread.stop()`` calls). The run stays open: the next ``nudge`` (epoch end), back-pressure
+        wait or ``close`` starts a new writer for the events logged meanwhile."""
+        if self._closing or not self._thread.is_alive():
+            return
+        self._parking = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _ensure_writer(self) -> None:
+        if not self._thread.is_alive():
+            self._parking = False
+            self._thread = self._start_writer()
 
     # -- training thread ---------------------------------------------------------------
     def put(self, event: ev.Event, weight: int = 1) -> None:
@@ -86,10 +107,13 @@ class Dispatcher:
 
     def nudge(self) -> None:
         """Dispatch soon rather than at the next interval (epoch ends, texts for the console)."""
+        if self._parking:
+            self._ensure_writer()
         self._wake.set()
 
     def _room_for(self, event: ev.Event, weight: int, cost: int) -> bool:
         """Block until the writer has made room, or drop ``event`` (False) when it is stuck."""
+        self._ensure_writer()  # a parked writer (see park) starts again
         if type(event) not in _SHEDDABLE:
             return True
         self._wake.set()
@@ -119,8 +143,13 @@ class Dispatcher:
         thread to end."""
         self._final = final
         self._closing = True
-        self._wake.set()
-        self._thread.join(timeout)
+        self._parking = False
+        for _ in range(2):  # twice: a writer that was parking as close() began has ended without it
+            self._ensure_writer()
+            self._wake.set()
+            self._thread.join(timeout)
+            if self._closed or self._thread.is_alive():
+                break
         return not self._thread.is_alive()
 
     # -- dispatcher thread ---------------------------------------------------------------
@@ -137,9 +166,12 @@ class Dispatcher:
                 next_heartbeat = now + HEARTBEAT_INTERVAL_S
             if closing and not self._queue:
                 break
+            if self._parking and not self._closing and not self._queue:
+                return  # parked: the run goes on, a later nudge or close starts a new writer
         if self._final is not None:
             final = self._final(self.total_lost)  # one event, or the last few (final record first)
             self._dispatch(list(final) if isinstance(final, (list, tuple)) else [final])
+        self._closed = True
         for impl in self._closed_impls:
             self._call(impl, {"run": self.info}, 0)
 
@@ -201,3 +233,15 @@ class Dispatcher:
             kinds = ", ".join(f"{k[1]}: {msg}" for k, msg in self.errors.items() if k[0] == name)
             lines.append(f"{name}: {count} values lost ({kinds})")
         return "; ".join(lines)
+
+
+class _Writer(threading.Thread):
+    """The dispatcher's daemon thread. ``stop()`` parks it (see :meth:`Dispatcher.park`): test
+    harnesses such as Lightning's thread-leak check stop daemon threads that way."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__(target=dispatcher._loop, name=f"epochline-{dispatcher.info.id}", daemon=True)
+        self._dispatcher = dispatcher
+
+    def stop(self) -> None:
+        self._dispatcher.park()

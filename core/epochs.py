@@ -101,26 +101,39 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
     """
     check_scale("accuracy_scale", accuracy_scale)
     record: Dict[str, Any] = {}
-    percent = []
-    problems = []
+    percent: list = []
+    problems: list = []
     for name, value in values.items():
         if type(value) is bool or not isinstance(value, (int, float)):
             continue
         field = canonical_field(name, field_map, stage)
-        if field is None or field in record:
+        if field is None:
             record.setdefault(name, value)
             continue
+        if field in record:  # a second name for a taken field keeps its own name, on the same scale
+            if is_accuracy(field) and name not in record:
+                record[name] = _percent(name, value, scales, accuracy_scale, problems)
+                percent.append(name)
+            else:
+                record.setdefault(name, value)
+            continue
         if is_accuracy(field):
-            scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
-            if value == value:
-                if scale == "fraction" and not (0.0 <= value <= 1.0):
-                    problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")
-                elif scale == "percent" and not (0.0 <= value <= 100.0):
-                    problems.append(f"{name}={value!r} is declared in percent but is outside 0..100")
-            value = float(value) * 100.0 if scale == "fraction" else float(value)
+            value = _percent(name, value, scales, accuracy_scale, problems)
             percent.append(field)
         record[field] = value
     return record, tuple(percent), problems
+
+
+def _percent(name: str, value: Any, scales: Optional[Mapping[str, str]], accuracy_scale: str,
+             problems: list) -> float:
+    """An accuracy in percent by its declared scale (one rule for every accuracy-like name)."""
+    scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
+    if value == value:
+        if scale == "fraction" and not (0.0 <= value <= 1.0):
+            problems.append(f"{name}={value!r} is declared a fraction but is outside 0..1")
+        elif scale == "percent" and not (0.0 <= value <= 100.0):
+            problems.append(f"{name}={value!r} is declared in percent but is outside 0..100")
+    return float(value) * 100.0 if scale == "fraction" else float(value)
 
 
 # -- the final record ----------------------------------------------------------------------------

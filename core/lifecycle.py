@@ -18,9 +18,10 @@ from typing import Any, Iterable, Mapping, NoReturn, Optional, Union
 
 from . import _sigterm
 from . import events as ev
+from .console import track_stdout
 from .dispatch import FLUSH_INTERVAL_S, MAX_QUEUE, Dispatcher
-from .epochs import check_field_map, check_scale, check_scales
 from .noop import NoOpRun
+from .options import check_init_options, check_path
 from .plugins import get_plugin_manager
 from .procinfo import process_start
 from .run import Run, exit_status
@@ -72,13 +73,7 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without importing secrets
 
 
-def _clean_path(path: Any) -> str:
-    if type(path) is not str:
-        raise TypeError(f"path must be a string such as 'cv/resnet50/baseline', got {path!r}")
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    if ".." in parts or any("\x00" in p for p in parts):
-        raise ValueError(f"path {path!r} may not contain '..'")
-    return "/".join(parts) or "default"
+_clean_path = check_path
 
 
 def resolve_emit(emit: Union[str, Iterable[str], None], default: Union[str, Iterable[str]] = "") -> frozenset:
@@ -111,19 +106,15 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     dispatcher (:mod:`epochline.dispatch`). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
+    checked = check_init_options(dict(
+        path=path, name=name, alias=alias, ignore_params=ignore_params, tags=tags, store=store,
+        run_id=run_id, framework=framework, emit=emit, default_emit=default_emit,
+        total_epochs=total_epochs, accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
+        flush_interval=flush_interval, max_queue=max_queue))
+    path, tags, ignore_params = checked["path"], checked["tags"], checked["ignore_params"]
+    scales, field_map = checked["scales"], checked["field_map"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
         return NoOpRun()
-    check_scale("accuracy_scale", accuracy_scale)
-    scales, field_map = check_scales(scales), check_field_map(field_map)
-    path = _clean_path(path)
-    if isinstance(tags, str):
-        tags = (tags,)
-    tags = tuple(tags)
-    for value, what in [(name, "name"), (alias, "alias"), (run_id, "run_id")] + [(t, "tag") for t in tags]:
-        if value is not None and (type(value) is not str or not value):
-            raise TypeError(f"{what} must be a non-empty string, got {value!r}")
-    if run_id is not None and not all(c.isalnum() or c in "-_." for c in run_id):
-        raise ValueError(f"run_id {run_id!r} may hold only letters, digits, '-', '_' and '.'")
     try:
         backend = open_backend(store)
     except (ValueError, TypeError):
@@ -146,14 +137,16 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         name = resumed["name"] if resumed else (alias or f"{path.rsplit('/', 1)[-1]}-{run_id[-8:]}")
     if total_epochs is None and resumed:
         total_epochs = resumed["total_epochs"]
+    emitters = resolve_emit(emit, default_emit)
+    if emitters:
+        track_stdout()  # protocol lines start at column 0 whatever the training prints
     prior_epochs = resumed["epochs"] if resumed else {}
-    info = RunInfo(id=run_id, path=path, store=backend, emit=resolve_emit(emit, default_emit),
-                   prior_epochs=prior_epochs)
+    info = RunInfo(id=run_id, path=path, store=backend, emit=emitters, prior_epochs=prior_epochs)
     pid = os.getpid()
     import socket  # here: one name per run, not an import for every `import epochline`
 
     started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
-                            alias=alias, tags=tags, host=socket.gethostname(), pid=pid,
+                            alias=alias, tags=tuple(tags), host=socket.gethostname(), pid=pid,
                             pid_start=process_start(pid), framework=framework,
                             named=named, resumed=resumed is not None, total_epochs=total_epochs)
     _write_start(backend, started)

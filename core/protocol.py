@@ -31,6 +31,7 @@ import sys
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from . import console
 from ._json import NONFINITE_TEXT, nonfinite_text, replace_nonfinite
 
 _BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
@@ -213,11 +214,7 @@ _held_lock = threading.RLock()
 
 
 def _write(text: str) -> None:
-    out = sys.stdout
-    if out is None:  # pythonw / closed stdout: nothing to print to
-        return
-    out.write(text + "\n")
-    out.flush()
+    console.write_line(text)  # whole and at column 0, whatever else prints to stdout
 
 
 def write_line(run_id: str, text: str) -> None:

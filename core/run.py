@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import _sigterm
 from . import events as ev
@@ -26,7 +27,8 @@ from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
 from .values import INT64_MAX as _I64_MAX
 from .values import INT64_MIN as _I64_MIN
-from .values import OddValue, check_key, check_params_object, flatten_params, metric_value, storable_text
+from .values import (OddValue, check_key, check_params_object, flatten_params, metric_value, plain_text,
+                     storable_text)
 
 if TYPE_CHECKING:
     import logging
@@ -61,8 +63,26 @@ def exit_status(exc: Optional[BaseException]) -> tuple:
         if isinstance(context, KeyboardInterrupt):
             return "interrupted", "KeyboardInterrupt"
         return "failed", f"SystemExit: {code}"
-    message = str(exc)
-    return "failed", f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return "failed", failure_reason(exc)[0]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s.*)?$")
+
+
+def failure_reason(exc: BaseException) -> Tuple[str, Optional[str]]:
+    """(reason, detail) for a failed run: the reason leads with the root cause's type and message,
+    without terminal colour codes (Keras wraps messages in them); ``detail`` is the full text when
+    the message carried a whole traceback (a child process's, as DDP reports it), else None."""
+    message = _ANSI.sub("", str(exc))
+    if "Traceback (most recent call last)" in message:
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        for line in reversed(lines):  # the traceback's last line is the child's exception
+            if _EXCEPTION_LINE.match(line) and not line.startswith("Traceback"):
+                return line, message.strip()
+        return type(exc).__name__, message.strip()
+    message = message.strip()
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), None
 
 
 class Run:
@@ -251,7 +271,7 @@ class Run:
         self._check_open("log_image")
         self._check_text("key", key)
         if caption is not None:
-            caption = str(caption)
+            caption = plain_text(str(caption))
         step = self._step_or_current(step)
         from .media import encode_image, store_bytes  # hashing, temp files: only for media
 
@@ -293,7 +313,7 @@ class Run:
 
     def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
         self._check_open("log_text")
-        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=str(text), level=level,
+        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level,
                           logger=logger))
 
     def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:

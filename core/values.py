@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import numbers
 import os
 import re
 import sys
@@ -115,6 +116,8 @@ def metric_value(value: Any) -> Any:
         return float(value)
     if hasattr(value, "item") and (hasattr(value, "shape") or hasattr(value, "dtype")):
         out = _item(value)
+        if type(out) not in _PLAIN_TYPES and not isinstance(out, complex):
+            out = _odd_number(out)  # np.longdouble: its item() is itself
         if type(out) not in _PLAIN_TYPES:
             raise OddValue(f"{type(value).__name__} holds a {type(out).__name__}, not a number")
         return _plain(out)
@@ -167,30 +170,57 @@ def check_params_object(params: Any) -> None:
                         "e.g. params={'lr': 0.01, 'layers': [64, 32]}")
 
 
+def plain_text(text: str) -> str:
+    """``text`` as storable UTF-8: a lone surrogate (from a bad decode) becomes U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _odd_number(value: Any) -> Any:
+    """A number kind events cannot hold, made plain: complex -> its text (as Lightning's
+    ``_sanitize_params``), other reals (``np.longdouble``) -> float; else _NOT_SCALAR."""
+    try:
+        if isinstance(value, numbers.Real):
+            return float(value)
+        if isinstance(value, numbers.Complex):
+            return str(complex(value))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return _NOT_SCALAR
+
+
 def _scalar_param(value: Any) -> Any:
     """A plain leaf value, or the sentinel _NOT_SCALAR."""
-    if value is None or type(value) in _PLAIN_TYPES:
+    if value is None:
         return value
+    if type(value) in _PLAIN_TYPES:
+        return plain_text(value) if type(value) is str else value
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, PLAIN):
-        return metric_value(value)
+        return plain_text(str(value)) if isinstance(value, str) else metric_value(value)
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        return plain_text(os.fspath(value))
     if isinstance(value, (Decimal, Fraction)):
         return float(value)
     if _is_array_like(value):
         try:
             size = value.numel() if callable(getattr(value, "size", None)) else value.size
             if size == 1:
-                return _item(value)
+                item = _item(value)
+                return item if type(item) in _PLAIN_TYPES else _odd_number(item)
             if size <= MAX_ARRAY_PARAM:
                 data = value.detach().cpu() if hasattr(value, "detach") else value
                 return data.tolist()
             return f"<{type(value).__name__} shape={tuple(value.shape)} dtype={getattr(value, 'dtype', '?')}>"
         except Exception:
             return _safe_repr(value)
-    return _NOT_SCALAR
+    return _odd_number(value)
 
 
 _NOT_SCALAR = object()
@@ -230,6 +260,8 @@ def flatten_params(params: Any, prefix: str = "") -> Dict[str, Any]:
     """Flatten a params object into ``{dotted.key: plain value}`` without calling user code."""
     out: Dict[str, Any] = {}
     _flatten(params, prefix, out, set(), 0)
+    if not all(k.isascii() for k in out):
+        out = {plain_text(k): v for k, v in out.items()}
     return out
 
 

@@ -1,82 +1,66 @@
 """Lightning adapter: ``Trainer(logger=KoguLogger(path="digits/mlp"))``.
 
-It only translates Lightning's ``Logger`` calls into run calls; naming, percent scaling, epoch
-records, line emitters and exit handling live in the core. Two classes, one mixin:
+It only translates Lightning's ``Logger`` calls into run calls (the rules and their reasons:
+docs/lightning.md). :class:`KoguLogger` derives from ``lightning.pytorch.loggers.Logger`` (from
+``pytorch_lightning.loggers.Logger`` when only that is installed); :class:`PLKoguLogger` is built
+on ``pytorch_lightning`` on first access. All of it runs on rank zero only; other ranks get an
+experiment that accepts any call, as Lightning's own ``DummyExperiment``.
 
-* :class:`KoguLogger` derives from ``lightning.pytorch.loggers.Logger`` (from
-  ``pytorch_lightning.loggers.Logger`` when only ``pytorch_lightning`` is installed);
-* :class:`PLKoguLogger` derives from ``pytorch_lightning.loggers.Logger``: use it with
-  ``import pytorch_lightning`` when both packages are installed. It is built on first access, so
-  ``import epochline.integrations.lightning`` does not import ``pytorch_lightning``.
-
-What happens when (Lightning calls its loggers on every rank; all of this runs on rank zero only):
-
-* The run starts lazily on the first use (Lightning touches ``experiment`` while setting up fit,
-  validate or test) with ``default_emit="kogu,progress"``; ``version`` is its id, chosen when the
-  logger is built so that every rank and every later stage agree on it.
-* ``log_metrics(metrics, step)``: one ``run.log`` at Lightning's step, with Lightning's ``epoch``
-  (0-based) stored 1-indexed as the row's epoch. Epoch-level values (keys not ending ``_step``; a
-  trailing ``_epoch`` dropped) are gathered per epoch and the epoch is closed with
-  ``run.end_epoch(epoch, values, total_epochs=trainer.max_epochs)`` at the train-epoch-end call
-  (after the epoch's validation), else when the next epoch's metrics arrive, else at ``finalize``.
-* ``validate``/``test``/``predict`` after ``fit``: their metrics go to the same run (re-opened by
-  id if ``fit`` already finished it) and close the last epoch again with the ``val_*``/``test_*``
-  values added; ``finalize`` then finishes it again. A stage that logs nothing re-opens nothing.
-* ``finalize(status)``: ``"success"`` -> ``completed``; ``"failed"`` (any exception, Ctrl-C too)
-  -> ``epochline.exit_status`` of the exception in flight: ``failed`` with its type and message,
-  or ``interrupted`` for ``KeyboardInterrupt``; ``"finished"`` (SLURM requeue) -> ``interrupted``.
-* The trainer is picked up in ``log_graph`` (Lightning passes the module right after the
-  hyper-parameters): it gives ``max_epochs``, the stage, and the train-epoch-end moment. With
-  ``Trainer(enable_autolog_hparams=False)`` that call does not happen and epochs close one call
-  later (still during training); pass ``total_epochs=`` then.
-
-Nothing here ever stops the training: a failure inside the logger is warned about once per kind.
+* The run starts on first use (``experiment``); ``version`` is its id, fixed when the logger is
+  built so that every rank and every later stage agree on it. ``run=`` records into a run you
+  started yourself (you finish it).
+* ``log_metrics``: one ``run.log`` at Lightning's step, stored with the 1-indexed epoch (Lightning's
+  ``epoch`` key, else the trainer's current epoch: a logged ``"step"`` key or a callback such as
+  ``LearningRateMonitor`` leaves it out). Epoch-level values gather into the epoch's record, which is
+  closed once, at Lightning's train-epoch-end call.
+* ``validate``/``test`` after ``fit`` add their values to the last epoch's record.
+* ``finalize``: ``success`` -> completed; ``failed`` -> the exception in flight; ``finished``
+  (SLURM requeue) -> interrupted.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
-import warnings
-import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
-from epochline import exit_status
 from epochline.values import flatten_params
+
+from ._support import (
+    DEFAULT_EMIT,
+    EpochAccumulator,
+    UsageError,
+    adapter_options,
+    catch_and_warn,
+    end_run,
+    exception_in_flight,
+    open_run,
+    prefixed,
+    prior_record,
+)
 
 try:
     from lightning_utilities.core.rank_zero import rank_zero_only
 except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning_utilities
     from pytorch_lightning.utilities import rank_zero_only  # type: ignore
 
-DEFAULT_EMIT = "kogu,progress"
-LOG_MODEL_MODES = ("none", "best", "all")
+LOG_MODEL_MODES = ("none", "best", "end", "all")
+INIT_KEYWORDS = ("path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "emit",
+                 "total_epochs", "accuracy_scale", "scales", "field_map", "flush_interval")
 _STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test",
            "predict": "predict"}
 
 
 def _log_model_mode(value: Union[bool, str, None]) -> str:
+    """False -> none; True -> end (top-k, best and last of each ModelCheckpoint when fit ends, as
+    MLflow's and W&B's loggers); "best" -> the best of each monitoring checkpoint; "all" -> each."""
     if value is None or value is False:
         return "none"
     if value is True:
-        return "best"
+        return "end"
     if value not in LOG_MODEL_MODES:
-        raise ValueError(f"log_model must be False/'none', True/'best' or 'all', got {value!r}")
+        raise ValueError(f"log_model must be False, True, 'best' or 'all', got {value!r}")
     return value
-
-
-def _rank_zero_experiment(fn: Any) -> Any:
-    """Like Lightning's ``rank_zero_experiment``, but other ranks get epochline's no-op run."""
-
-    @functools.wraps(fn)
-    def experiment(self: Any) -> Any:
-        if getattr(rank_zero_only, "rank", 0) > 0:
-            return epochline.NoOpRun()
-        return fn(self)
-
-    return experiment
 
 
 def _value(enum: Any) -> Optional[str]:
@@ -86,6 +70,21 @@ def _value(enum: Any) -> Optional[str]:
 
 def _strip_epoch(key: str) -> str:
     return key[:-6] if key.endswith("_epoch") else key
+
+
+def _dummy_experiment_class() -> type:
+    Dummy: Any
+    try:
+        from lightning.fabric.loggers.logger import _DummyExperiment as Dummy
+    except ImportError:
+        try:
+            from pytorch_lightning.loggers.logger import DummyExperiment as Dummy
+        except ImportError:  # pragma: no cover
+            Dummy = object
+    return type("RankExperiment", (epochline.NoOpRun, Dummy), {
+        "__doc__": "Other ranks' experiment: a no-op run that also accepts any other call "
+                   "(``experiment.anything(...)`` returns None), as Lightning's DummyExperiment.",
+        "__module__": __name__})
 
 
 class _Reopening:
@@ -113,52 +112,44 @@ class _Reopening:
 class KoguLoggerMixin:
     """Record a Lightning fit (and the validate/test after it) as one epochline run.
 
-    ``path``, ``name``, ``tags``, ``params``, ``store``, ``emit``, ``run_id`` (resume that run)
-    and ``**init_kwargs`` (``alias``, ``ignore_params``, ``accuracy_scale``, ...) go to
-    :func:`epochline.init`. ``log_model``: ``False``/``"none"`` (default), ``True``/``"best"``
-    (store the best checkpoint at the end of fit) or ``"all"`` (store each checkpoint when saved).
-    ``total_epochs`` overrides ``trainer.max_epochs`` in the epoch records; ``scales`` and
-    ``field_map`` go to :func:`epochline.init`.
+    ``path``, ``name``, ``tags``, ``params``, ``store``, ``emit``, ``run_id`` (resume that run),
+    ``alias``, ``ignore_params``, ``accuracy_scale``, ``scales``, ``field_map``, ``total_epochs``
+    (else ``trainer.max_epochs``) and ``flush_interval`` go to :func:`epochline.init`, checked
+    now. ``run=``: record into this existing run instead (you finish it). ``prefix``: put before
+    every metric key, joined with ``-`` (as Lightning's own loggers). ``log_model``: ``False``
+    (default), ``True`` (top-k, best and last checkpoints when fit ends), ``"best"`` or ``"all"``.
     """
 
-    def __init__(self, path: str = "default", *, name: Optional[str] = None,
-                 tags: Iterable[str] = (), params: Any = None, store: Any = None,
-                 emit: Union[str, Iterable[str], None] = None, run_id: Optional[str] = None,
-                 log_model: Union[bool, str] = False, total_epochs: Optional[int] = None,
-                 scales: Optional[Mapping[str, str]] = None,
-                 field_map: Optional[Mapping[str, str]] = None, **init_kwargs: Any) -> None:
+    LOGGER_JOIN_CHAR = "-"
+
+    def __init__(self, path: str = "default", *, prefix: str = "", log_model: Union[bool, str] = False,
+                 run: Any = None, **init_kwargs: Any) -> None:
         super().__init__()
-        if type(path) is not str:
-            raise TypeError(f"path must be a string such as 'digits/mlp', got {path!r}")
-        self._path = path
-        self._run_name = name
-        self._tags = (tags,) if isinstance(tags, str) else tuple(tags)
-        self._params = params
-        self._store = store
-        self._emit = emit
-        self._run_id = run_id or epochline.new_run_id()
+        if type(prefix) is not str:
+            raise TypeError(f"prefix must be a string, got {prefix!r}")
+        self._options = adapter_options(type(self).__name__, {"path": path, **init_kwargs}, run=run,
+                                        allowed=INIT_KEYWORDS)
+        self._prefix = prefix
         self._log_model = _log_model_mode(log_model)
-        self._total_epochs = total_epochs
-        self._scales = dict(scales or {})
-        self._field_map = dict(field_map or {})
-        self._init_kwargs = init_kwargs
-        self._run: Any = None
-        self._phase: Any = None  # the run's "fit" phase while fit runs
+        self._given = run
+        self._run: Any = run
+        self._run_id = run.id if run is not None and run.id else (
+            self._options.get("run_id") or epochline.new_run_id())
         self._trainer_ref: Any = None
-        self._epoch = 0  # the 1-indexed epoch whose values are being gathered
-        self._values: Dict[str, Any] = {}
-        self._dirty = False  # values of self._epoch not yet in a record
+        self._epochs = EpochAccumulator()
         self._eval: Dict[str, Any] = {}  # values of a validate/test call outside fit
         self._hparams: Optional[Dict[str, Any]] = None
-        self._checkpoints: Dict[str, float] = {}  # stored path -> mtime
-        self._best: Optional[tuple] = None  # (path, score)
-        self._warned: set = set()
+        self._stored: Dict[str, float] = {}  # stored checkpoint path -> mtime
+        self._best: Dict[str, Tuple[str, Optional[float]]] = {}  # monitor -> (path, score)
+        self._checkpoint_callbacks: Dict[int, Any] = {}
+        self._finalized: Optional[Tuple[Any, ...]] = None
+        self._phase: Any = None  # the run's "fit" phase while fit runs
 
     # -- Logger properties -----------------------------------------------------------------
     @property
     def name(self) -> str:
         """The run's path (Lightning puts checkpoints under ``save_dir/name/version``)."""
-        return self._path
+        return self._given.path if self._given else self._options["path"]
 
     @property
     def version(self) -> str:
@@ -170,7 +161,7 @@ class KoguLoggerMixin:
         """``<store>/lightning`` for a local store (Lightning's files, e.g. checkpoints), else None."""
         from epochline.store import local_directory
 
-        directory = local_directory(self._store)
+        directory = local_directory(self._given.store_uri if self._given else self._options.get("store"))
         return None if directory is None else os.path.join(os.fspath(directory), "lightning")
 
     @property
@@ -184,25 +175,26 @@ class KoguLoggerMixin:
         return None if root is None else os.path.join(root, self.version)
 
     @property
-    @_rank_zero_experiment
     def experiment(self) -> Any:
-        """The :class:`epochline.Run` (no-op run on other ranks) for everything else."""
+        """The :class:`epochline.Run` (on other ranks an experiment that accepts any call)."""
+        if getattr(rank_zero_only, "rank", 0) > 0:
+            return _RankExperiment()
         run = self._run
-        if run is not None and run.finished:
+        if run is not None and run.finished and self._given is None:
             return _Reopening(self)
         return self._open()
 
     # -- the run -----------------------------------------------------------------------------
     def _open(self) -> Any:
         run = self._run
-        if run is not None and not run.finished:
+        if run is not None and (not run.finished or self._given is not None):
             return run
-        run = epochline.init(
-            self._path, name=self._run_name, tags=self._tags if run is None else (),
-            params=self._params if run is None else None, store=self._store,
-            run_id=self._run_id, framework="lightning", emit=self._emit, default_emit=DEFAULT_EMIT,
-            total_epochs=self._total_epochs, scales=self._scales, field_map=self._field_map,
-            **self._init_kwargs)
+        options = dict(self._options)
+        if run is not None:  # a later stage re-opens the run: its tags and params are recorded
+            options.pop("tags", None)
+            options.pop("params", None)
+        run = open_run(**{**options, "run_id": self._run_id}, framework="lightning",
+                       default_emit=DEFAULT_EMIT)
         self._run = run
         return run
 
@@ -210,94 +202,93 @@ class KoguLoggerMixin:
         return self._trainer_ref() if self._trainer_ref is not None else None
 
     def _total(self, trainer: Any) -> Optional[int]:
-        if self._total_epochs is not None:
-            return self._total_epochs
+        if self._options.get("total_epochs") is not None:
+            return self._options["total_epochs"]
         max_epochs = getattr(trainer, "max_epochs", None)
         return max_epochs if isinstance(max_epochs, int) and max_epochs > 0 else None
 
-    def _warn_once(self, what: str, exc: BaseException) -> None:
-        key = (what, type(exc).__name__)
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(f"epochline: KoguLogger.{what} failed ({type(exc).__name__}: {exc}); "
-                          "training goes on", RuntimeWarning, stacklevel=3)
-
     def __getstate__(self) -> Dict[str, Any]:
         # ddp_spawn pickles the trainer and its loggers: the run (threads, connections) stays
-        # here; rank zero of the spawned processes opens it.
+        # here; rank zero of the spawned processes opens it (by id: the live one in this process).
         state = self.__dict__.copy()
         state["_run"] = None
+        state["_given"] = None
         state["_phase"] = None
         state["_trainer_ref"] = None
+        state["_checkpoint_callbacks"] = {}
         return state
 
     # -- Logger methods ------------------------------------------------------------------------
+    @catch_and_warn
     def log_graph(self, model: Any, input_array: Any = None) -> None:
         """Lightning calls this on every rank right after the hyper-parameters, with the module:
         the adapter takes the trainer from it (no graph is recorded)."""
+        import weakref
+
+        trainer = getattr(model, "trainer", None)
+        if trainer is None:
+            return
         try:
-            trainer = getattr(model, "trainer", None)
-            if trainer is None:
-                return
-            try:
-                self._trainer_ref = weakref.ref(trainer)
-            except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
-                self._trainer_ref = lambda proxy=trainer: proxy
-            run = self._run
-            if run is not None and not run.finished and _value(trainer.state.fn) == "fit":
-                self._phase = run.phase("fit")
-        except Exception as exc:  # never stop the fit
-            self._warn_once("log_graph", exc)
+            self._trainer_ref = weakref.ref(trainer)
+        except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
+            self._trainer_ref = lambda proxy=trainer: proxy
+        run = self._run
+        if run is not None and not run.finished and _value(trainer.state.fn) == "fit" and self._given is None:
+            self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 
     @rank_zero_only
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+    @catch_and_warn
+    def log_hyperparams(self, params: Any, metrics: Optional[Mapping[str, Any]] = None,
+                        *args: Any, **kwargs: Any) -> None:
         """Module + datamodule hparams (dict, Namespace, OmegaConf...), flattened without calling
-        anything; a later stage with the same hparams records nothing again."""
-        try:
-            if params is None:
-                return
+        anything; a later stage with the same hparams records nothing again. ``metrics`` (as
+        TensorBoard's ``hp_metric``) go into the run's summary."""
+        run = None
+        if params is not None:
             flat = flatten_params(params)
-            if not flat or flat == self._hparams:
-                return
-            self._hparams = flat
-            self._open().log_params(params)
-        except Exception as exc:
-            self._warn_once("log_hyperparams", exc)
+            if flat and flat != self._hparams:
+                self._hparams = flat
+                run = self._open()
+                run.log_params(params)
+        if metrics:
+            (run or self._open()).summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
 
     @rank_zero_only
+    @catch_and_warn
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
-        try:
-            self._log_metrics(metrics, step)
-        except Exception as exc:
-            self._warn_once("log_metrics", exc)
-
-    def _log_metrics(self, metrics: Mapping[str, Any], step: Optional[int]) -> None:
         run = self._open()
-        values = dict(metrics)
-        epoch0 = values.pop("epoch", None)
-        epoch = int(epoch0) + 1 if epoch0 is not None else None
+        raw = dict(metrics)
+        epoch0 = raw.pop("epoch", None)
+        values = prefixed(raw, self._prefix, self.LOGGER_JOIN_CHAR)
         trainer = self._trainer()
         state = getattr(trainer, "state", None)
         fn = _value(getattr(state, "fn", None))
-        stage = _STAGES.get(_value(getattr(state, "stage", None)))
-        epoch_values = {_strip_epoch(k): v for k, v in values.items() if not k.endswith("_step")}
+        stage = _STAGES.get(_value(getattr(state, "stage", None)) or "")
+        if epoch0 is None and trainer is not None:  # a logged "step", LearningRateMonitor, ...
+            epoch0 = getattr(trainer, "current_epoch", None)
+        epoch = int(epoch0) + 1 if epoch0 is not None else None
+        # the record takes Lightning's names (the prefix is for the stored series)
+        epoch_values = {_strip_epoch(k): v for k, v in raw.items() if not k.endswith("_step")}
         if fn is not None:
             evaluating = fn in ("validate", "test")
         else:  # no trainer known: only test metrics are told apart, by name
             evaluating = bool(epoch_values) and all(k.startswith("test") for k in epoch_values)
         if evaluating:
-            run.log(values, step=step, epoch=self._epoch or epoch, stage=stage)
+            last = self._epochs.epoch or epoch
+            run.log(values, step=step, epoch=last, stage=stage)
             self._eval.update(epoch_values)
+            if epoch_values:  # the final record's test values (or a later validate's)
+                run.end_evaluation(epoch_values, stage="test" if fn == "test" or fn is None else "val",
+                                   epoch=last if fn == "validate" else None, step=step)
             return
         run.log(values, step=step, epoch=epoch, stage=stage)
-        if epoch is not None and epoch > self._epoch:
-            self._close(run, trainer)
-            self._epoch, self._values = epoch, {}
-        if epoch_values and self._epoch > 0:
-            self._values.update(epoch_values)
-            self._dirty = True
-            if self._train_epoch_end(trainer, fn, stage):
-                self._close(run, trainer)
+        if stage == "val" and epoch_values:  # every validation counts for the best (val_check_interval<1)
+            run.end_evaluation(epoch_values, stage="val", epoch=epoch, step=step)
+        if not self._epoch_level(trainer, fn, stage):
+            epoch_values = {}  # a training step's values: the record takes the epoch's, not the last batch's
+        self._epochs.add(run, epoch, epoch_values, self._total(trainer))
+        if self._train_epoch_end(trainer, fn, stage):
+            self._epochs.close(run, self._total(trainer))
 
     @staticmethod
     def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
@@ -311,12 +302,20 @@ class KoguLoggerMixin:
         except AttributeError:
             return False
 
-    def _close(self, run: Any, trainer: Any) -> None:
-        if self._dirty:
-            self._dirty = False
-            run.end_epoch(self._epoch, self._values, total_epochs=self._total(trainer))
+    @classmethod
+    def _epoch_level(cls, trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+        """Whether a call's values describe the epoch: validation's, the train-epoch-end call's and
+        those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
+        if trainer is None or fn != "fit" or stage != "train" or cls._train_epoch_end(trainer, fn, stage):
+            return True
+        try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
+            current = trainer.fit_loop.epoch_progress.current
+            return current.ready > current.started
+        except AttributeError:
+            return True
 
     @rank_zero_only
+    @catch_and_warn
     def log_image(self, key: str, images: Any, step: Optional[int] = None,
                   caption: Union[str, List[Optional[str]], None] = None, **kwargs: Any) -> List[Optional[str]]:
         """Store images (a list, or one image: PIL, array, tensor, bytes, path) under ``key``
@@ -329,89 +328,139 @@ class KoguLoggerMixin:
         else:
             captions = list(caption)
             if len(captions) != len(images):
-                raise ValueError(f"log_image got {len(images)} images and {len(captions)} captions")
+                raise UsageError(f"log_image got {len(images)} images and {len(captions)} captions")
         if step is None:
             step = getattr(self._trainer(), "global_step", None)
         run = self._open()
+        key = prefixed({key: None}, self._prefix, self.LOGGER_JOIN_CHAR).popitem()[0]
         return [run.log_image(key, image, step=step, caption=text) for image, text in zip(images, captions)]
 
     @rank_zero_only
+    @catch_and_warn
+    def log_text(self, key: str, columns: Optional[List[str]] = None, data: Optional[List[List[Any]]] = None,
+                 dataframe: Any = None, step: Optional[int] = None) -> None:
+        """W&B's signature. A table becomes one text record (a header line, then one
+        tab-separated line per row) under logger ``key``; ``key`` alone records nothing."""
+        rows = _rows(columns, data, dataframe)
+        if rows:
+            self._open().log_text("\n".join(rows), logger=key)
+
+    @rank_zero_only
+    @catch_and_warn
+    def log_table(self, key: str, columns: Optional[List[str]] = None, data: Optional[List[List[Any]]] = None,
+                  dataframe: Any = None, step: Optional[int] = None) -> None:
+        """W&B's signature: recorded like :meth:`log_text` (epochline has no table records)."""
+        self.log_text(key, columns, data, dataframe, step)
+
+    @rank_zero_only
+    @catch_and_warn
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        """``log_model="all"``: store each new checkpoint file now; ``"best"``: remember the best
-        one, stored when fit ends."""
-        if self._log_model == "none":
-            return
-        try:
-            best = getattr(checkpoint_callback, "best_model_path", None)
-            if best:
-                score = getattr(checkpoint_callback, "best_model_score", None)
-                self._best = (best, None if score is None else float(score))
-            if self._log_model == "all":
-                paths = {getattr(checkpoint_callback, "last_model_path", None), best,
-                         *getattr(checkpoint_callback, "best_k_models", {}).keys()}
-                for path in sorted(p for p in paths if p):
-                    self._store_checkpoint(path)
-        except Exception as exc:
-            self._warn_once("after_save_checkpoint", exc)
+        """Remember each monitoring callback's best (``summary``); store checkpoints by ``log_model``."""
+        self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
+        monitor = getattr(checkpoint_callback, "monitor", None) or ""  # "": periodic, the latest file
+        best = getattr(checkpoint_callback, "best_model_path", None)
+        if best:
+            score = getattr(checkpoint_callback, "best_model_score", None)
+            self._best[monitor] = (os.path.abspath(best), None if score is None else float(score))
+        if self._log_model == "all":
+            for path in _checkpoint_files(checkpoint_callback):
+                self._store_checkpoint(path)
 
     def _store_checkpoint(self, path: str) -> None:
         try:
             mtime = os.stat(path).st_mtime
         except OSError:
             return
-        if self._checkpoints.get(path) != mtime:
-            self._checkpoints[path] = mtime
+        if self._stored.get(path) != mtime:
+            self._stored[path] = mtime
             self._open().log_artifact(path, name=f"checkpoints/{os.path.basename(path)}")
 
     def save(self) -> None:
         """Nothing to do: the run's writer thread stores events as they come."""
 
     @rank_zero_only
+    @catch_and_warn
     def finalize(self, status: str) -> None:
         """End of a fit/validate/test/predict call (Lightning calls it inside its ``except``
         block on failure, so the exception in flight tells failed from interrupted)."""
-        try:
-            self._finalize(status, sys.exc_info()[1])
-        except Exception as exc:
-            self._warn_once("finalize", exc)
-
-    def _finalize(self, status: str, exc: Optional[BaseException]) -> None:
-        if status == "success":
-            result, reason = "completed", None
-        elif status == "failed":
-            result, reason = exit_status(exc) if exc is not None else ("failed", None)
-            if result == "completed":  # e.g. SystemExit(0) raised inside the fit
-                result, reason = "failed", f"Lightning reported a failure ({reason or type(exc).__name__})"
-            reason = reason or "Lightning reported a failure"
-        elif status == "finished":
-            result, reason = "interrupted", "Lightning stopped the run to requeue it (SLURM)"
-        else:
-            result, reason = "failed", f"Lightning finalized the run with status {status!r}"
+        exc = exception_in_flight()
+        key = (status, id(exc) if exc is not None else None)
+        if status != "success" and key == self._finalized:
+            return  # the same failure finalized twice (DDP's launcher does): one final set
+        self._finalized = key
         run = self._run
         if run is None or run.finished:
-            if result == "completed" or (run is not None and run.status == result):
-                return  # nothing new was logged in this stage, or already ended so (SIGTERM)
+            if status == "success" or self._given is not None or (run is not None and run.status != "completed"):
+                return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
         trainer = self._trainer()
+        total = self._total(trainer)
         if self._eval:  # validate/test values join the last epoch's record (one line, not two)
-            self._values.update(self._eval)
-            self._eval = {}
-            self._epoch, self._dirty = max(self._epoch, 1), True
-        self._close(run, trainer)
-        if self._best is not None and _value(getattr(getattr(trainer, "state", None), "fn", None)) in ("fit", None):
-            path, score = self._best
-            run.summary(best_checkpoint=path, best_checkpoint_score=score)
-            if self._log_model == "best":
+            values, self._eval = self._eval, {}
+            if self._epochs.closed == 0 and self._epochs.epoch == 0 and run.epochs_done:
+                self._epochs.resume(run.epochs_done, prior_record(run, run.epochs_done))
+            self._epochs.add_to_last(run, values, total)
+        self._epochs.close(run, total)
+        if _value(getattr(getattr(trainer, "state", None), "fn", None)) in ("fit", None):
+            self._checkpoint_summary(run)
+        if self._phase is not None:
+            self._phase.end()
+            self._phase = None
+        if self._given is not None:
+            return  # the user's run: they finish it
+        if status == "success":  # after fit a test may follow: the final lines wait for it
+            end_run(run, hold_lines=_value(getattr(getattr(trainer, "state", None), "fn", None)) == "fit")
+        elif status == "failed":
+            end_run(run, exc) if exc is not None else end_run(
+                run, status="failed", reason="Lightning reported a failure")
+        elif status == "finished":
+            end_run(run, status="interrupted", reason="Lightning stopped the run to requeue it (SLURM)")
+        else:
+            end_run(run, status="failed", reason=f"Lightning finalized the run with status {status!r}")
+
+    def _checkpoint_summary(self, run: Any) -> None:
+        monitored = {m: best for m, best in self._best.items() if m} or self._best
+        if monitored:  # a monitoring callback's best, never a periodic one's latest file
+            (path, score), *_ = monitored.values()
+            summary: Dict[str, Any] = {"best_checkpoint": path, "best_checkpoint_score": score}
+            if len(monitored) > 1:
+                for monitor, (other, value) in monitored.items():
+                    summary[f"best_checkpoints.{monitor}"] = other
+                    summary[f"best_checkpoints.{monitor}_score"] = value
+            run.summary(summary)
+        if self._log_model == "best":
+            for path, _ in monitored.values():
                 self._store_checkpoint(path)
-        run.finish(result, reason)  # also ends the "fit" phase
+        elif self._log_model == "end":
+            for callback in self._checkpoint_callbacks.values():
+                for path in _checkpoint_files(callback):
+                    self._store_checkpoint(path)
+
+
+def _checkpoint_files(callback: Any) -> List[str]:
+    """What MLflow's and W&B's loggers store of a ModelCheckpoint: last, best and the top k."""
+    paths = {getattr(callback, "last_model_path", None), getattr(callback, "best_model_path", None),
+             *getattr(callback, "best_k_models", {}).keys()}
+    return sorted(os.path.abspath(p) for p in paths if p and os.path.isfile(p))
+
+
+def _rows(columns: Optional[Iterable[Any]], data: Optional[Iterable[Iterable[Any]]], dataframe: Any) -> List[str]:
+    if dataframe is not None:
+        columns = [str(c) for c in dataframe.columns]
+        data = dataframe.itertuples(index=False)
+    lines = ["\t".join(str(c) for c in columns)] if columns else []
+    lines += ["\t".join(str(v) for v in row) for row in (data or [])]
+    return lines
+
+
+_RankExperiment = _dummy_experiment_class()
 
 
 def _make(base: type, package: str) -> type:
-    cls = type("KoguLogger", (KoguLoggerMixin, base), {
-        "__doc__": KoguLoggerMixin.__doc__ + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
+    return type("KoguLogger", (KoguLoggerMixin, base), {
+        "__doc__": (KoguLoggerMixin.__doc__ or "") + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
         "__module__": __name__,
     })
-    return cls
 
 
 def _pytorch_lightning_logger() -> type:

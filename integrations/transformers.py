@@ -1,21 +1,20 @@
 """HuggingFace transformers: ``Trainer(..., callbacks=[TrackerCallback(path="nlp/tiny-bert")])``.
 
-What it records (details and the reasons in docs/transformers.md):
+It only translates Trainer events into run calls (the rules and their reasons: docs/transformers.md).
 
 * **Params** at train begin: every ``TrainingArguments`` field (``args.to_dict()``, which masks
   tokens), the model config under ``model.*`` and the parameter counts.
-* **Metrics**: each ``on_log`` at ``state.global_step`` (names kept as transformers writes them:
-  ``loss``, ``learning_rate``, ``grad_norm``, ``epoch``...), each ``on_evaluate`` (``eval_*``) with
-  its 1-indexed epoch, each ``on_predict`` (``test_*``).
-* **Epoch records**: one per *training epoch* (1-indexed, ``ceil(state.epoch)``, strictly
-  increasing), holding the latest ``loss`` as ``train_loss`` and the metrics of the last evaluation
-  made in that epoch (``eval_accuracy`` -> ``val_accuracy`` in percent, via epochline.epochs). It is
-  closed at the epoch's evaluation (``eval_strategy="epoch"``) or, when no evaluation follows the
-  epoch's end (step-based or no evaluation), when the next epoch begins or training ends.
-* **Status**: ``on_train_end`` -> completed. Trainer has no failure event: ``run.in_progress`` is
-  ``"train"`` meanwhile, so the core's chained ``sys.excepthook`` marks an uncaught exception
-  ``failed`` (Ctrl-C: ``interrupted``) and a swallowed one is ``failed`` at exit; ``with
-  callback.guard(): trainer.train()`` does it at once, in-process.
+* **Metrics**: each ``on_log`` at ``state.global_step`` (names as transformers writes them), each
+  ``on_evaluate`` (``eval_*``) with its 1-indexed epoch, each ``on_predict`` (``test_*``).
+* **Epoch records**: one per training epoch (``ceil(state.epoch)``, strictly increasing) with the
+  latest ``loss`` as ``train_loss`` and the epoch's last evaluation, closed at that evaluation or
+  when the next epoch begins or training ends.
+* **After train()**: ``evaluate()``/``predict()`` results are added to the last epoch's record
+  (``test_*`` with ``metric_key_prefix="test"`` and for ``predict``), re-opening the run by id.
+* **Status**: ``on_train_end`` -> completed. The Trainer has no failure event: the run's ``"train"``
+  phase makes an uncaught exception ``failed`` (Ctrl-C: ``interrupted``), a swallowed one ``failed``
+  at exit or when ``train()`` is called again (the retry is a new run); ``with callback.guard():``
+  does it at once, in-process.
 
 Only the world process zero (``state.is_world_process_zero``) creates a run and logs.
 """
@@ -25,16 +24,27 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 from transformers import TrainerCallback
 
 import epochline
-from epochline import NoOpRun, Run
+
+from ._support import (
+    DEFAULT_EMIT,
+    EpochAccumulator,
+    adapter_options,
+    catch_and_warn,
+    end_run,
+    open_run,
+    prior_record,
+    repeated_call,
+    warn_once,
+)
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
-DEFAULT_EMIT = "kogu,progress"
+INIT_KEYWORDS = ("path", "name", "alias", "params", "tags", "store", "run_id", "emit", "accuracy_scale",
+                 "scales", "field_map", "ignore_params", "flush_interval")
 IGNORED_ARGS = ("output_dir", "logging_dir", "run_name", "overwrite_output_dir", "report_to",
                 "disable_tqdm", "logging_steps", "logging_first_step", "logging_strategy",
                 "save_steps", "save_strategy", "save_total_limit", "dataloader_num_workers",
@@ -48,77 +58,86 @@ ImagesFn = Callable[[Any, Any], Optional[Mapping[str, Any]]]
 class TrackerCallback(TrainerCallback):
     """Records a ``Trainer`` run in epochline (see the module docstring and docs/transformers.md).
 
-    ``checkpoints``: ``"paths"`` (default) records each checkpoint folder's path (a text line and
-    ``summary["checkpoint.last"]``/``["checkpoint.best"]``), copying nothing; ``"all"`` also copies
-    every checkpoint into the store; ``"best"`` copies one at train end (the Trainer's best
-    checkpoint, else the last one saved); ``"none"`` records nothing.
-    ``epoch_loss``: ask the Trainer to log the running loss at each epoch end, so every epoch
-    record has a ``train_loss`` even when ``logging_steps`` is longer than an epoch.
-    ``finish_on_train_end=False`` keeps the run open after ``train()`` for ``trainer.evaluate()``
-    / ``predict()``; end it with :meth:`finish` or a :meth:`guard` block.
+    ``path``, ``name``, ``alias``, ``tags``, ``params``, ``store``, ``emit``, ``run_id``,
+    ``accuracy_scale``, ``scales``, ``field_map``, ``ignore_params`` and ``flush_interval`` go to
+    :func:`epochline.init` (checked now). ``run=``: record into a run you started (you finish it).
+    ``checkpoints``: ``"paths"`` (default) records each checkpoint folder's absolute path, copying
+    nothing; ``"all"`` also copies every checkpoint into the store; ``"best"`` copies one at train
+    end; ``"none"`` records nothing. ``epoch_loss``: ask the Trainer to log the running loss at
+    each epoch end, so every record has a ``train_loss``. ``finish_on_train_end=False`` keeps the
+    run open after ``train()``; end it with :meth:`finish` or a :meth:`guard` block.
     """
 
-    def __init__(self, path: str = "default", *, name: Optional[str] = None,
-                 tags: Iterable[str] = (), params: Any = None, store: Any = None,
-                 emit: Union[str, Iterable[str], None] = None, images: Optional[ImagesFn] = None,
-                 checkpoints: str = "paths", accuracy_scale: str = "fraction",
-                 epoch_loss: bool = True, finish_on_train_end: bool = True,
-                 run_id: Optional[str] = None, ignore_params: Iterable[str] = IGNORED_ARGS):
+    def __init__(self, path: str = "default", *, images: Optional[ImagesFn] = None,
+                 checkpoints: str = "paths", epoch_loss: bool = True, finish_on_train_end: bool = True,
+                 run: Any = None, **init_kwargs: Any):
         if checkpoints not in CHECKPOINT_MODES:
             raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINT_MODES)}; got {checkpoints!r}")
         if images is not None and not callable(images):
             raise TypeError("images must be a function (state, model) -> {key: image}")
-        self._init_kwargs = dict(path=path, name=name, tags=tuple(tags) if not isinstance(tags, str)
-                                 else (tags,), store=store, emit=emit, run_id=run_id,
-                                 accuracy_scale=accuracy_scale)
-        self._user_params = params
-        self._ignore = tuple(ignore_params)
+        for what, flag in (("epoch_loss", epoch_loss), ("finish_on_train_end", finish_on_train_end)):
+            if type(flag) is not bool:
+                raise TypeError(f"{what} must be True or False, got {flag!r}")
+        if run is None:
+            init_kwargs.setdefault("ignore_params", IGNORED_ARGS)
+        self._options = adapter_options("TrackerCallback", {"path": path, **init_kwargs}, run=run,
+                                        allowed=INIT_KEYWORDS)
+        self._user_params = self._options.pop("params", None)  # logged after the Trainer's own
         self.images = images
         self.checkpoints = checkpoints
         self.epoch_loss = epoch_loss
         self.finish_on_train_end = finish_on_train_end
-        self._run: Union[Run, NoOpRun, None] = None
-        self._phase: Any = None  # the run's "train" phase while train() runs
+        self._given = run
+        self._run: Any = run
+        self._phase: Any = None
         self._reset()
 
     def _reset(self) -> None:
         self._params_done = False
-        self._last_epoch = 0          # last epoch record emitted (1-indexed)
+        self._epochs = EpochAccumulator()
         self._closing: Optional[int] = None  # epoch that ended and awaits its evaluation
-        self._pending: Dict[str, Any] = {}   # metrics of the last evaluation in this epoch
         self._train_loss: Optional[float] = None
         self._last_checkpoint: Optional[str] = None
-        self._warned: set = set()
+        self._total_epochs: Optional[int] = None
 
     # -- the run -----------------------------------------------------------------------------------
     @property
-    def run(self) -> Union[Run, NoOpRun]:
+    def run(self) -> Any:
         """The run (created on first use; a NoOpRun on a non-zero rank or when tracking is off)."""
         if self._run is None:
             self._run = self._start(all_ranks=False)
         return self._run
 
-    def _start(self, all_ranks: bool) -> Union[Run, NoOpRun]:
-        return epochline.init(**self._init_kwargs, framework="transformers",
-                              default_emit=DEFAULT_EMIT, all_ranks=all_ranks,
-                              ignore_params=self._ignore)
+    def _start(self, all_ranks: bool, run_id: Optional[str] = None) -> Any:
+        options = dict(self._options)
+        if run_id is not None:  # re-open a finished run for a later evaluate()/predict()
+            options.update(run_id=run_id, tags=(), params=None)
+        return open_run(**options, framework="transformers", default_emit=DEFAULT_EMIT, all_ranks=all_ranks)
 
-    def _live(self, state: Any, create: bool = False, args: Any = None, model: Any = None) -> Optional[Run]:
-        """The run to log to on this process, or None (other rank, tracking off, run finished)."""
+    def _live(self, state: Any, create: bool = False, args: Any = None, model: Any = None) -> Any:
+        """The run to log to on this process, or None (other rank, tracking off)."""
         if not getattr(state, "is_world_process_zero", True):
             return None
-        if create and (self._run is None or self._run.finished):
-            if self._run is not None:  # a second train() with the same callback: a new run
-                self._reset()
-            self._run = self._start(all_ranks=True)
+        if create and self._given is None:
+            run = self._run
+            if run is not None and not run.finished and run.in_progress == "train":
+                # the last train() never reached its end (its exception was caught): it failed,
+                # and this train() is a run of its own
+                end_run(run, status="failed", reason="train did not reach its end (an exception "
+                        "was raised and caught by the caller)")
+            if run is None or run.finished:
+                if run is not None:
+                    self._reset()
+                self._run = self._start(all_ranks=True)
         run = self._run
-        if run is None or isinstance(run, NoOpRun):
+        if run is None or not isinstance(run, epochline.Run):
             return None
         if run.finished:
-            self._warn_once("finished", f"epochline: run {run.id} already finished ({run.status}); "
-                            "this event is not recorded. Pass finish_on_train_end=False to record "
-                            "trainer.evaluate()/predict() after train().")
-            return None
+            if self._given is not None:
+                return None
+            run = self._run = self._start(all_ranks=True, run_id=run.id)
+            if self._epochs.epoch == 0:  # not this process's run: continue its stored last record
+                self._epochs.resume(run.epochs_done, prior_record(run, run.epochs_done))
         if not self._params_done and args is not None:
             self._params_done = True
             self._log_params(run, args, model, state)
@@ -127,11 +146,11 @@ class TrackerCallback(TrainerCallback):
     def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
         """Close the last epoch record and end the run (idempotent; nothing if there is none)."""
         run = self._run
-        if run is None or isinstance(run, NoOpRun) or run.finished:
+        if run is None or not isinstance(run, epochline.Run) or run.finished:
             return
         if status == "completed" and self._closing is not None:
             self._close_epoch(run)
-        run.finish(status, reason)  # also ends the "train" phase
+        end_run(run, status=status, reason=reason)
 
     @contextlib.contextmanager
     def guard(self) -> Iterator["TrackerCallback"]:
@@ -141,22 +160,27 @@ class TrackerCallback(TrainerCallback):
         try:
             yield self
         except BaseException as exc:
-            self.finish(*epochline.exit_status(exc))
+            end_run(self._run if self._given is None else None, exc)
             raise
         run = self._run
-        if run is not None and not isinstance(run, NoOpRun) and not run.finished and run.in_progress:
+        if self._given is not None:
+            return
+        if isinstance(run, epochline.Run) and not run.finished and run.in_progress:
             self.finish("failed", f"{run.in_progress} did not reach its end (the exception was "
                         "caught inside the guard block)")
         else:
             self.finish("completed")
 
     # -- Trainer events ----------------------------------------------------------------------------
+    @catch_and_warn
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if repeated_call(self, "on_train_begin", state, state.global_step):
+            return
         run = self._live(state, create=True, args=args, model=model)
         if run is None:
             return
-        self._phase = run.phase("train")
-        self._last_epoch = max(self._last_epoch, int(math.floor((state.epoch or 0) + 1e-9)))
+        if self._given is None:
+            self._phase = run.phase("train")
         best = getattr(args, "metric_for_best_model", None)
         if best:
             metric = best if best.startswith("eval_") else f"eval_{best}"
@@ -164,61 +188,95 @@ class TrackerCallback(TrainerCallback):
             run.set_primary_metric(metric, "max" if higher or (higher is None and "loss" not in best)
                                    else "min")
 
+    @catch_and_warn
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         run = self._live(state)
         if run is not None and self._closing is not None:
             self._close_epoch(run)
 
+    @catch_and_warn(default=None)
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if repeated_call(self, "on_epoch_end", state, state.global_step):
+            return None
         if self.epoch_loss and state.global_step > 0:
             control.should_log = True  # on every rank: logging gathers the loss across processes
         run = self._live(state)
         if run is not None:
             if self._closing is not None:
                 self._close_epoch(run)
-            self._closing = max(self._last_epoch + 1, _epoch_number(state.epoch) or 1)
+            self._closing = max(self._epochs.closed + 1, _epoch_number(state.epoch) or 1)
         return control
 
+    @catch_and_warn
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None,
                **kwargs: Any) -> None:
-        run = self._live(state)
-        if run is None or not logs:
+        if not logs or repeated_call(self, "on_log", state, id(logs)):
             return
-        if any(str(k).startswith("eval_") for k in logs):
-            return  # Trainer.evaluate()'s log: recorded by on_evaluate, with its epoch
+        if any(str(k).startswith(("eval_", "test_")) for k in logs):
+            return  # evaluate()/predict()'s log: recorded by on_evaluate/on_predict, with its epoch
+        run = self._live(state)
+        if run is None:
+            return
         if "loss" in logs:
             self._train_loss = logs["loss"]
         run.log(logs, step=state.global_step, stage="train", epoch=self._current_epoch(state))
-        if "train_runtime" in logs:  # the final log of train(): totals
-            run.summary({k: v for k, v in logs.items() if k != "epoch"})
+        if "train_runtime" in logs:  # train()'s closing log: run totals (its loss is the whole run's mean)
+            run.summary({("train_loss_mean" if k == "train_loss" else k): v
+                         for k, v in logs.items() if k != "epoch"})
 
+    @catch_and_warn
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[Mapping[str, Any]] = None,
                     model: Any = None, **kwargs: Any) -> None:
+        if repeated_call(self, "on_evaluate", state, id(metrics), _content(metrics)):
+            return
         run = self._live(state, create=self._run is None, args=args, model=model)
         if run is None:
             return
         metrics = dict(metrics or {})
         metrics.pop("epoch", None)
+        test = all(str(k).startswith("test_") for k in metrics)
         epoch = self._closing if self._closing is not None else self._current_epoch(state)
-        run.log(metrics, step=state.global_step, stage="val", epoch=epoch)
-        if state.global_step > 0:  # an evaluation before training (eval_on_start) is no epoch's
-            self._pending = metrics
+        if run.in_progress != "train" and state.global_step > 0:  # after train(): the last epoch's
+            epoch = max(self._epochs.epoch, 1)
+        run.log(metrics, step=state.global_step, stage="test" if test else "val", epoch=epoch)
+        if run.in_progress == "train" and state.global_step > 0:  # not an eval_on_start
+            run.end_evaluation(metrics, stage="val", epoch=epoch, step=state.global_step)
+            self._epochs.add(run, epoch, metrics)
             if self._closing is not None:
                 self._close_epoch(run)
+        elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
+            run.end_evaluation(metrics, stage="test" if test else "val",
+                               epoch=None if test else epoch, step=state.global_step)
+            self._epochs.add_to_last(run, metrics)
         if self.images is not None:
             self._log_images(run, state, model)
+        self._after_train(run)
 
+    @catch_and_warn
     def on_predict(self, args: Any, state: Any, control: Any, metrics: Optional[Mapping[str, Any]] = None,
                    model: Any = None, **kwargs: Any) -> None:
+        if not metrics or repeated_call(self, "on_predict", state, id(metrics), _content(metrics)):
+            return
         run = self._live(state, create=self._run is None, args=args, model=model)
-        if run is not None and metrics:
-            run.log(metrics, step=state.global_step, stage="test", epoch=self._current_epoch(state))
+        if run is None:
+            return
+        run.log(metrics, step=state.global_step, stage="test", epoch=max(self._epochs.epoch, 1))
+        run.end_evaluation(metrics, stage="test", step=state.global_step)
+        self._epochs.add_to_last(run, metrics)
+        self._after_train(run)
 
+    def _after_train(self, run: Any) -> None:
+        """An evaluate()/predict() after a train() that finished the run ends it again."""
+        if run.in_progress is None and self.finish_on_train_end and self._given is None \
+                and self._epochs.closed > 0:
+            end_run(run)
+
+    @catch_and_warn
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         run = self._live(state)
         if run is None or self.checkpoints == "none":
             return
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        folder = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
         if folder == self._last_checkpoint:  # some versions save twice at the last step (4.46)
             return
         if not os.path.isdir(folder):
@@ -229,12 +287,15 @@ class TrackerCallback(TrainerCallback):
         run.log_text(f"checkpoint saved: {folder}", logger="epochline.transformers")
         summary = {"checkpoint.last": folder, "checkpoint.last_step": state.global_step}
         if state.best_model_checkpoint:
-            summary["checkpoint.best"] = state.best_model_checkpoint
+            summary["checkpoint.best"] = os.path.abspath(state.best_model_checkpoint)
         run.summary(summary)
         if self.checkpoints == "all":
             run.log_artifact(folder, name=os.path.basename(folder))
 
+    @catch_and_warn
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if repeated_call(self, "on_train_end", state, state.global_step):
+            return
         run = self._live(state)
         if run is None:
             return
@@ -243,23 +304,24 @@ class TrackerCallback(TrainerCallback):
         if self.checkpoints == "best":
             best = state.best_model_checkpoint or self._last_checkpoint
             if best and os.path.isdir(best):
-                run.summary({"checkpoint.best": best})
+                run.summary({"checkpoint.best": os.path.abspath(best)})
                 run.log_artifact(best, name="checkpoint-best")
         if self._phase is not None:
             self._phase.end()
-        if self.finish_on_train_end:
-            run.finish("completed")
+            self._phase = None
+        if self.finish_on_train_end and self._given is None:
+            end_run(run, hold_lines=True)  # an evaluate()/predict() may follow
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _close_epoch(self, run: Run) -> None:
-        epoch, self._closing = self._closing, None
-        values = dict(self._pending)
-        self._pending = {}
-        if self._train_loss is not None:
-            values["train_loss"] = self._train_loss
+    def _close_epoch(self, run: Any) -> None:
+        epoch, self._closing = self._closing or 1, None
+        values = {"train_loss": self._train_loss} if self._train_loss is not None else {}
         total = self._total_epochs
-        run.end_epoch(epoch, values, total_epochs=max(total, epoch) if total else None)
-        self._last_epoch = epoch
+        total = max(total, epoch) if total else None
+        self._epochs.add(run, epoch, values, total)
+        if not self._epochs.dirty and self._epochs.epoch == epoch:
+            self._epochs.dirty = True  # an epoch with nothing to say still gets its record
+        self._epochs.close(run, total)
 
     def _current_epoch(self, state: Any) -> Optional[int]:
         """The 1-indexed epoch in progress (the one that ended, between its end and the next)."""
@@ -267,7 +329,7 @@ class TrackerCallback(TrainerCallback):
             return self._closing
         return _epoch_number(state.epoch)
 
-    def _log_params(self, run: Run, args: Any, model: Any, state: Any) -> None:
+    def _log_params(self, run: Any, args: Any, model: Any, state: Any) -> None:
         try:
             arguments = args.to_dict()  # enums as values, hub tokens masked
         except Exception:
@@ -295,23 +357,21 @@ class TrackerCallback(TrainerCallback):
         if self._user_params is not None:
             run.log_params(self._user_params)
 
-    _total_epochs: Optional[int] = None
-
-    def _log_images(self, run: Run, state: Any, model: Any) -> None:
+    def _log_images(self, run: Any, state: Any, model: Any) -> None:
+        if self.images is None:
+            return
         try:
             images = self.images(state, model) or {}
             items = list(images.items())
         except Exception as exc:  # a plotting bug must not stop the training
-            self._warn_once(("images", type(exc).__name__),
-                            f"epochline: images function raised {type(exc).__name__}: {exc}")
+            warn_once(self, "images function", exc)
             return
         for key, image in items:
             run.log_image(str(key), image, step=state.global_step)
 
-    def _warn_once(self, key: Any, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+def _content(metrics: Optional[Mapping[str, Any]]) -> Any:
+    return tuple(sorted((str(k), repr(v)) for k, v in (metrics or {}).items()))
 
 
 def _epoch_number(epoch: Optional[float]) -> Optional[int]:

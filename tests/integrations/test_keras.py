@@ -21,6 +21,8 @@ import epochline  # noqa: E402
 from epochline.integrations.keras import TrackerCallback  # noqa: E402
 from linecheck import KOGU_KEY, protocol_lines  # noqa: E402
 
+from .conftest import finished_output  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 EPOCHS = 4
@@ -39,6 +41,7 @@ def digits():
 
 
 def make_model(lr=0.01):
+    keras.backend.clear_session()  # layer names (dense, dense_1) do not depend on earlier tests
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(10, activation="softmax")])
@@ -247,7 +250,7 @@ def test_best_model_from_model_checkpoint_is_stored(store_dir, store, digits, tm
     view = only_run(store)
     (artifact,) = view.artifacts()
     assert artifact.name == "best.keras" and artifact.size == (tmp_path / "best.keras").stat().st_size
-    assert view.summary["best_model_file"] == str(tmp_path / "best.keras")
+    assert view.summary["best_model_file"] == str(tmp_path / "best.keras") and os.path.isabs(str(tmp_path))
     assert view.summary["best_model_monitor"] == "val_accuracy"
     assert view.summary["best_model_value"] == pytest.approx(max(
         r["values"]["val_accuracy"] for r in view.epochs()) / 100)
@@ -365,7 +368,7 @@ def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits,
     cb = TrackerCallback(path="digits/lines")
     history = fit(make_model(), digits, [cb]).history
     result = cb.model.evaluate(x[1400:], y[1400:], verbose=0, callbacks=[cb], return_dict=True)
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     kogu, progress = protocol_lines(out)  # every line checked by the shared checker
     assert progress, out
     per_epoch = [p for p in progress if p.get("status") != "completed"]
@@ -388,3 +391,70 @@ def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits,
     assert metrics and all(isinstance(m["iteration"], (int, float)) for m in metrics)
     assert all(KOGU_KEY.match(k) for m in metrics for k in m["metrics"])
     assert any("val_accuracy" in m["metrics"] for m in metrics)
+
+
+# -- issue 13 ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
+    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+    ({"path": 5}, TypeError, ["path must be a string"]),
+    ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
+])
+def test_constructor_arguments_are_checked_when_built(kwargs, error, words):
+    with pytest.raises(error) as info:
+        TrackerCallback(**kwargs)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_second_fit_in_one_run_continues_the_epoch_numbering(store_dir, store, digits):
+    model = make_model()
+    with TrackerCallback(path="digits/phases") as cb:
+        fit(model, digits, [cb], epochs=2, n=400)
+        fit(model, digits, [cb], epochs=2, n=400)  # no initial_epoch: Keras counts from 0 again
+    view = only_run(store)
+    assert [e["epoch"] for e in view.epochs()] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in view.metric_rows("val_accuracy")] == [1, 2, 3, 4]
+
+
+def test_a_callback_registered_twice_records_once(store_dir, store, digits):
+    cb = TrackerCallback(path="digits/twice")
+    with pytest.warns(RuntimeWarning, match="registered twice"):
+        fit(make_model(), digits, [cb, cb], epochs=2, n=400)
+    view = only_run(store)
+    assert [e["epoch"] for e in view.epochs()] == [1, 2]
+    assert len(view.metrics("val_accuracy")) == 2
+
+
+def test_early_stopping_restored_epoch_is_recorded(store_dir, store, digits):
+    class Worse(keras.callbacks.Callback):  # a monitored value that is best at epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_score"] = abs(epoch - 1)
+
+    stop = keras.callbacks.EarlyStopping(monitor="val_score", mode="min", patience=2,
+                                         restore_best_weights=True)
+    cb = TrackerCallback(path="digits/early")
+    fit(make_model(), digits, [Worse(), stop, cb], epochs=20, n=400)
+    view = only_run(store)
+    assert [e["epoch"] for e in view.epochs()] == [1, 2, 3, 4]
+    assert view.summary["early_stopping.restored_epoch"] == 2
+    assert view.summary["early_stopping.stopped_epoch"] == 4
+
+
+def test_reasons_carry_no_terminal_colour_codes(store_dir, store, digits):
+    with pytest.raises(ValueError):
+        with TrackerCallback(path="digits/ansi") as cb:
+            fit(make_model(), digits, [cb, RaiseAt(0, ValueError("\x1b[1mbad shape\x1b[0m (3, 4)"))],
+                epochs=2, n=400)
+    assert only_run(store).reason == "ValueError: bad shape (3, 4)"
+
+
+def test_two_accuracy_names_are_scaled_the_same(store_dir, store, digits):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["acc", keras.metrics.SparseCategoricalAccuracy()])
+    fit(model, digits, [TrackerCallback(path="digits/two-acc")], epochs=1, n=400)
+    record = only_run(store).epochs()[0]["values"]
+    assert record["sparse_categorical_accuracy"] == pytest.approx(record["train_accuracy"])
+    assert 10.0 < record["train_accuracy"] <= 100.0
+    assert record["val_sparse_categorical_accuracy"] == pytest.approx(record["val_accuracy"])

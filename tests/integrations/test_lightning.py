@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,9 @@ import epochline  # noqa: E402
 from epochline.integrations.lightning import KoguLogger  # noqa: E402
 from linecheck import protocol_lines  # noqa: E402
 
+from torch.nn import functional as F  # noqa: E402
+
+from .conftest import finished_output  # noqa: E402
 from .lightning_models import DigitsData, DigitsMLP, pl_classes, trainer_kwargs  # noqa: E402
 
 
@@ -62,7 +66,7 @@ def test_fit_records_params_epochs_images_and_lines(store_dir, store, capfd):
     seen = EpochsSeen()
     fit(logger, model=DigitsMLP(config={"optimizer": {"name": "adam", "betas": [0.9, 0.999]}}),
         callbacks=[seen])
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
 
     runs = store().runs()
     assert [r.id for r in runs] == [logger.version]
@@ -118,9 +122,9 @@ def test_test_and_predict_after_fit_keep_the_same_run(store_dir, store, capfd):
     trainer, model = fit(logger, max_epochs=2)
     capfd.readouterr()
     trainer.test(model, datamodule=DigitsData(), verbose=False)
-    out_test = capfd.readouterr().out
+    out_test = finished_output(capfd)
     trainer.predict(model, datamodule=DigitsData())
-    out_predict = capfd.readouterr().out
+    out_predict = finished_output(capfd)
 
     (run,) = store().runs()
     assert run.status == "completed"
@@ -138,7 +142,7 @@ def test_exception_in_training_step_fails_the_run(store_dir, store, capfd):
     logger = KoguLogger(path="digits/fail")
     with pytest.raises(ValueError, match="boom"):
         fit(logger, model=DigitsMLP(fail_at_step=30))
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     (run,) = store().runs()
     assert (run.status, run.reason) == ("failed", "ValueError: boom at step 30")
     assert [e["epoch"] for e in run.epochs()] == [1]
@@ -161,7 +165,7 @@ def test_keyboard_interrupt_is_interrupted_not_failed(store_dir, store, capfd):
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C
     (run,) = store().runs()
     assert run.status == "interrupted" and "KeyboardInterrupt" in run.reason
-    assert progress_lines(capfd.readouterr().out)[-1]["status"] == "interrupted"
+    assert progress_lines(finished_output(capfd))[-1]["status"] == "interrupted"
 
 
 def test_resume_from_checkpoint_continues_the_run(store_dir, store, tmp_path):
@@ -217,7 +221,7 @@ def test_failing_store_or_sink_never_stops_the_fit(store_dir, store, tmp_path, c
 def test_ddp_spawn_on_cpu_records_one_run_and_one_set_of_lines(store_dir, store, capfd):
     logger = KoguLogger(path="digits/ddp")
     fit(logger, max_epochs=2, strategy="ddp_spawn", devices=2)
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
     runs = store().runs()
     assert len(runs) == 1 and runs[0].id == logger.version and runs[0].status == "completed"
     assert [e["epoch"] for e in runs[0].epochs()] == [1, 2]
@@ -238,7 +242,7 @@ def test_other_ranks_never_create_runs(store_dir, store, capfd, monkeypatch):
     logger.log_metrics({"val_acc": 0.5, "epoch": 0}, step=1)
     logger.log_image("x", [[0, 255], [255, 0]])
     logger.finalize("success")
-    assert not store_dir.exists() and capfd.readouterr().out == ""  # no run, not even a store
+    assert not store_dir.exists() and finished_output(capfd) == ""  # no run, not even a store
 
 
 def test_hparams_and_metrics_without_a_trainer(store_dir, store, capfd):
@@ -267,7 +271,7 @@ def test_hparams_and_metrics_without_a_trainer(store_dir, store, capfd):
     records = {e["epoch"]: e["values"] for e in run.epochs()}
     assert records[1] == {"val_accuracy": 50.0, "val_loss": 1.5, "train_loss": 1.0, "train_accuracy": 60.0}
     assert records[2] == {"val_accuracy": 75.0, "test_accuracy": 70.0}
-    assert [(p["epoch"], p["total_epochs"]) for p in progress_lines(capfd.readouterr().out)] == [
+    assert [(p["epoch"], p["total_epochs"]) for p in progress_lines(finished_output(capfd))] == [
         (1, 2), (2, 2), (2, 2)]
 
 
@@ -296,3 +300,166 @@ def test_importing_epochline_imports_no_framework():
     code = ("import sys, epochline, epochline.integrations; "
             "assert not {'torch', 'lightning', 'pytorch_lightning'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- issue 13: what Lightning's own tests and real trainings found -------------------------------
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"tag": ["x"]}, TypeError, ["'tag'", "did you mean 'tags'"]),
+    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+    ({"path": 5}, TypeError, ["path must be a string"]),
+    ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
+    ({"emit": "kogu,progres"}, ValueError, ["'progres'", "did you mean 'progress'"]),
+    ({"log_model": "bestt"}, ValueError, ["'best' or 'all'"]),
+    ({"prefix": 3}, TypeError, ["prefix must be a string"]),
+    ({"total_epochs": 0}, ValueError, ["positive integer"]),
+    ({"scales": {"top1": "pct"}}, ValueError, ["'fraction' or 'percent'"]),
+])
+def test_constructor_rejects_bad_arguments_when_built(store_dir, kwargs, error, words):
+    with pytest.raises(error) as info:
+        KoguLogger(**kwargs)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_prefix_names_the_series_and_run_records_into_a_given_run(store_dir, store, capfd):
+    with epochline.init("digits/own", emit="progress") as run:
+        run.log({"my_value": 1.0}, step=0)
+        logger = KoguLogger(run=run, prefix="exp")
+        fit(logger, max_epochs=2, limit_train_batches=5)
+        assert not run.finished  # the user's run: the user ends it
+        assert logger.version == run.id and logger.name == "digits/own"
+    with pytest.raises(TypeError, match="belong"):
+        KoguLogger(run=run, path="elsewhere")
+    (stored,) = store().runs()
+    assert stored.status == "completed" and "my_value" in stored.metric_keys()
+    assert {"exp-val_acc", "exp-train_loss_step"} <= set(stored.metric_keys())
+    assert [e["epoch"] for e in stored.epochs()] == [1, 2]
+    assert "val_accuracy" in stored.epochs()[0]["values"]  # records keep Lightning's names
+
+
+def test_learning_rate_monitor_one_line_per_epoch_and_lr_on_its_epoch(store_dir, store, capfd):
+    lr = L.callbacks.LearningRateMonitor(logging_interval="epoch")
+    fit(KoguLogger(path="digits/lr"), max_epochs=3, limit_train_batches=5, callbacks=[lr])
+    lines = progress_lines(finished_output(capfd))
+    assert [(p["epoch"], p["status"]) for p in lines] == [(1, "training"), (2, "training"),
+                                                           (3, "training"), (3, "completed")]
+    (run,) = store().runs()
+    assert [r["epoch"] for r in run.metric_rows("lr-Adam")] == [1, 2, 3]
+    assert all(e["values"]["lr-Adam"] == pytest.approx(0.01) for e in run.epochs())
+
+
+class StepOnly(DigitsMLP):
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=False)
+        self.log("batch_mean", loss, on_step=True, on_epoch=True)
+        return loss
+
+
+def test_step_only_train_values_stay_out_of_the_epoch_record(store_dir, store):
+    fit(KoguLogger(path="digits/steps"), model=StepOnly(images=False), max_epochs=2,
+        limit_train_batches=6, log_every_n_steps=1)
+    (run,) = store().runs()
+    for record in run.epochs():
+        assert "train_loss" not in record["values"]  # a last mini-batch is not the epoch's loss
+        assert "batch_mean" in record["values"]  # Lightning's epoch mean (batch_mean_epoch) is
+    assert len(run.metrics("train_loss")) == 12
+
+
+def test_two_checkpoint_callbacks_best_per_monitor_and_log_model_true(store_dir, store, tmp_path):
+    best = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "best", monitor="val_acc", mode="max", save_top_k=2)
+    periodic = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "every", every_n_epochs=1, save_top_k=-1)
+    fit(KoguLogger(path="digits/ckpt", log_model=True), max_epochs=3, limit_train_batches=5,
+        enable_checkpointing=True, callbacks=[best, periodic])
+    (run,) = store().runs()
+    assert run.summary["best_checkpoint"] == os.path.abspath(best.best_model_path)
+    assert run.summary["best_checkpoint_score"] == pytest.approx(float(best.best_model_score))
+    stored = sorted(a.source for a in run.artifacts())
+    expected = {os.path.abspath(p) for c in (best, periodic)  # what MLflow's and W&B's loggers store
+                for p in [*c.best_k_models, c.best_model_path, c.last_model_path] if p}
+    assert set(stored) == expected and len(stored) == 3
+
+
+def test_a_later_stage_in_a_new_logger_adds_to_the_last_epoch(store_dir, store, tmp_path):
+    first = KoguLogger(path="digits/stages")
+    trainer, model = fit(first, max_epochs=2, limit_train_batches=5)
+    before = store().run(first.version).epochs()
+    again = KoguLogger(path="digits/stages", run_id=first.version)  # as in a new process
+    L.Trainer(logger=again, **trainer_kwargs()).test(model, datamodule=DigitsData(), verbose=False)
+    after = store().run(first.version).epochs()
+    assert after[0] == before[0]  # epoch 1 untouched
+    assert {k: v for k, v in after[1]["values"].items() if not k.startswith("test")} == before[1]["values"]
+    assert after[1]["values"]["test_accuracy"] > 50.0 and "val_accuracy" in after[1]["values"]
+
+
+def test_a_failure_finalized_twice_is_one_final_set_led_by_its_cause(store_dir, store, capfd):
+    logger = KoguLogger(path="digits/ddp-fail")
+    logger.log_metrics({"val_acc": 0.5, "epoch": 0}, step=1)
+    message = ("\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call "
+               "last):\n  File \"train.py\", line 3, in step\n    raise ValueError\n"
+               "ValueError: boom on rank 1\n")
+    try:
+        raise RuntimeError(message)
+    except RuntimeError:
+        logger.finalize("failed")
+        logger.finalize("failed")  # DDP's launcher finalizes the same failure again
+    out = finished_output(capfd)
+    (run,) = store().runs()
+    assert (run.status, run.reason) == ("failed", "ValueError: boom on rank 1")
+    assert "Traceback" in run.texts()[0].text
+    assert sum(p["status"] == "failed" for p in progress_lines(out)) == 1
+    assert sum("fail" in o for o in kogu_lines(out)) == 1
+
+
+def test_hparams_metrics_text_and_table(store_dir, store):
+    logger = KoguLogger(path="digits/text")
+    logger.log_hyperparams({"lr": 0.1}, {"hp_metric": 0.25})
+    logger.log_text("samples", columns=["input", "label"], data=[["a", 1], ["b", 2]])
+    logger.log_table("preds", data=[[0.5, "x"]])
+    with pytest.raises(ValueError, match="2 captions"):
+        logger.log_image("img", [[[0, 255]]], caption=["a", "b"])  # wrong use: raised at the call
+    logger.finalize("success")
+    (run,) = store().runs()
+    assert run.params == {"lr": 0.1} and run.summary["hp_metric"] == 0.25
+    assert [(t.logger, t.text) for t in run.texts()] == [("samples", "input\tlabel\na\t1\nb\t2"),
+                                                          ("preds", "0.5\tx")]
+
+
+def test_odd_values_never_lose_the_run(store_dir, store):
+    """Every odd value kind through log_hyperparams, log_metrics, summary and image captions: the
+    run and every plain value are stored; odd metric values are skipped with a warning."""
+    np = pytest.importorskip("numpy")
+    hypothesis = pytest.importorskip("hypothesis")
+    import torch
+    from hypothesis import strategies as st
+
+    odd = st.one_of(
+        st.complex_numbers(allow_nan=False, allow_infinity=False),
+        st.complex_numbers(allow_nan=False, allow_infinity=False).map(np.complex64),
+        st.floats(allow_nan=False, allow_infinity=False, width=32).map(np.longdouble),
+        st.floats(allow_nan=False, allow_infinity=False).map(lambda f: torch.tensor(complex(f, 1.0))),
+        st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1),
+        st.text(), st.integers(), st.booleans(),
+    )
+    logger = KoguLogger(path="digits/odd")
+    seen = []
+
+    @hypothesis.settings(max_examples=40, deadline=None, database=None)
+    @hypothesis.given(value=odd)
+    def feed(value):
+        i = len(seen)
+        seen.append(i)
+        logger.log_hyperparams({f"p{i}": value, "nested": {f"k{i}": [value]}})
+        logger.log_metrics({f"m{i}": value, "ok": float(i)}, step=i)
+        logger.experiment.summary({f"s{i}": value})
+        logger.log_image("img", np.array([[0, 255]], dtype=np.uint8), step=i, caption=str(value))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feed()
+        logger.finalize("success")
+    run = store().run(logger.version)
+    assert run.status == "completed"
+    assert len(run.params) >= 2 * len(seen) and len(run.images("img")) == len(seen)
+    assert [s for _, s, _ in run.metrics("ok")] == seen
+    assert all(type(v) in (bool, int, float, str, list) for v in run.params.values())

@@ -23,6 +23,8 @@ from transformers import (BertConfig, BertForSequenceClassification, Trainer,  #
 from epochline.integrations.transformers import TrackerCallback  # noqa: E402
 from linecheck import protocol_lines  # noqa: E402
 
+from .conftest import finished_output  # noqa: E402
+
 _ARG_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
@@ -86,7 +88,7 @@ def test_two_epochs_eval_each_epoch(tmp_path, store_dir, store, capfd):
     trainer = make_trainer(tmp_path, [callback])
     trainer.train()
     assert callback.run.finished and callback.run.status == "completed"
-    out = capfd.readouterr().out
+    out = finished_output(capfd)
 
     view = only_run(store, path="nlp/tiny-bert")
     assert view.status == "completed" and view.framework == "transformers" and view.tags == ["tiny"]
@@ -107,7 +109,7 @@ def test_two_epochs_eval_each_epoch(tmp_path, store_dir, store, capfd):
     assert [(r["step"], r["epoch"], r["stage"]) for r in rows] == [
         (steps_per_epoch, 1, "val"), (2 * steps_per_epoch, 2, "val")]
     assert all(r["stage"] == "train" for r in view.metric_rows("loss"))
-    assert view.summary["train_runtime"] > 0 and "train_loss" in view.summary
+    assert view.summary["train_runtime"] > 0 and "train_loss_mean" in view.summary  # the whole run's mean, not an epoch's
 
     epochs = view.epochs()
     assert [e["epoch"] for e in epochs] == [1, 2]
@@ -192,9 +194,12 @@ def test_run_is_finished_at_train_end_by_default(tmp_path, store_dir, store):
     callback = TrackerCallback(path="nlp/after", emit="none")
     trainer = make_trainer(tmp_path, [callback], num_train_epochs=1)
     trainer.train()
-    with pytest.warns(RuntimeWarning, match="already finished"):
-        trainer.evaluate()
-    assert only_run(store).status == "completed"
+    trainer.predict(Digits(1500, 1600))  # after train(): test values join the run's last record
+    view = only_run(store)
+    assert view.status == "completed" and [e["epoch"] for e in view.epochs()] == [1]
+    record = view.epochs()[0]["values"]
+    assert 0 <= record["test_accuracy"] <= 100 and "val_accuracy" in record and "train_loss" in record
+    assert [r["epoch"] for r in view.metric_rows("test_accuracy")] == [1]
     trainer.train()  # a second train() with the same callback is a second run
     assert len(store().runs(path="nlp/after", status="completed")) == 2
 
@@ -390,3 +395,52 @@ def test_bad_options_are_refused():
         TrackerCallback(checkpoints="some")
     with pytest.raises(TypeError, match="images"):
         TrackerCallback(images={"a": 1})
+
+
+# -- issue 13 ---------------------------------------------------------------------------------------
+def test_caught_failure_then_retry_is_two_runs(tmp_path, store_dir, store):
+    from transformers import TrainerCallback
+
+    class FailOnce(TrainerCallback):
+        failed = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.failed and state.global_step == 3:
+                FailOnce.failed = True
+                raise RuntimeError("\x1b[1mboom\x1b[0m once")
+
+    callback = TrackerCallback(path="nlp/retry", emit="none")
+    trainer = make_trainer(tmp_path, [callback, FailOnce()], num_train_epochs=1)
+    with pytest.raises(RuntimeError):
+        trainer.train()
+    trainer.train()  # the user caught it and retries
+    runs = sorted(store().runs(path="nlp/retry"), key=lambda r: r.start_time)
+    assert [r.status for r in runs] == ["failed", "completed"]
+    assert "did not reach its end" in runs[0].reason and runs[0].epochs() == []
+    assert [e["epoch"] for e in runs[1].epochs()] == [1]
+
+
+def test_a_callback_registered_twice_records_once(tmp_path, store_dir, store):
+    callback = TrackerCallback(path="nlp/twice", emit="none")
+    trainer = make_trainer(tmp_path, [callback])
+    trainer.add_callback(callback)
+    with pytest.warns(RuntimeWarning, match="registered twice"):
+        trainer.train()
+    view = only_run(store)
+    assert [e["epoch"] for e in view.epochs()] == [1, 2]
+    steps = [s for _, s, _ in view.metrics("loss")]
+    assert steps == sorted(set(steps))
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+    ({"path": 5}, TypeError, ["path must be a string"]),
+    ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
+    ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
+    ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
+    ({"epoch_loss": "yes"}, TypeError, ["True or False"]),
+])
+def test_constructor_arguments_are_checked_when_built(kwargs, error, words):
+    with pytest.raises(error) as info:
+        TrackerCallback(**kwargs)
+    assert all(w in str(info.value) for w in words), str(info.value)

@@ -1,0 +1,229 @@
+"""What the three framework adapters share, so that each adapter is only a translation.
+
+Adapter-author helpers (not user API):
+
+* :data:`DEFAULT_EMIT` and :func:`adapter_options` — one constructor validation: the adapter's own
+  keywords and those it passes to :func:`epochline.init` are checked when the adapter is *built*
+  (by :func:`epochline.options.check_init_options`, the same checks ``init`` runs), so a typo or a
+  bad value fails at the call that is wrong, not inside ``fit``.
+* :func:`catch_and_warn` — the one decorator every framework-facing adapter method wears (DVCLive's
+  ``catch_and_warn`` is the model): a tracker failure warns once per method and error kind and the
+  training goes on. Only :class:`UsageError` (a wrong argument in a call the *user* made) passes.
+* :func:`open_run` — starts the run, or returns the live run of that id in this process (one live
+  run per id per process, e.g. after a logger is unpickled in the same process).
+* :func:`end_run` — ends a run with the exception in flight: status and a one-line reason led by
+  the root cause; a traceback carried in the message is kept as an ERROR text record.
+* :class:`EpochAccumulator` — the values of the epoch being gathered; each epoch closes into one
+  record once, and a later stage only adds to the last record.
+* :func:`prefixed` — Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import warnings
+import weakref
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+
+import epochline
+from epochline.options import check_init_options, check_tags, unknown_keywords
+from epochline.run import exit_status, failure_reason
+
+__all__ = ["DEFAULT_EMIT", "UsageError", "adapter_options", "catch_and_warn", "warn_once",
+           "repeated_call", "open_run", "end_run",
+           "EpochAccumulator", "prior_record", "prefixed", "check_tags"]
+
+DEFAULT_EMIT = "kogu,progress"
+"""The adapters print both line protocols unless ``emit=`` (or ``EPOCHLINE_EMIT``) says otherwise."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageError(TypeError, ValueError):
+    """A wrong argument in a call the user made (e.g. ``log_image`` with more captions than images):
+    raised at that call; every other error inside an adapter is warned about instead."""
+
+
+def adapter_options(owner: str, options: Mapping[str, Any], *, run: Any = None,
+                    allowed: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """Validate an adapter's ``init`` keywords at construction; return them normalised.
+
+    ``allowed`` limits the init keywords this adapter takes (all of them when empty). With an
+    existing ``run=`` the adapter starts nothing, so run-starting keywords are refused.
+    """
+    if allowed:
+        unknown_keywords(owner, options, allowed)
+    checked = check_init_options(options, owner)
+    if run is not None:
+        if not isinstance(run, (epochline.Run, epochline.NoOpRun)):
+            raise TypeError(f"{owner}: run= takes a run from epochline.init(), got {run!r}")
+        given = sorted(k for k, v in options.items() if v not in (None, (), {}, "default"))
+        if given:
+            raise TypeError(f"{owner}: run= records into an existing run; {', '.join(given)} "
+                            "belong(s) to epochline.init() for that run, not to the adapter")
+    return checked
+
+
+def warn_once(owner: Any, what: str, exc: BaseException) -> None:
+    """Warn that ``owner``'s ``what`` failed, once per owner, ``what`` and error kind."""
+    warned = owner.__dict__.setdefault("_epochline_warned", set())
+    key = (what, type(exc).__name__)
+    if key not in warned:
+        warned.add(key)
+        warnings.warn(f"epochline: {type(owner).__name__}.{what} failed ({type(exc).__name__}: "
+                      f"{exc}); training goes on", RuntimeWarning, stacklevel=3)
+
+
+def repeated_call(owner: Any, event: str, *identity: Any) -> bool:
+    """True for the second delivery of the same framework event to the same callback object.
+
+    A callback registered twice (``callbacks=[cb]`` plus ``trainer.add_callback(cb)``) receives
+    each event twice in a row with the same arguments; every other event sequence alternates. The
+    second one is ignored, with one warning.
+    """
+    key = (event, *identity)
+    if owner.__dict__.get("_epochline_last_event") == key:
+        if not owner.__dict__.get("_epochline_warned_twice"):
+            owner.__dict__["_epochline_warned_twice"] = True
+            warnings.warn(f"epochline: this {type(owner).__name__} is registered twice with the same "
+                          "trainer; the second registration is ignored", RuntimeWarning, stacklevel=3)
+        return True
+    owner.__dict__["_epochline_last_event"] = key
+    return False
+
+
+def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
+    """Decorate an adapter method so that nothing it raises reaches the training (warned once per
+    method and error kind; returns ``default``). :class:`UsageError` is raised as it is."""
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except UsageError:
+                raise
+            except Exception as exc:
+                warn_once(self, method.__name__, exc)
+                return default
+        return wrapper  # type: ignore[return-value]
+    return decorate(fn) if fn is not None else decorate
+
+
+_live: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+def open_run(**options: Any) -> Any:
+    """``epochline.init(**options)``, except that a run of the same ``run_id`` still live in this
+    process is returned instead of a second one (two live runs of one id would both finish it)."""
+    run_id = options.get("run_id")
+    with _live_lock:
+        live = _live.get(run_id) if run_id else None
+        if live is not None and not live.finished:
+            return live
+        run = epochline.init(**options)
+        if isinstance(run, epochline.Run):
+            _live[run.id] = run
+        return run
+
+
+def end_run(run: Any, exc: Optional[BaseException] = None, *, status: Optional[str] = None,
+            reason: Optional[str] = None, hold_lines: bool = False) -> None:
+    """Finish ``run`` (if it is live): with ``exc`` the status and reason come from it (reason led by
+    the root cause, a carried traceback kept as an ERROR text record), else ``status``/``reason``.
+    ``hold_lines``: a later stage (test after fit) may re-open the run in this process, so its
+    completed final lines wait for that stage (``Run.finish(hold_lines=True)``)."""
+    if run is None or not isinstance(run, epochline.Run) or run.finished:
+        return
+    if exc is not None:
+        status, reason = exit_status(exc)
+        if status == "failed":
+            reason, detail = failure_reason(exc)
+            if detail:
+                run.log_text(detail, level="ERROR", logger="epochline.failure")
+        elif status == "completed":  # e.g. SystemExit(0) out of a framework call that failed
+            status, reason = "failed", f"{type(exc).__name__} raised inside the framework call"
+    run.finish(status or "completed", reason, hold_lines=hold_lines and exc is None)
+
+
+def exception_in_flight() -> Optional[BaseException]:
+    """The exception being handled (frameworks call their loggers inside ``except`` blocks)."""
+    return sys.exc_info()[1]
+
+
+class EpochAccumulator:
+    """The values of the 1-indexed epoch being gathered, closed into one record exactly once.
+
+    ``add(epoch, values)`` gathers values; values for a newer epoch first close the open one.
+    Values for an epoch already closed never re-open it (they stay in the step series only).
+    ``add_to_last(values)`` is for a later stage (validate/test after fit): it adds to the last
+    record and closes it again, never replacing an earlier epoch's values.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.values: Dict[str, Any] = {}
+        self.dirty = False
+        self.closed = 0  # the last epoch closed into a record
+        self.scales: Dict[str, str] = {}  # values taken from a stored record are in percent already
+
+    def resume(self, epoch: int, record: Tuple[Dict[str, Any], Tuple[str, ...]]) -> None:
+        """Continue from a record stored by an earlier process (a later stage in a new process):
+        ``add_to_last`` then adds to it instead of replacing it."""
+        values, percent = record
+        self.epoch = self.closed = epoch
+        self.values = dict(values)
+        self.scales = dict.fromkeys(percent, "percent")
+
+    def add(self, run: Any, epoch: Optional[int], values: Mapping[str, Any],
+            total_epochs: Optional[int] = None) -> bool:
+        """Gather ``values`` for ``epoch``; False when that epoch was already closed."""
+        if epoch is None:
+            epoch = max(self.epoch, 1)
+        if epoch <= self.closed or epoch < self.epoch:
+            return False
+        if epoch > self.epoch:
+            self.close(run, total_epochs)
+            self.epoch, self.values, self.scales = epoch, {}, {}
+        if values:
+            self.values.update(values)
+            self.dirty = True
+        return True
+
+    def close(self, run: Any, total_epochs: Optional[int] = None) -> Optional[Dict[str, Any]]:
+        if not self.dirty:
+            return None
+        self.dirty = False
+        self.closed = max(self.closed, self.epoch)
+        return run.end_epoch(self.epoch, self.values, total_epochs=total_epochs,
+                             scales=self.scales or None)
+
+    def add_to_last(self, run: Any, values: Mapping[str, Any],
+                    total_epochs: Optional[int] = None) -> Optional[Dict[str, Any]]:
+        if not values:
+            return None
+        self.epoch = max(self.epoch, 1)
+        self.values.update(values)
+        self.dirty = True
+        return self.close(run, total_epochs)
+
+
+def prior_record(run: Any, epoch: int) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
+    """(values, percent keys) of ``epoch``'s record as stored (by an earlier process), or empty."""
+    try:
+        with epochline.open(run.store_uri) as store:
+            for record in store.run(run.id).epochs():
+                if record["epoch"] == epoch:
+                    return dict(record["values"]), tuple(record.get("percent") or ())
+    except Exception:  # no store (it is down): the later stage's values stand alone
+        pass
+    return {}, ()
+
+
+def prefixed(values: Mapping[str, Any], prefix: str, separator: str = "-") -> Dict[str, Any]:
+    """Lightning's ``_add_prefix``: every key but ``epoch``/``step`` gets ``prefix + separator``."""
+    if not prefix:
+        return dict(values)
+    return {k if k in ("epoch", "step") else f"{prefix}{separator}{k}": v for k, v in values.items()}
