@@ -212,7 +212,7 @@ class TrackerCallback(TrainerCallback):
     @catch_and_warn
     def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None,
                **kwargs: Any) -> None:
-        if not logs or repeated_call(self, "on_log", state, id(logs)):
+        if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), _content(logs)):
             return
         if any(str(k).startswith(("eval_", "test_")) for k in logs):
             return  # evaluate()/predict()'s log: recorded by on_evaluate/on_predict, with its epoch

@@ -58,9 +58,9 @@ def test_lines_are_whole_while_another_thread_prints(store_dir, capsys):
 
 
 SCRIPT = textwrap.dedent("""
-    import sys, torch
-    sys.path.insert(0, {tests!r})
-    from test_transformers import make_trainer
+    import os, sys, torch
+    sys.path.insert(0, os.path.dirname({tests!r}))  # tests/: linecheck, and integrations as a package
+    from integrations.test_transformers import make_trainer
     from pathlib import Path
     from epochline.integrations.transformers import TrackerCallback
     trainer = make_trainer(Path({tmp!r}), [TrackerCallback(path="console/hf")], n_train=32, n_val=16,

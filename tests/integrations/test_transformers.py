@@ -262,8 +262,8 @@ def test_guard_marks_a_swallowed_exception_failed(tmp_path, store_dir, store):
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    sys.path[:0] = [{tests!r}, os.path.dirname({tests!r})]  # this folder, and tests/ (linecheck)
-    from test_transformers import make_trainer
+    sys.path[:0] = [os.path.dirname({tests!r})]  # tests/: linecheck, and this folder as a package
+    from integrations.test_transformers import make_trainer
     from pathlib import Path
     from transformers import TrainerCallback
     from epochline.integrations.transformers import TrackerCallback
