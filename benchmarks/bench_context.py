@@ -46,10 +46,16 @@ def main() -> None:
             inside = time.perf_counter() - start
             run.finish()
             return time.perf_counter() - start, inside
+
         return variant
 
-    times, inside = run_paired({"capture_env=False": timed_init(capture_env=False),
-                                "capture_env=True": timed_init(capture_env=True)}, args.reps * 4)
+    times, inside = run_paired(
+        {
+            "capture_env=False": timed_init(capture_env=False),
+            "capture_env=True": timed_init(capture_env=True),
+        },
+        args.reps * 4,
+    )
     report("init()+finish() of an empty run (inside = init() alone)", times, inside)
     captures = []
     for _ in range(args.reps):
@@ -76,6 +82,7 @@ def main() -> None:
             seconds = quiet_seconds(train)
             run.finish()
             return seconds, spent[0]
+
         return variant
 
     sampler = _system.Sampler(lambda event, weight=1: None, "bench", 10.0)
@@ -87,8 +94,10 @@ def main() -> None:
         sampler.sample()
         costs.append(time.perf_counter() - start)
     sample_ms = statistics.median(costs) * 1000
-    print(f"one system sample: median {sample_ms:.3f} ms -> at the default 10 s: "
-          f"{sample_ms / 10_000 * 100:.5f} % of one core")
+    print(
+        f"one system sample: median {sample_ms:.3f} ms -> at the default 10 s: "
+        f"{sample_ms / 10_000 * 100:.5f} % of one core"
+    )
     with open(os.devnull, "w") as null:
         line = "epoch 3 step 120 loss 0.1234\n"
         plain, teed = [], []
@@ -102,16 +111,21 @@ def main() -> None:
             for _ in range(20_000):
                 tee.write(line)
             teed.append(time.perf_counter() - start)
-    print(f"console tee: {statistics.median(teed) / 20_000 * 1e6:.2f} us per printed line vs "
-          f"{statistics.median(plain) / 20_000 * 1e6:.2f} us for the write alone "
-          "(the event itself is queued, not written, on the printing thread)\n")
+    print(
+        f"console tee: {statistics.median(teed) / 20_000 * 1e6:.2f} us per printed line vs "
+        f"{statistics.median(plain) / 20_000 * 1e6:.2f} us for the write alone "
+        "(the event itself is queued, not written, on the printing thread)\n"
+    )
 
-    times, inside = run_paired({
-        "plain run": training(),
-        "system_metrics 10s": training(system_metrics=True),
-        "system_metrics 0.1s": training(system_metrics=True, system_interval=0.1),
-        "capture_console": training(capture_console=True),
-    }, args.reps)
+    times, inside = run_paired(
+        {
+            "plain run": training(),
+            "system_metrics 10s": training(system_metrics=True),
+            "system_metrics 0.1s": training(system_metrics=True, system_interval=0.1),
+            "capture_console": training(capture_console=True),
+        },
+        args.reps,
+    )
     report(f"training loop, {args.steps} steps (inside = run.log + the step's print)", times, inside)
 
 

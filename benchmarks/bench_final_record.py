@@ -52,8 +52,10 @@ def main(argv=None) -> int:
     points = args.steps * 5
     (hot_w, e2e_w), (hot_o, e2e_o) = ([statistics.median(x) for x in results[v]] for v in ("with", "without"))
     print(f"{points} points, median of {args.repeat} runs each, alternating")
-    print(f"hot path   with {hot_w * 1e6 / points:.3f} us/point, without {hot_o * 1e6 / points:.3f} "
-          f"us/point: ratio {hot_w / hot_o:.2f}")
+    print(
+        f"hot path   with {hot_w * 1e6 / points:.3f} us/point, without {hot_o * 1e6 / points:.3f} "
+        f"us/point: ratio {hot_w / hot_o:.2f}"
+    )
     print(f"end to end with {e2e_w:.3f} s, without {e2e_o:.3f} s: ratio {e2e_w / e2e_o:.2f}")
     return 0
 

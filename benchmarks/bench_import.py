@@ -56,8 +56,12 @@ def _importtime_us() -> int:
     """``-X importtime``'s cumulative microseconds for ``import epochline`` (median of three)."""
     values = []
     for _ in range(3):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import epochline"],
-                             capture_output=True, text=True, check=True).stderr
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import epochline"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
         line = next(x for x in reversed(err.splitlines()) if x.rstrip().endswith("| epochline"))
         values.append(int(line.split("|")[1]))
     return int(statistics.median(values))
@@ -66,9 +70,14 @@ def _importtime_us() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--python", action="append", default=[], metavar="LABEL=PATH",
-                        help="also time another interpreter's epochline in the same run (e.g. "
-                             "before=/tmp/old/.venv/bin/python), paired with the same baseline")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="also time another interpreter's epochline in the same run (e.g. "
+        "before=/tmp/old/.venv/bin/python), paired with the same baseline",
+    )
     args = parser.parse_args()
     variants = _variants(args.python)
     names = list(variants)
@@ -76,7 +85,7 @@ def main() -> int:
         _seconds(variants[name])
     times: Dict[str, List[float]] = {n: [] for n in names}
     for rep in range(args.reps):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             times[name].append(_seconds(variants[name]))
     base = times["baseline"]
     print(f"python {sys.version.split()[0]}, {args.reps} reps, paired (rotating order)")
@@ -89,8 +98,10 @@ def main() -> int:
     imported = statistics.median((t - b) * 1000 for t, b in zip(times["import"], base))
     helped = statistics.median(times["cli help"]) * 1000
     print(f"-X importtime, import epochline: {_importtime_us() / 1000:.1f} ms")
-    print(f"targets: import adds <= {IMPORT_TARGET_MS:.0f} ms ({'met' if imported <= IMPORT_TARGET_MS else 'NOT met'}), "
-          f"epochline --help <= {HELP_TARGET_MS:.0f} ms ({'met' if helped <= HELP_TARGET_MS else 'NOT met'})")
+    print(
+        f"targets: import adds <= {IMPORT_TARGET_MS:.0f} ms ({'met' if imported <= IMPORT_TARGET_MS else 'NOT met'}), "
+        f"epochline --help <= {HELP_TARGET_MS:.0f} ms ({'met' if helped <= HELP_TARGET_MS else 'NOT met'})"
+    )
     return 0
 
 

@@ -36,8 +36,18 @@ METRIC_NAMES = ["loss", "val_loss", "accuracy", "val_accuracy", "lr", "grad_norm
 
 def _record(run_id: str, path: str, params: Dict[str, Any], keys: List[str], t0: float) -> Dict[str, Any]:
     return {
-        "run": {"id": run_id, "name": run_id, "path": path, "status": "completed", "host": "bench",
-                "pid": 1, "start_time": t0, "end_time": t0 + 100.0, "heartbeat": t0 + 100.0, "lost": 0},
+        "run": {
+            "id": run_id,
+            "name": run_id,
+            "path": path,
+            "status": "completed",
+            "host": "bench",
+            "pid": 1,
+            "start_time": t0,
+            "end_time": t0 + 100.0,
+            "heartbeat": t0 + 100.0,
+            "lost": 0,
+        },
         "params": [[k, dumps_value(v), 0 if k == "seed" else 1] for k, v in params.items()],
         "series": [{"key": k, "kind": 0, "stage": None} for k in keys],
     }
@@ -55,6 +65,7 @@ def _points(seed: int, steps: int, t0: float) -> Callable[[str], Any]:
                 chunk = []
         if chunk:
             yield chunk
+
     return points
 
 
@@ -65,13 +76,17 @@ def build_store(directory: Path, runs: int, steps: int, metrics: int, big: int =
     keys = METRIC_NAMES[:metrics]
     t0 = 1.7e9
     for i in range(runs):
-        params = {"lr": [0.1, 0.01, 0.001, 0.0001][i % 4], "model": ["mlp", "cnn"][(i // 4) % 2],
-                  "width": [64, 128, 256, 512, 1024][(i // 8) % 5], "seed": i // 40}
-        insert_run(backend, _record(f"run{i:04d}", "bench/grid", params, keys, t0 + i),
-                   _points(i, steps, t0 + i))
+        params = {
+            "lr": [0.1, 0.01, 0.001, 0.0001][i % 4],
+            "model": ["mlp", "cnn"][(i // 4) % 2],
+            "width": [64, 128, 256, 512, 1024][(i // 8) % 5],
+            "seed": i // 40,
+        }
+        insert_run(
+            backend, _record(f"run{i:04d}", "bench/grid", params, keys, t0 + i), _points(i, steps, t0 + i)
+        )
     # the big run (1 M points by default: 200,000 steps x 5 metrics)
-    insert_run(backend, _record("big", "bench/big", {"lr": 0.1}, keys, t0),
-               _points(-1, big // len(keys), t0))
+    insert_run(backend, _record("big", "bench/big", {"lr": 0.1}, keys, t0), _points(-1, big // len(keys), t0))
     backend.close()
     return time.perf_counter() - start
 
@@ -96,15 +111,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--metrics", type=int, default=5)
-    parser.add_argument("--big-points", type=int, default=1_000_000,
-                        help="points of the one big run (export/import/history cases)")
+    parser.add_argument(
+        "--big-points",
+        type=int,
+        default=1_000_000,
+        help="points of the one big run (export/import/history cases)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per case (best is shown)")
     args = parser.parse_args()
     directory = Path(args.store)
     if not (directory / "epochline.db").exists():
         seconds = build_store(directory, args.runs, args.steps, args.metrics, args.big_points)
-        print(f"built {args.runs} runs x {args.steps} steps x {args.metrics} metrics + one {args.big_points:,}-point run "
-              f"in {seconds:.1f} s at {directory}")
+        print(
+            f"built {args.runs} runs x {args.steps} steps x {args.metrics} metrics + one {args.big_points:,}-point run "
+            f"in {seconds:.1f} s at {directory}"
+        )
     store = epochline.open(str(directory))
     total = store.backend.query("SELECT COUNT(*) FROM metrics")[0][0]
     print(f"store: {len(store.runs())} runs, {total:,} points")
@@ -119,8 +140,11 @@ def main() -> None:
         target.close()
 
     cases: List[Tuple[str, Callable[[], Any], float]] = [
-        ("baseline: full scan of the metrics table",
-         lambda: store.backend.query("SELECT COUNT(*), SUM(value) FROM metrics"), math.nan),
+        (
+            "baseline: full scan of the metrics table",
+            lambda: store.backend.query("SELECT COUNT(*), SUM(value) FROM metrics"),
+            math.nan,
+        ),
         (f"aggregate over all {len(grid)} grid runs", lambda: store.aggregate(path="bench/grid"), 1.0),
         ("compare of 10 runs", lambda: store.compare(grid[:10]), 0.5),
         ("run.history() of the big run", big.history, 1.0),
@@ -132,8 +156,10 @@ def main() -> None:
     for name, fn, target in cases:
         seconds, peak = measure(fn, args.repeat)
         scan = scan or seconds
-        print(f"{name:45s} {seconds:8.3f} {seconds / scan:7.2f} "
-              f"{'' if math.isnan(target) else f'{target:.1f}':>7s} {peak:8.1f}")
+        print(
+            f"{name:45s} {seconds:8.3f} {seconds / scan:7.2f} "
+            f"{'' if math.isnan(target) else f'{target:.1f}':>7s} {peak:8.1f}"
+        )
 
 
 if __name__ == "__main__":

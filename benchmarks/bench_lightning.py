@@ -34,8 +34,15 @@ from paired import add_timer, quiet_seconds, report, run_paired
 
 from epochline.integrations.lightning import KoguLogger
 
-METHODS = ("log_hyperparams", "log_metrics", "log_graph", "log_image", "after_save_checkpoint",
-           "save", "finalize")
+METHODS = (
+    "log_hyperparams",
+    "log_metrics",
+    "log_graph",
+    "log_image",
+    "after_save_checkpoint",
+    "save",
+    "finalize",
+)
 
 
 def timed(logger: Any) -> Any:
@@ -51,10 +58,18 @@ VARIANTS: Dict[str, Callable[[str], Any]] = {
 
 def one_fit(logger: Any, epochs: int, batch_size: int) -> float:
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(max_epochs=epochs, logger=logger, accelerator="cpu", devices=1,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False, log_every_n_steps=10, num_sanity_val_steps=0)
-    model, data = DigitsMLP(image_every=10 ** 9), DigitsData(batch_size=batch_size)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=logger,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+    )
+    model, data = DigitsMLP(image_every=10**9), DigitsData(batch_size=batch_size)
     return quiet_seconds(lambda: trainer.fit(model, data))
 
 
@@ -67,15 +82,21 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-fit banners
     warnings.simplefilter("ignore")  # nor deprecation notes from inside Lightning
     with tempfile.TemporaryDirectory() as store:
+
         def variant(make: Callable[[str], Any]) -> Callable[[], tuple]:
             def run() -> tuple:
                 logger = make(store)
                 return one_fit(logger, args.epochs, args.batch_size), getattr(logger, "spent", 0.0)
+
             return run
 
         times, inside = run_paired({name: variant(make) for name, make in VARIANTS.items()}, args.reps)
-    report(f"lightning {L.__version__}, python {sys.version.split()[0]}, {args.reps} reps x "
-           f"{args.epochs} epochs, batch {args.batch_size}, log_every_n_steps=10", times, inside)
+    report(
+        f"lightning {L.__version__}, python {sys.version.split()[0]}, {args.reps} reps x "
+        f"{args.epochs} epochs, batch {args.batch_size}, log_every_n_steps=10",
+        times,
+        inside,
+    )
 
 
 if __name__ == "__main__":

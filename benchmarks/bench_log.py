@@ -52,8 +52,9 @@ def bench_sqlite(data, directory: str) -> float:
     conn.execute("CREATE TABLE metrics (run_id TEXT, key TEXT, step INTEGER, wall_time REAL, value REAL)")
     t0 = time.perf_counter()
     now = time.time()
-    rows = [("run", key, step, now, value) for step, values in enumerate(data)
-            for key, value in values.items()]
+    rows = [
+        ("run", key, step, now, value) for step, values in enumerate(data) for key, value in values.items()
+    ]
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
@@ -107,7 +108,9 @@ def main(argv=None) -> int:
     print(f"floor (list.append)         {floor * us:7.3f} us/point")
     print(f"raw sqlite3 executemany     {raw * us:7.3f} us/point  ({raw:.3f} s)")
     print(f"epochline hot path (log)    {hot * us:7.3f} us/point  = {hot / floor:.2f}x floor (target <= 3x)")
-    print(f"epochline end to end        {e2e * us:7.3f} us/point  ({e2e:.3f} s) = {e2e / raw:.2f}x raw sqlite (target <= 2x)")
+    print(
+        f"epochline end to end        {e2e * us:7.3f} us/point  ({e2e:.3f} s) = {e2e / raw:.2f}x raw sqlite (target <= 2x)"
+    )
     return 0
 
 

@@ -39,14 +39,22 @@ from epochline.store import open_backend  # noqa: E402
 from epochline.store.admin import insert_run  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def one_series_store(directory: Path, points: int = 1_000_000) -> None:
     backend = open_backend(str(directory))
-    insert_run(backend, _record("series1m", "bench/one", {"lr": 0.1}, ["loss"], 1.7e9),
-               _points(7, points, 1.7e9))
+    insert_run(
+        backend, _record("series1m", "bench/one", {"lr": 0.1}, ["loss"], 1.7e9), _points(7, points, 1.7e9)
+    )
     backend.close()
 
 
@@ -54,8 +62,11 @@ def many_runs_store(directory: Path, runs: int = 10_000, steps: int = 20) -> Non
     backend = open_backend(str(directory))
     for i in range(runs):
         path = f"sweep/{['cv', 'nlp', 'rl'][i % 3]}/{['resnet', 'vit', 'mlp', 'bert'][i % 4]}"
-        insert_run(backend, _record(f"r{i:05d}", path, {"lr": 10 ** -(i % 5), "seed": i % 7},
-                                    ["loss"], 1.7e9 + i), _points(i, steps, 1.7e9 + i))
+        insert_run(
+            backend,
+            _record(f"r{i:05d}", path, {"lr": 10 ** -(i % 5), "seed": i % 7}, ["loss"], 1.7e9 + i),
+            _points(i, steps, 1.7e9 + i),
+        )
     backend.close()
 
 
@@ -76,8 +87,11 @@ class Viewer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "epochline", "ui", "--store", str(store),
-                                      "--port", str(port)], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "epochline", "ui", "--store", str(store), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         self.url = re.search(r"(http://\S+)/", line).group(1)
         for _ in range(400):
@@ -138,24 +152,36 @@ def charts(n: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", default=None,
-                        help="the 10 M-point store (default: WORK/store, built when missing)")
+    parser.add_argument(
+        "--store", default=None, help="the 10 M-point store (default: WORK/store, built when missing)"
+    )
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "epochline-bench-ui"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=int, default=200, help="runs of the big store (default 200)")
     parser.add_argument("--steps", type=int, default=10_000, help="steps per run (default 10,000)")
-    parser.add_argument("--series-points", type=int, default=1_000_000,
-                        help="points of the one long series (default 1,000,000)")
-    parser.add_argument("--many-runs", type=int, default=10_000,
-                        help="runs of the runs-table store (default 10,000)")
+    parser.add_argument(
+        "--series-points",
+        type=int,
+        default=1_000_000,
+        help="points of the one long series (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--many-runs", type=int, default=10_000, help="runs of the runs-table store (default 10,000)"
+    )
     args = parser.parse_args()
     work = Path(args.work)
     big = Path(args.store) if args.store else work / "store"
-    ensure(big, lambda d: build_store(d, args.runs, args.steps, 5, big=args.series_points),
-           f"{args.runs} runs x {args.steps:,} steps x 5 metrics")
+    ensure(
+        big,
+        lambda d: build_store(d, args.runs, args.steps, 5, big=args.series_points),
+        f"{args.runs} runs x {args.steps:,} steps x 5 metrics",
+    )
     one = work / "one-series"
-    ensure(one, lambda d: one_series_store(d, args.series_points),
-           f"one run with a {args.series_points:,}-point series")
+    ensure(
+        one,
+        lambda d: one_series_store(d, args.series_points),
+        f"one run with a {args.series_points:,}-point series",
+    )
     many = work / "runs10k"
     ensure(many, lambda d: many_runs_store(d, args.many_runs), f"{args.many_runs:,} runs")
 
@@ -169,27 +195,60 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         page.context.set_default_timeout(60_000)
         for store, cases in [
-            (big, [
-                (f"runs page ({args.runs + 1} runs)", "/",
-                 "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
-                (f"run page, 5 charts of {args.steps:,} steps", "/runs/run0000", charts(5), 1.0),
-                ("compare of 10 runs (5 charts)",
-                 "/compare?ids=" + ",".join(f"run{i:04d}" for i in range(10)), charts(5), 1.5),
-                (f"groups page ({args.runs} runs' bands)", "/groups?path=bench/grid", charts(1), float("nan")),
-                (f"run page, 5 charts of {args.series_points // 5:,} steps", "/runs/big", charts(5),
-                 float("nan")),
-            ]),
+            (
+                big,
+                [
+                    (
+                        f"runs page ({args.runs + 1} runs)",
+                        "/",
+                        "document.querySelectorAll('#runs tbody tr').length >= 1",
+                        1.0,
+                    ),
+                    (f"run page, 5 charts of {args.steps:,} steps", "/runs/run0000", charts(5), 1.0),
+                    (
+                        "compare of 10 runs (5 charts)",
+                        "/compare?ids=" + ",".join(f"run{i:04d}" for i in range(10)),
+                        charts(5),
+                        1.5,
+                    ),
+                    (
+                        f"groups page ({args.runs} runs' bands)",
+                        "/groups?path=bench/grid",
+                        charts(1),
+                        float("nan"),
+                    ),
+                    (
+                        f"run page, 5 charts of {args.series_points // 5:,} steps",
+                        "/runs/big",
+                        charts(5),
+                        float("nan"),
+                    ),
+                ],
+            ),
             (one, [(f"run page, one {args.series_points:,}-point series", "/runs/series1m", charts(1), 1.0)]),
-            (many, [
-                (f"runs page of {args.many_runs:,} runs", "/",
-                 "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
-                (f"{args.many_runs:,} runs: filter by path + text", "/?path=sweep/cv&q=r0001",
-                 "document.querySelectorAll('#runs tbody tr').length >= 1", 1.0),
-            ]),
+            (
+                many,
+                [
+                    (
+                        f"runs page of {args.many_runs:,} runs",
+                        "/",
+                        "document.querySelectorAll('#runs tbody tr').length >= 1",
+                        1.0,
+                    ),
+                    (
+                        f"{args.many_runs:,} runs: filter by path + text",
+                        "/?path=sweep/cv&q=r0001",
+                        "document.querySelectorAll('#runs tbody tr').length >= 1",
+                        1.0,
+                    ),
+                ],
+            ),
         ]:
             viewer = Viewer(store)
             try:
-                base = timed(page, viewer.url + "/runs/no-such-run", "document.querySelector('h1')", args.repeat)
+                base = timed(
+                    page, viewer.url + "/runs/no-such-run", "document.querySelector('h1')", args.repeat
+                )
                 rows.append((f"baseline: 404 page ({store.name})", *base, float("nan")))
                 for name, path, ready, target in cases:
                     first, best = timed(page, viewer.url + path, ready, args.repeat)
@@ -200,12 +259,16 @@ def main() -> None:
                 viewer.stop()
         browser.close()
     scan = floor_seconds(one, "series1m", "loss")
-    print(f"{'page (ready in the browser), seconds':45s} {'cold':>7s} {'warm':>7s} {'x 404':>6s} {'target':>7s}")
+    print(
+        f"{'page (ready in the browser), seconds':45s} {'cold':>7s} {'warm':>7s} {'x 404':>6s} {'target':>7s}"
+    )
     base = 1.0
     for name, first, best, target in rows:
         base = best if name.startswith("baseline") else base
-        print(f"{name:45s} {first:7.3f} {best:7.3f} {best / base:6.1f} "
-              f"{'' if target != target else f'{target:.1f}':>7s}")
+        print(
+            f"{name:45s} {first:7.3f} {best:7.3f} {best / base:6.1f} "
+            f"{'' if target != target else f'{target:.1f}':>7s}"
+        )
     print(f"database floor: one scan of the {args.series_points:,}-point series (COUNT, SUM): {scan:.3f} s")
     for name, mb in memory:
         print(f"server peak RSS over the {name} store: {mb:.0f} MB (target <= 200)")

@@ -21,8 +21,10 @@ import warnings
 
 import epochline
 
-LOCKER = ("import sqlite3, sys, time\nconn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-          "conn.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n")
+LOCKER = (
+    "import sqlite3, sys, time\nconn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "conn.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n"
+)
 
 
 def rss_mb() -> float:
@@ -41,8 +43,12 @@ def main() -> None:
         epochline.init("bench/first", store=store).finish()
         locker = None
         if args.locked:
-            locker = subprocess.Popen([sys.executable, "-c", LOCKER, os.path.join(store, "epochline.db")],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            locker = subprocess.Popen(
+                [sys.executable, "-c", LOCKER, os.path.join(store, "epochline.db")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert locker.stdout.readline().strip() == "locked"
         base = rss_mb()
         warnings.simplefilter("ignore")
@@ -61,14 +67,21 @@ def main() -> None:
             view = reader.run(run.id)
             kept = reader.backend.query(
                 "SELECT COUNT(*) FROM metrics m JOIN series s ON s.id = m.series WHERE s.run_id = ?",
-                (run.id,))[0][0]
+                (run.id,),
+            )[0][0]
             status = view.status
     logged = args.calls * args.keys
-    print(f"{args.calls} calls x {args.keys} keys = {logged:,} values{' (store locked)' if args.locked else ''}")
-    print(f"peak RSS {rss_mb():.0f} MB (before the run {base:.0f} MB); logging {logging_s:.1f} s, "
-          f"finish {finish_s:.1f} s")
-    print(f"reported lost {run.lost:,}; read back {kept:,}; logged - read back {logged - kept:,}; "
-          f"status {status}")
+    print(
+        f"{args.calls} calls x {args.keys} keys = {logged:,} values{' (store locked)' if args.locked else ''}"
+    )
+    print(
+        f"peak RSS {rss_mb():.0f} MB (before the run {base:.0f} MB); logging {logging_s:.1f} s, "
+        f"finish {finish_s:.1f} s"
+    )
+    print(
+        f"reported lost {run.lost:,}; read back {kept:,}; logged - read back {logged - kept:,}; "
+        f"status {status}"
+    )
 
 
 if __name__ == "__main__":

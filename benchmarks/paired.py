@@ -45,8 +45,9 @@ def quiet_seconds(train: Callable[[], Any]) -> float:
         return time.perf_counter() - start
 
 
-def run_paired(variants: Dict[str, Variant], reps: int, warmup: bool = True
-               ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+def run_paired(
+    variants: Dict[str, Variant], reps: int, warmup: bool = True
+) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
     names = list(variants)
     if warmup:  # imports, first store, first model build: not measured
         for name in names:
@@ -54,7 +55,7 @@ def run_paired(variants: Dict[str, Variant], reps: int, warmup: bool = True
     times: Dict[str, List[float]] = {n: [] for n in names}
     inside: Dict[str, List[float]] = {n: [] for n in names}
     for rep in range(reps):
-        for name in names[rep % len(names):] + names[:rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             seconds, spent = variants[name]()
             times[name].append(seconds)
             inside[name].append(spent)
@@ -67,13 +68,19 @@ def report(header: str, times: Dict[str, List[float]], inside: Dict[str, List[fl
     base = times[names[0]]
     width = max(len(n) for n in names) + 2
     print(header)
-    print(f"{'variant':<{width}}{'median s':>10}{'min s':>9}{'paired overhead':>17}"
-          f"{'inside ms':>11}{'% of run':>10}")
+    print(
+        f"{'variant':<{width}}{'median s':>10}{'min s':>9}{'paired overhead':>17}"
+        f"{'inside ms':>11}{'% of run':>10}"
+    )
     for name in names:
         over = (statistics.median(t / b for t, b in zip(times[name], base)) - 1) * 100
         ms = statistics.median(inside[name]) * 1000
         share = statistics.median(i / t for i, t in zip(inside[name], times[name])) * 100
-        print(f"{name:<{width}}{statistics.median(times[name]):>10.3f}{min(times[name]):>9.3f}"
-              f"{over:>+16.1f}%{ms:>11.1f}{share:>9.2f}%")
-    print(f"paired overhead: median over repetitions of (variant / {names[0]} of the same repetition)"
-          " - 1; inside: median time spent in the tracker's own methods per run")
+        print(
+            f"{name:<{width}}{statistics.median(times[name]):>10.3f}{min(times[name]):>9.3f}"
+            f"{over:>+16.1f}%{ms:>11.1f}{share:>9.2f}%"
+        )
+    print(
+        f"paired overhead: median over repetitions of (variant / {names[0]} of the same repetition)"
+        " - 1; inside: median time spent in the tracker's own methods per run"
+    )

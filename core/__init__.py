@@ -48,13 +48,36 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
 
 __all__ = [
     # user API
-    "init", "Run", "Phase", "NoOpRun", "open", "Store", "RunView", "set_enabled", "is_enabled",
-    "new_run_id", "exit_status", "plot", "__version__",
+    "init",
+    "Run",
+    "Phase",
+    "NoOpRun",
+    "open",
+    "Store",
+    "RunView",
+    "set_enabled",
+    "is_enabled",
+    "new_run_id",
+    "exit_status",
+    "plot",
+    "__version__",
     # errors
-    "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError", "StoreNotFoundError",
-    "StoreVersionError", "StoreUnavailableError", "NoBackendError", "PluginError",
+    "EpochlineError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "AmbiguousRunError",
+    "StoreNotFoundError",
+    "StoreVersionError",
+    "StoreUnavailableError",
+    "NoBackendError",
+    "PluginError",
     # plugin-author API
-    "hookimpl", "register", "unregister", "events", "RunInfo", "StoreBackend",
+    "hookimpl",
+    "register",
+    "unregister",
+    "events",
+    "RunInfo",
+    "StoreBackend",
 ]
 
 # Where each public name lives. ``import epochline`` loads none of these modules (a script, and
@@ -62,10 +85,20 @@ __all__ = [
 # each loads on first use of a name from it, e.g. when ``epochline.init`` is looked up.
 _LAZY = {
     "events": (".events", None),
-    **{name: (".errors", name) for name in (
-        "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError",
-        "StoreNotFoundError", "StoreVersionError", "StoreUnavailableError", "NoBackendError",
-        "PluginError")},
+    **{
+        name: (".errors", name)
+        for name in (
+            "EpochlineError",
+            "RunFinishedError",
+            "RunNotFoundError",
+            "AmbiguousRunError",
+            "StoreNotFoundError",
+            "StoreVersionError",
+            "StoreUnavailableError",
+            "NoBackendError",
+            "PluginError",
+        )
+    },
     **{name: (".lifecycle", name) for name in ("init", "is_enabled", "new_run_id", "set_enabled")},
     "NoOpRun": (".noop", "NoOpRun"),
     **{name: (".plugins", name) for name in ("hookimpl", "register", "unregister")},

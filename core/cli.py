@@ -66,8 +66,13 @@ def _console():
 
 
 def _status_style(status: str) -> str:
-    return {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow",
-            "running": "cyan"}.get(status, "")
+    return {
+        "completed": "green",
+        "failed": "red",
+        "crashed": "red",
+        "interrupted": "yellow",
+        "running": "cyan",
+    }.get(status, "")
 
 
 def _status_text(status: str) -> Any:
@@ -96,7 +101,7 @@ def _is_percent(key: str, percent: set, primary: Optional[str] = None) -> bool:
     from .epochs import canonical_field
 
     for prefix in ("", "best_", "final_"):
-        if key.startswith(prefix) and key[len(prefix):] in percent:
+        if key.startswith(prefix) and key[len(prefix) :] in percent:
             return True
     if primary and key == f"best_{primary}":
         return (canonical_field(primary) or "") in percent
@@ -110,9 +115,17 @@ def _short_ids(ids: Sequence[str], everything: Sequence[str]) -> Dict[str, str]:
     for run_id in ids:
         i = ordered.index(run_id)
         neighbours = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
-        n = max((next((k for k, (a, b) in enumerate(zip(run_id, other)) if a != b), len(run_id))
-                 for other in neighbours), default=0) + 1
-        out[run_id] = run_id[:max(n, 8)]
+        n = (
+            max(
+                (
+                    next((k for k, (a, b) in enumerate(zip(run_id, other)) if a != b), len(run_id))
+                    for other in neighbours
+                ),
+                default=0,
+            )
+            + 1
+        )
+        out[run_id] = run_id[: max(n, 8)]
     return out
 
 
@@ -126,8 +139,16 @@ def _primary_text(run: RunView, summary: Dict[str, Any]) -> str:
     return f"{run.primary_metric}={_fmt_value(best)}{unit}"
 
 
-LS_COLUMNS = (("id", 8), ("path", 12), ("name", 10), ("status", 9), ("started", 19),
-              ("duration", 8), ("primary", 16), ("tags", 6))
+LS_COLUMNS = (
+    ("id", 8),
+    ("path", 12),
+    ("name", 10),
+    ("status", 9),
+    ("started", 19),
+    ("duration", 8),
+    ("primary", 16),
+    ("tags", 6),
+)
 """ls columns with the width each needs at least. When the page is narrower than they need,
 ``started`` (the id starts with the start time), then ``tags``, then ``duration`` are left out, so
 that id, path, name, status and primary keep their room; long values wrap, nothing is cut."""
@@ -141,8 +162,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
             rows = []
             for r in runs:
                 row = r.to_dict(full=False)
-                row.update(duration=_duration(r), params=r.params, fingerprint=r.fingerprint,
-                           summary=r.summary)
+                row.update(
+                    duration=_duration(r), params=r.params, fingerprint=r.fingerprint, summary=r.summary
+                )
                 rows.append(row)
             print(json.dumps(replace_nonfinite(rows), allow_nan=False, default=str))
             return 0
@@ -161,20 +183,27 @@ def cmd_ls(args: argparse.Namespace) -> int:
         # at the edge once single words, such as an id, are longer than their share)
         table = Table(title=f"{len(runs)} runs in {store.uri}", title_justify="left", expand=narrow)
         for column, minimum in columns:
-            table.add_column(column, min_width=minimum, overflow="fold",
-                             ratio=minimum if narrow else None)
+            table.add_column(column, min_width=minimum, overflow="fold", ratio=minimum if narrow else None)
         for run in runs:
             summary = run.summary
-            cells = {"id": _cell(short.get(run.id, run.id)), "path": _cell(run.path),
-                     "name": _cell(run.name), "status": _status_text(run.status),
-                     "started": _cell(_fmt_time(run.start_time)),
-                     "duration": _cell(_fmt_duration(_duration(run))),
-                     "primary": _cell(_primary_text(run, summary)), "tags": _cell(", ".join(run.tags))}
+            cells = {
+                "id": _cell(short.get(run.id, run.id)),
+                "path": _cell(run.path),
+                "name": _cell(run.name),
+                "status": _status_text(run.status),
+                "started": _cell(_fmt_time(run.start_time)),
+                "duration": _cell(_fmt_duration(_duration(run))),
+                "primary": _cell(_primary_text(run, summary)),
+                "tags": _cell(", ".join(run.tags)),
+            }
             table.add_row(*(cells[c] for c in names))
         console.print(table)
         if short:
-            console.print("ids shortened to a unique prefix: `epochline show PREFIX` takes it",
-                          style="dim", markup=False)
+            console.print(
+                "ids shortened to a unique prefix: `epochline show PREFIX` takes it",
+                style="dim",
+                markup=False,
+            )
     return 0
 
 
@@ -183,38 +212,52 @@ def _show_table(run: RunView) -> None:
     from rich.text import Text
 
     console = _console()
-    header = Text.assemble((run.name, "bold"), f"  {run.id}  path={run.path}",
-                           f"  alias={run.alias}" if run.alias else "")
+    header = Text.assemble(
+        (run.name, "bold"), f"  {run.id}  path={run.path}", f"  alias={run.alias}" if run.alias else ""
+    )
     console.print(header)
-    console.print(Text.assemble("status ", _status_text(run.status),
-                                f" ({run.reason})" if run.reason else "",
-                                f"  started {_fmt_time(run.start_time)}  duration "
-                                f"{_fmt_duration(_duration(run))}  host {run.host} pid {run.pid}",
-                                f"  framework {run.framework}" if run.framework else ""))
+    console.print(
+        Text.assemble(
+            "status ",
+            _status_text(run.status),
+            f" ({run.reason})" if run.reason else "",
+            f"  started {_fmt_time(run.start_time)}  duration "
+            f"{_fmt_duration(_duration(run))}  host {run.host} pid {run.pid}",
+            f"  framework {run.framework}" if run.framework else "",
+        )
+    )
     if run.tags:
         console.print(Text("tags: " + ", ".join(run.tags)))
     if run.lost:
-        console.print(Text(f"{run.lost} events were lost while recording (see warnings of that run)",
-                           style="red"))
+        console.print(
+            Text(f"{run.lost} events were lost while recording (see warnings of that run)", style="red")
+        )
     percent = _percent_fields(run)
 
-    def kv_table(title: str, items: Dict[str, Any], caption: Optional[str] = None,
-                 percent_keys: Optional[set] = None) -> None:
+    def kv_table(
+        title: str, items: Dict[str, Any], caption: Optional[str] = None, percent_keys: Optional[set] = None
+    ) -> None:
         if not items:
             return
-        table = Table(title=title, title_justify="left", show_header=False, caption=caption,
-                      caption_justify="left")
+        table = Table(
+            title=title, title_justify="left", show_header=False, caption=caption, caption_justify="left"
+        )
         table.add_column("key", overflow="fold")
         table.add_column("value", overflow="fold")
         for key, value in items.items():
-            unit = " %" if percent_keys is not None and _is_percent(key, percent_keys, run.primary_metric) else ""
+            unit = (
+                " %"
+                if percent_keys is not None and _is_percent(key, percent_keys, run.primary_metric)
+                else ""
+            )
             table.add_row(_cell(key + unit), _cell(value))
         console.print(table)
 
     kv_table("params", run.params, caption=f"fingerprint {run.fingerprint}")
     if percent and run.summary:
-        console.print("summary values marked % are in percent, as in the epoch records",
-                      style="dim", markup=False)
+        console.print(
+            "summary values marked % are in percent, as in the epoch records", style="dim", markup=False
+        )
     kv_table("summary", run.summary, percent_keys=percent)
     epochs = run.epochs()
     if epochs:
@@ -224,8 +267,9 @@ def _show_table(run: RunView) -> None:
         table = Table(title="epochs", title_justify="left")
         table.add_column("epoch", justify="right")
         for field in fields:
-            table.add_column(Text(field + (" %" if field in percent else "")), justify="right",
-                             overflow="fold")
+            table.add_column(
+                Text(field + (" %" if field in percent else "")), justify="right", overflow="fold"
+            )
         for record in epochs:
             table.add_row(str(record["epoch"]), *(_cell(record["values"].get(f, "")) for f in fields))
         console.print(table)
@@ -236,16 +280,26 @@ def _show_table(run: RunView) -> None:
             table.add_column(column, justify="left" if column == "key" else "right", overflow="fold")
         for key in keys:
             points = run.metrics(key)
-            numbers = [v for _, _, v in points if isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and v == v]
-            table.add_row(_cell(key), str(len(points)), str(points[0][1]), str(points[-1][1]),
-                          _cell(points[-1][2]), _cell(min(numbers)) if numbers else "",
-                          _cell(max(numbers)) if numbers else "")
+            numbers = [
+                v for _, _, v in points if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+            ]
+            table.add_row(
+                _cell(key),
+                str(len(points)),
+                str(points[0][1]),
+                str(points[-1][1]),
+                _cell(points[-1][2]),
+                _cell(min(numbers)) if numbers else "",
+                _cell(max(numbers)) if numbers else "",
+            )
         console.print(table)
     images, artifacts = run.images(), run.artifacts()
     for image in images:
-        console.print(f"image {image.key} step {image.step}: {image.path}"
-                      f"{'  ' + image.caption if image.caption else ''}", markup=False)
+        console.print(
+            f"image {image.key} step {image.step}: {image.path}"
+            f"{'  ' + image.caption if image.caption else ''}",
+            markup=False,
+        )
     for artifact in artifacts:
         console.print(f"artifact {artifact.name} ({artifact.size} bytes): {artifact.path}", markup=False)
     texts = run.texts()
@@ -264,8 +318,10 @@ def _show_dict(run: RunView) -> Dict[str, Any]:
     """Everything ``show`` knows, for ``--json`` (histograms included)."""
     data = run.to_dict()
     data["duration"] = _duration(run)
-    data["histograms"] = {key: [{"wall_time": t, "step": s, **h} for t, s, h in run.histograms(key)]
-                          for key in run.histogram_keys()}
+    data["histograms"] = {
+        key: [{"wall_time": t, "step": s, **h} for t, s, h in run.histograms(key)]
+        for key in run.histogram_keys()
+    }
     return data
 
 
@@ -278,8 +334,10 @@ def _pick(store: Store, ref: str) -> Tuple[RunView, Optional[str]]:
         if len(named) < 2:
             raise
         latest = named[-1]  # runs() is oldest first
-        return latest, (f"{len(named)} runs are named {ref!r}; showing the latest, {latest.id} "
-                        f"(the others: {', '.join(r.id for r in named[:-1][-3:])})")
+        return latest, (
+            f"{len(named)} runs are named {ref!r}; showing the latest, {latest.id} "
+            f"(the others: {', '.join(r.id for r in named[:-1][-3:])})"
+        )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -300,8 +358,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
     """The ``--store`` option every command that reads or writes a store takes."""
-    p.add_argument("--store", default=None,
-                   help="store directory or URI (default: $EPOCHLINE_STORE or ./epochline-runs)")
+    p.add_argument(
+        "--store", default=None, help="store directory or URI (default: $EPOCHLINE_STORE or ./epochline-runs)"
+    )
 
 
 def _examples(p: argparse.ArgumentParser, *lines: str) -> None:
@@ -317,22 +376,41 @@ def _examples(p: argparse.ArgumentParser, *lines: str) -> None:
 def configure_ls(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", help="only runs at this path or below it (e.g. cv/resnet50)")
     p.add_argument("--tag", help="only runs with this tag")
-    p.add_argument("--status", choices=["running", "completed", "failed", "interrupted", "crashed"],
-                   help="only runs with this status")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON array, every run with its params and summary")
-    _examples(p, "epochline ls", "epochline ls --path cv/resnet50 --status completed",
-              "epochline ls --tag baseline --json")
+    p.add_argument(
+        "--status",
+        choices=["running", "completed", "failed", "interrupted", "crashed"],
+        help="only runs with this status",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="one JSON array, every run with its params and summary"
+    )
+    _examples(
+        p,
+        "epochline ls",
+        "epochline ls --path cv/resnet50 --status completed",
+        "epochline ls --tag baseline --json",
+    )
     p.set_defaults(func=cmd_ls)
 
 
 def configure_show(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run id, unique id prefix, name or alias, or a path (its latest run); "
-                               "a name several runs share gives the latest of them")
-    p.add_argument("--json", action="store_true",
-                   help="everything as one JSON object (metrics, epochs, histograms, plots, ...)")
-    _examples(p, "epochline show 20261129-1907", "epochline show baseline",
-              "epochline show cv/resnet50   # the latest run at that path", "epochline show baseline --json")
+    p.add_argument(
+        "run",
+        help="run id, unique id prefix, name or alias, or a path (its latest run); "
+        "a name several runs share gives the latest of them",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="everything as one JSON object (metrics, epochs, histograms, plots, ...)",
+    )
+    _examples(
+        p,
+        "epochline show 20261129-1907",
+        "epochline show baseline",
+        "epochline show cv/resnet50   # the latest run at that path",
+        "epochline show baseline --json",
+    )
     p.set_defaults(func=cmd_show)
 
 
@@ -359,19 +437,34 @@ COMMANDS: Tuple[Command, ...] = (
     Command("show", "show one run", "epochline.cli:configure_show"),
     Command("run", "run a command and record its output as a run", "epochline.ingest_cli:configure_run"),
     Command("ingest", "record a saved console log as a run", "epochline.ingest_cli:configure_ingest"),
-    Command("compare", "compare runs: differing params, best/final metrics",
-            "epochline.cli_insight:configure_compare"),
-    Command("aggregate", "aggregate seeds: n, mean ± std, confidence interval",
-            "epochline.cli_insight:configure_aggregate"),
-    Command("plot", "plot a metric of runs or seed groups to PNG/SVG", "epochline.cli_insight:configure_plot"),
-    Command("export", "write one run as a zip with a SHA-256 manifest", "epochline.cli_insight:configure_export"),
+    Command(
+        "compare",
+        "compare runs: differing params, best/final metrics",
+        "epochline.cli_insight:configure_compare",
+    ),
+    Command(
+        "aggregate",
+        "aggregate seeds: n, mean ± std, confidence interval",
+        "epochline.cli_insight:configure_aggregate",
+    ),
+    Command(
+        "plot", "plot a metric of runs or seed groups to PNG/SVG", "epochline.cli_insight:configure_plot"
+    ),
+    Command(
+        "export", "write one run as a zip with a SHA-256 manifest", "epochline.cli_insight:configure_export"
+    ),
     Command("import", "restore a run from an exported zip", "epochline.cli_insight:configure_import"),
     Command("rm", "delete runs and the media no other run uses", "epochline.cli_insight:configure_rm"),
-    Command("tensorboard-export", "write runs as TensorBoard event files",
-            "epochline.cli_insight:configure_tensorboard_export"),
+    Command(
+        "tensorboard-export",
+        "write runs as TensorBoard event files",
+        "epochline.cli_insight:configure_tensorboard_export",
+    ),
     Command("ui", "browse runs in a local, read-only web viewer", "epochline.ui.cli:configure_ui"),
     Command("report", "write runs as one self-contained HTML file", "epochline.ui.cli:configure_report"),
-    Command("upgrade", "upgrade a store written by an older epochline", "epochline.store_cli:configure_upgrade"),
+    Command(
+        "upgrade", "upgrade a store written by an older epochline", "epochline.store_cli:configure_upgrade"
+    ),
 )
 """Every ``epochline`` subcommand, in the order ``--help`` lists them. To add one, write its
 ``configure`` function (and ``cmd_...``) in your own module and add one entry here."""
@@ -389,8 +482,13 @@ def _configure(command: Command, p: argparse.ArgumentParser) -> None:
 class _Version(argparse.Action):
     """``--version``: the version is looked up only when asked for (``--help`` stays fast)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any,
-                 option_string: Optional[str] = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: Any,
+        values: Any,
+        option_string: Optional[str] = None,
+    ) -> None:
         from . import __version__
 
         print(f"epochline {__version__}")
@@ -400,11 +498,13 @@ class _Version(argparse.Action):
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The parser, with the arguments of the command named in ``argv`` (all of them if None)."""
     parser = argparse.ArgumentParser(
-        prog="epochline", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="epochline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Record training runs and read them back. 'epochline COMMAND --help' shows a "
-                    "command's options and examples.",
+        "command's options and examples.",
         epilog="examples:\n  epochline ls\n  epochline show baseline\n"
-               "  epochline run --path digits/mlp -- python train.py\n  epochline ingest train.log")
+        "  epochline run --path digits/mlp -- python train.py\n  epochline ingest train.log",
+    )
     parser.add_argument("--version", action=_Version, nargs=0, help="print epochline's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _command_name(argv)

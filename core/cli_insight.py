@@ -47,8 +47,14 @@ def _progress(description: str) -> Iterator[Optional[Callable[[int, int], None]]
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
@@ -105,10 +111,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for key in result["metrics"]:
         modes = {r["metrics"][key]["mode"] for r in runs if r["metrics"].get(key)}
         mode = modes.pop() if len(modes) == 1 else "mixed"
-        table.add_row(Text(f"{key} best ({mode})"),
-                      *(Text(_fmt((r["metrics"].get(key) or {}).get("best"))) for r in runs))
-        table.add_row(Text(f"{key} final"),
-                      *(Text(_fmt((r["metrics"].get(key) or {}).get("final"))) for r in runs))
+        table.add_row(
+            Text(f"{key} best ({mode})"),
+            *(Text(_fmt((r["metrics"].get(key) or {}).get("best"))) for r in runs),
+        )
+        table.add_row(
+            Text(f"{key} final"), *(Text(_fmt((r["metrics"].get(key) or {}).get("final"))) for r in runs)
+        )
     same = result["params"]["same"]
     if same:
         table.caption = Text("same in all: " + ", ".join(f"{k}={_fmt(v)}" for k, v in same.items()))
@@ -118,8 +127,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 # -- aggregate ----------------------------------------------------------------------------------
-_CSV_COLUMNS = ["group", "label", "runs", "excluded", "metric", "value", "mode", "n", "mean", "std",
-                "sem", "ci_low", "ci_high", "min", "max"]
+_CSV_COLUMNS = [
+    "group",
+    "label",
+    "runs",
+    "excluded",
+    "metric",
+    "value",
+    "mode",
+    "n",
+    "mean",
+    "std",
+    "sem",
+    "ci_low",
+    "ci_high",
+    "min",
+    "max",
+]
 
 
 def _csv_rows(result: Dict[str, Any]) -> Iterator[List[Any]]:
@@ -129,9 +153,23 @@ def _csv_rows(result: Dict[str, Any]) -> Iterator[List[Any]]:
             for which in ("best", "final"):
                 s = entry[which]
                 ci = s["ci"] or [None, None]
-                yield [key, group["label"], len(group["runs"]), len(group["excluded"]), metric, which,
-                       entry["mode"], s["n"], s["mean"], s["std"], s["sem"], ci[0], ci[1], s["min"],
-                       s["max"]]
+                yield [
+                    key,
+                    group["label"],
+                    len(group["runs"]),
+                    len(group["excluded"]),
+                    metric,
+                    which,
+                    entry["mode"],
+                    s["n"],
+                    s["mean"],
+                    s["std"],
+                    s["sem"],
+                    ci[0],
+                    ci[1],
+                    s["min"],
+                    s["max"],
+                ]
 
 
 def _write_csv(out: Any, result: Dict[str, Any]) -> None:
@@ -166,8 +204,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
             with _progress("aggregating") as progress:
                 if progress:
                     progress(0, 0)
-                result = store.aggregate(path=args.path, tag=args.tag, by=by,
-                                         metrics=_metrics(args.metric), status=status)
+                result = store.aggregate(
+                    path=args.path, tag=args.tag, by=by, metrics=_metrics(args.metric), status=status
+                )
         except KeyError as exc:
             return _fail(exc)
     if args.json:
@@ -185,9 +224,12 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
     groups = result["groups"]
     console = cli._console()
-    console.print(f"{len(groups)} groups by {', '.join(by) if isinstance(by, list) else by}"
-                  f"{'' if status is None else f', {status} runs'}; each cell: the runs' best "
-                  "value, mean ± std [95 % CI]", markup=False)
+    console.print(
+        f"{len(groups)} groups by {', '.join(by) if isinstance(by, list) else by}"
+        f"{'' if status is None else f', {status} runs'}; each cell: the runs' best "
+        "value, mean ± std [95 % CI]",
+        markup=False,
+    )
     table = Table()
     table.add_column("group")
     table.add_column("n", justify="right")
@@ -197,9 +239,14 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     for group in groups:
         n = str(len(group["runs"]))
         if group["excluded"]:
-            n += f" (+{len(group['excluded'])} " + ", ".join(sorted({e["status"] for e in group["excluded"]})) + ")"
-        table.add_row(Text(group["label"]), n,
-                      *(_mean_std(group["metrics"][m]["best"]) for m in result["metrics"]))
+            n += (
+                f" (+{len(group['excluded'])} "
+                + ", ".join(sorted({e["status"] for e in group["excluded"]}))
+                + ")"
+            )
+        table.add_row(
+            Text(group["label"]), n, *(_mean_std(group["metrics"][m]["best"]) for m in result["metrics"])
+        )
     if not groups:
         table.caption = "no runs matched"
     console.print(table)
@@ -214,8 +261,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             runs = store.select(args.runs)
             items: Any = store.aggregate(runs=runs, status=None) if args.group else runs
-            plot(items, args.metric, x=args.x, smooth=args.smooth, out=args.output, store=store,
-                 band=args.band, logy=args.logy, title=args.title)
+            plot(
+                items,
+                args.metric,
+                x=args.x,
+                smooth=args.smooth,
+                out=args.output,
+                store=store,
+                band=args.band,
+                logy=args.logy,
+                title=args.title,
+            )
         except (KeyError, ValueError) as exc:
             return _fail(exc)
     print(args.output)
@@ -265,8 +321,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
         if not args.yes:
             listing = "\n".join(f"  {r.id}  {r.path}  {r.status}" for r in runs)
             if not sys.stdin.isatty():
-                return _fail(RuntimeError(f"would delete {len(runs)} runs:\n{listing}\n"
-                                          "not a terminal to ask on; pass --yes to delete"))
+                return _fail(
+                    RuntimeError(
+                        f"would delete {len(runs)} runs:\n{listing}\n"
+                        "not a terminal to ask on; pass --yes to delete"
+                    )
+                )
             answer = input(f"delete {len(runs)} runs from {store.uri}?\n{listing}\n[y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing deleted")
@@ -282,8 +342,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**total, "ids": [r.id for r in runs]})
     else:
-        print(f"deleted {total['runs']} runs, {total['points']:,} points, "
-              f"{total['media_files']} media files")
+        print(f"deleted {total['runs']} runs, {total['points']:,} points, {total['media_files']} media files")
     return 0
 
 
@@ -314,13 +373,18 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _metric_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metric", "-m", action="append", help="only these metrics (repeatable, or comma separated)")
+    p.add_argument(
+        "--metric", "-m", action="append", help="only these metrics (repeatable, or comma separated)"
+    )
 
 
 def configure_compare(p: argparse.ArgumentParser) -> None:
-    _describe(p, "epochline compare digits/mlp/lr0.1 digits/mlp/lr0.01 --metric val_accuracy",
-              description="Runs side by side: the params that differ, and each metric's best (per the "
-                          "run's primary metric mode, else min for *loss, max otherwise) and final value.")
+    _describe(
+        p,
+        "epochline compare digits/mlp/lr0.1 digits/mlp/lr0.01 --metric val_accuracy",
+        description="Runs side by side: the params that differ, and each metric's best (per the "
+        "run's primary metric mode, else min for *loss, max otherwise) and final value.",
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="run id, id prefix, name, alias or path")
     _metric_flag(p)
     _json_flag(p)
@@ -328,23 +392,34 @@ def configure_compare(p: argparse.ArgumentParser) -> None:
 
 
 def configure_aggregate(p: argparse.ArgumentParser) -> None:
-    _describe(p, "epochline aggregate --path digits --metric val_accuracy",
-              "epochline aggregate --by lr,model --csv results.csv",
-              description="Groups runs by parameter fingerprint (params given to ignore_params, e.g. the "
-                          "seed, do not count) or by the params named in --by, and describes each "
-                          "metric's best and final value per group: n, mean, std, standard error, 95 % "
-                          "Student-t interval, min, max. Only completed runs count unless --status says "
-                          "otherwise; the others are listed per group.")
+    _describe(
+        p,
+        "epochline aggregate --path digits --metric val_accuracy",
+        "epochline aggregate --by lr,model --csv results.csv",
+        description="Groups runs by parameter fingerprint (params given to ignore_params, e.g. the "
+        "seed, do not count) or by the params named in --by, and describes each "
+        "metric's best and final value per group: n, mean, std, standard error, 95 % "
+        "Student-t interval, min, max. Only completed runs count unless --status says "
+        "otherwise; the others are listed per group.",
+    )
     p.add_argument("--path", help="only runs at this path or below it")
     p.add_argument("--tag", help="only runs with this tag")
     p.add_argument("--by", help="group by these params (comma separated) instead of the fingerprint")
-    p.add_argument("--status", default="completed",
-                   choices=["completed", "failed", "interrupted", "crashed", "running", "all"],
-                   help="which runs count (default: completed)")
+    p.add_argument(
+        "--status",
+        default="completed",
+        choices=["completed", "failed", "interrupted", "crashed", "running", "all"],
+        help="which runs count (default: completed)",
+    )
     _metric_flag(p)
     _json_flag(p)
-    p.add_argument("--csv", nargs="?", const="-", metavar="FILE",
-                   help="one row per group, metric and best/final, to FILE or stdout")
+    p.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="one row per group, metric and best/final, to FILE or stdout",
+    )
     p.set_defaults(func=_pipe_safe(cmd_aggregate))
 
 
@@ -353,8 +428,11 @@ def configure_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN|PATH", help="runs, or paths (every run under it)")
     p.add_argument("--metric", "-m", required=True)
     p.add_argument("--x", default="step", choices=["step", "epoch", "wall_time"])
-    p.add_argument("--group", action="store_true",
-                   help="one mean line with a band per configuration (fingerprint) instead of a line per run")
+    p.add_argument(
+        "--group",
+        action="store_true",
+        help="one mean line with a band per configuration (fingerprint) instead of a line per run",
+    )
     p.add_argument("--band", default="std", choices=["std", "ci"], help="band of --group (default std)")
     p.add_argument("--smooth", type=float, default=0.0, help="EMA weight in [0, 1), as TensorBoard")
     p.add_argument("--logy", action="store_true", help="logarithmic y axis")

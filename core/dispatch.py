@@ -46,8 +46,14 @@ _SHEDDABLE = frozenset((ev.Metrics, ev.Text, ev.Histogram, ev.Heartbeat))
 
 
 class Dispatcher:
-    def __init__(self, info: RunInfo, hook_caller: Any, *, flush_interval: float = FLUSH_INTERVAL_S,
-                 max_queue: int = MAX_QUEUE):
+    def __init__(
+        self,
+        info: RunInfo,
+        hook_caller: Any,
+        *,
+        flush_interval: float = FLUSH_INTERVAL_S,
+        max_queue: int = MAX_QUEUE,
+    ):
         self.info = info
         # pluggy lists implementations in the reverse of its calling order (trylast ones first,
         # tryfirst ones last) and calls them from the end of that list; reversing it gives the order
@@ -134,7 +140,9 @@ class Dispatcher:
                 f"epochline: run {self.info.id}: the store has taken no write for more than "
                 f"{patience:g} s and its queue is full; newer values are dropped and "
                 "counted until it is back (training goes on; see the finish report)",
-                RuntimeWarning, stacklevel=4)
+                RuntimeWarning,
+                stacklevel=4,
+            )
         self.dropped += weight
 
     def close(self, final: Callable[[int], Any], timeout: float = CLOSE_TIMEOUT_S) -> bool:
@@ -218,7 +226,9 @@ class Dispatcher:
                 warnings.warn(
                     f"epochline: sink {name!r} failed for run {self.info.id} ({type(exc).__name__}: "
                     f"{exc}); training goes on, its lost events are counted and reported at finish",
-                    RuntimeWarning, stacklevel=2)
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     @property
     def total_lost(self) -> int:

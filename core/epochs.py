@@ -22,10 +22,18 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 SCALES = ("fraction", "percent")
-ACCURACY_NAMES = frozenset({"acc", "accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-                            "binary_accuracy"})
-_STAGE_PREFIXES = (("training_", "train"), ("train_", "train"), ("validation_", "val"),
-                   ("valid_", "val"), ("val_", "val"), ("eval_", "val"), ("test_", "test"))
+ACCURACY_NAMES = frozenset(
+    {"acc", "accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy"}
+)
+_STAGE_PREFIXES = (
+    ("training_", "train"),
+    ("train_", "train"),
+    ("validation_", "val"),
+    ("valid_", "val"),
+    ("val_", "val"),
+    ("eval_", "val"),
+    ("test_", "test"),
+)
 _SEPARATORS = re.compile(r"[/\-. ]+")
 
 
@@ -34,8 +42,9 @@ def normalise_name(name: str) -> str:
     return text[: -len("_epoch")] if text.endswith("_epoch") else text
 
 
-def canonical_field(name: str, field_map: Optional[Mapping[str, str]] = None,
-                    stage: Optional[str] = None) -> Optional[str]:
+def canonical_field(
+    name: str, field_map: Optional[Mapping[str, str]] = None, stage: Optional[str] = None
+) -> Optional[str]:
     """The PROGRESS field a logged metric name stands for, or None.
 
     ``stage="test"`` (a test/evaluate stage's values, see :meth:`Run.end_evaluation`) makes every
@@ -48,7 +57,7 @@ def canonical_field(name: str, field_map: Optional[Mapping[str, str]] = None,
     which_stage = "train"
     for prefix, which in _STAGE_PREFIXES:
         if text.startswith(prefix):
-            which_stage, text = which, text[len(prefix):]
+            which_stage, text = which, text[len(prefix) :]
             break
     stage = "test" if stage == "test" else which_stage
     if text == "loss":
@@ -83,16 +92,23 @@ def check_field_map(field_map: Optional[Mapping[str, str]]) -> Dict[str, str]:
     if field_map is None:
         return {}
     if not isinstance(field_map, Mapping) or not all(
-            type(k) is str and type(v) is str and v for k, v in field_map.items()):
-        raise TypeError("field_map= takes a dict of metric name -> field name such as "
-                        f"{{'acc@1': 'val_accuracy'}}, got {field_map!r}")
+        type(k) is str and type(v) is str and v for k, v in field_map.items()
+    ):
+        raise TypeError(
+            "field_map= takes a dict of metric name -> field name such as "
+            f"{{'acc@1': 'val_accuracy'}}, got {field_map!r}"
+        )
     return dict(field_map)
 
 
-def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
-                 scales: Optional[Mapping[str, str]] = None,
-                 field_map: Optional[Mapping[str, str]] = None,
-                 stage: Optional[str] = None) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
+def epoch_record(
+    values: Mapping[str, Any],
+    *,
+    accuracy_scale: str = "fraction",
+    scales: Optional[Mapping[str, str]] = None,
+    field_map: Optional[Mapping[str, str]] = None,
+    stage: Optional[str] = None,
+) -> Tuple[Dict[str, Any], Tuple[str, ...], list]:
     """(record, percent_keys, warnings) for one epoch's values.
 
     ``record`` holds every numeric value: known ones under their canonical field (accuracies in
@@ -124,8 +140,9 @@ def epoch_record(values: Mapping[str, Any], *, accuracy_scale: str = "fraction",
     return record, tuple(percent), problems
 
 
-def _percent(name: str, value: Any, scales: Optional[Mapping[str, str]], accuracy_scale: str,
-             problems: list) -> float:
+def _percent(
+    name: str, value: Any, scales: Optional[Mapping[str, str]], accuracy_scale: str, problems: list
+) -> float:
     """An accuracy in percent by its declared scale (one rule for every accuracy-like name)."""
     scale = check_scale(f"scale of {name!r}", (scales or {}).get(name, accuracy_scale))
     if value == value:
@@ -179,8 +196,9 @@ class FinalTracker:
         if total_epochs is not None:
             self.total_epochs = total_epochs
 
-    def evaluation(self, stage: str, values: Mapping[str, Any], epoch: Optional[int],
-                   step: Optional[int]) -> None:
+    def evaluation(
+        self, stage: str, values: Mapping[str, Any], epoch: Optional[int], step: Optional[int]
+    ) -> None:
         if stage == "test":
             self.test.update(values)
         else:
@@ -196,7 +214,9 @@ class FinalTracker:
                 epoch = max(self.records, default=None)
                 if epoch is None:
                     continue
-            out.append((epoch, 0, step if step is not None else -1, {**self.records.get(epoch, {}), **values}))
+            out.append(
+                (epoch, 0, step if step is not None else -1, {**self.records.get(epoch, {}), **values})
+            )
         for epoch, values in self.records.items():
             out.append((epoch, 1, 0, values))
         out.sort(key=lambda c: c[:3])

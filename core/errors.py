@@ -9,8 +9,15 @@ a finished run...), so ``except KeyError`` keeps working.
 from __future__ import annotations
 
 __all__ = [
-    "EpochlineError", "RunFinishedError", "RunNotFoundError", "AmbiguousRunError", "StoreNotFoundError",
-    "StoreVersionError", "StoreUnavailableError", "NoBackendError", "PluginError",
+    "EpochlineError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "AmbiguousRunError",
+    "StoreNotFoundError",
+    "StoreVersionError",
+    "StoreUnavailableError",
+    "NoBackendError",
+    "PluginError",
 ]
 
 

@@ -208,10 +208,30 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
 
 
 AnyEvent = Union[
-    RunStarted, Params, Metrics, Image, Text, Comment, Tag, Untag, Rename, Artifact,
-    PlotDeclared, Histogram, SummaryUpdate, PrimaryMetric, EpochEnd, Evaluation, BestEpoch,
-    RunFinished, Heartbeat, Record, ConsoleText, SystemMetrics,
+    RunStarted,
+    Params,
+    Metrics,
+    Image,
+    Text,
+    Comment,
+    Tag,
+    Untag,
+    Rename,
+    Artifact,
+    PlotDeclared,
+    Histogram,
+    SummaryUpdate,
+    PrimaryMetric,
+    EpochEnd,
+    Evaluation,
+    BestEpoch,
+    RunFinished,
+    Heartbeat,
+    Record,
+    ConsoleText,
+    SystemMetrics,
 ]
+
 
 def weight(event: Event) -> int:
     """What an event counts in the queue bound and in loss reports: one per metric value, else one."""

@@ -27,8 +27,9 @@ def _prefixes(key: str):
         key = key.rsplit(".", 1)[0]
 
 
-def uncounted(params: Mapping[str, Any], ignored: Iterable[str] = (),
-              parents: Optional[Mapping[str, str]] = None) -> Set[str]:
+def uncounted(
+    params: Mapping[str, Any], ignored: Iterable[str] = (), parents: Optional[Mapping[str, str]] = None
+) -> Set[str]:
     """Keys of ``params`` that do not count towards the fingerprint.
 
     A key does not count when it (or a dotted prefix of it) is ignored, or when its parent (legm's

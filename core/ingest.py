@@ -43,8 +43,7 @@ import signal
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .protocol import (FINAL_ITERATION, KOGU_MESSAGES, PROGRESS_FIELDS, PROGRESS_PREFIX, from_text,
-                       is_number)
+from .protocol import FINAL_ITERATION, KOGU_MESSAGES, PROGRESS_FIELDS, PROGRESS_PREFIX, from_text, is_number
 
 MAX_LINE = 1 << 20
 """Longest line looked at, in bytes; longer ones are passed through but not parsed."""
@@ -66,15 +65,30 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _EPOCH = re.compile(r"\bepoch\s*[\[(]?\s*(\d+)\s*(?:/|:|\bof\b)\s*(\d+)", re.IGNORECASE)
 _METRIC = re.compile(
     r"(?<![A-Za-z])(?:(train(?:ing)?|val(?:id(?:ation)?)?|test|eval)[\s_]*)?(loss|acc(?:uracy)?)\b"
-    r"\s*[:=]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%)?", re.IGNORECASE)
-_STAGES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-           "eval": "val", "test": "test"}
+    r"\s*[:=]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%)?",
+    re.IGNORECASE,
+)
+_STAGES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "eval": "val",
+    "test": "test",
+}
 _OLD_KV = re.compile(r"^#(PARAM|I(-?\d+)):\s*(.*)$")
 _OLD_PAIR = re.compile(r"([^\s=]+)\s*=\s*(.*?)(?=\s+[^\s=]+\s*=|\s*$)")
 _OLD_TEXT = {"#COMMENT:": "comment", "#NAME:": "rename", "#TAG:": "tag", "#UNTAG:": "untag"}
 _SUMMARY_WORD = re.compile(r"\b(best|final|overall|average|avg|mean)\b", re.IGNORECASE)
-_FAIL_STATUSES = {"failed": "failed", "error": "failed", "interrupted": "interrupted",
-                  "cancelled": "interrupted", "canceled": "interrupted", "crashed": "crashed"}
+_FAIL_STATUSES = {
+    "failed": "failed",
+    "error": "failed",
+    "interrupted": "interrupted",
+    "cancelled": "interrupted",
+    "canceled": "interrupted",
+    "crashed": "crashed",
+}
 
 
 def _integer(value: Any) -> Optional[int]:
@@ -212,7 +226,7 @@ class LineParser:
 
     def _line(self, line: str) -> None:
         if line.startswith(PROGRESS_PREFIX):
-            self._progress(line[len(PROGRESS_PREFIX):])
+            self._progress(line[len(PROGRESS_PREFIX) :])
             return
         stripped = line.strip()
         # a Python dict repr ({'loss': 0.5, ...}, as the transformers Trainer prints its logs) is
@@ -227,7 +241,7 @@ class LineParser:
                 return
             head = stripped.split(":", 1)[0].upper() + ":"
             if head in _OLD_TEXT:
-                text = stripped[len(head):].strip()
+                text = stripped[len(head) :].strip()
                 self.counts["kogu_old"] += 1
                 if head == "#COMMENT:":
                     self.run.comment(text or " ")
@@ -236,7 +250,7 @@ class LineParser:
                 return
             if head == "#FAIL:":
                 self.counts["kogu_old"] += 1
-                self._k_fail(stripped[len(head):].strip())
+                self._k_fail(stripped[len(head) :].strip())
                 return
         if self._legacy_on:
             self._legacy(_ANSI.sub("", line.rsplit("\r", 1)[-1]))
@@ -448,7 +462,7 @@ class LineParser:
                 if self._pending is None or self._pending["epoch"] != epoch:
                     self._close_legacy()
                     self._pending = {"epoch": epoch, "total": total, "values": {}}
-                text = text[match.end():]
+                text = text[match.end() :]
         values = legacy_values(text)
         if not values:
             return
@@ -491,8 +505,10 @@ class LineParser:
     def report(self) -> str:
         """One line for people: what was recorded and what was skipped."""
         c = self.counts
-        text = (f"{c['lines']} lines read; recorded {c['kogu'] + c['kogu_old']} Kogu, "
-                f"{c['progress']} PROGRESS, {c['legacy']} legacy lines")
+        text = (
+            f"{c['lines']} lines read; recorded {c['kogu'] + c['kogu_old']} Kogu, "
+            f"{c['progress']} PROGRESS, {c['legacy']} legacy lines"
+        )
         total = sum(self.skipped.values())
         if total:
             parts = ", ".join(f"{n} {SKIP_REASONS.get(k, k)}" for k, n in sorted(self.skipped.items()))

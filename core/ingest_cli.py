@@ -127,8 +127,7 @@ class _LineLockedText:
         return getattr(self._stream, name)
 
 
-def _pump(fd: int, out: _Out, console: _Console, parser: Optional[LineParser],
-          stop: threading.Event) -> None:
+def _pump(fd: int, out: _Out, console: _Console, parser: Optional[LineParser], stop: threading.Event) -> None:
     partial = bytearray()
     while True:
         try:
@@ -196,20 +195,34 @@ def _recorded(run: Any) -> bool:
 def _init_run(args: argparse.Namespace, framework: str) -> Any:
     import epochline
 
-    return epochline.init(path=args.path, name=args.name, store=args.store, tags=tuple(args.tag or ()),
-                          emit=args.emit or "none", accuracy_scale="percent", framework=framework)
+    return epochline.init(
+        path=args.path,
+        name=args.name,
+        store=args.store,
+        tags=tuple(args.tag or ()),
+        emit=args.emit or "none",
+        accuracy_scale="percent",
+        framework=framework,
+    )
 
 
 def _finish(run: Any, parser: LineParser, status: str, reason: Optional[str]) -> bool:
     """Finish the run and print the report line; False when nothing could be recorded."""
     run.finish(status, reason)
     if not _recorded(run):
-        print(f"epochline: nothing was recorded: the store {run.store_uri} could not be written "
-              f"(see the warnings above); {parser.report()}", file=sys.stderr, flush=True)
+        print(
+            f"epochline: nothing was recorded: the store {run.store_uri} could not be written "
+            f"(see the warnings above); {parser.report()}",
+            file=sys.stderr,
+            flush=True,
+        )
         return False
     where = f"run {run.id} ({run.path}) in {run.store_uri}" if run else "tracking off, nothing stored"
-    print(f"epochline: {where}: {status}{' (' + reason + ')' if reason else ''}; {parser.report()}",
-          file=sys.stderr, flush=True)
+    print(
+        f"epochline: {where}: {status}{' (' + reason + ')' if reason else ''}; {parser.report()}",
+        file=sys.stderr,
+        flush=True,
+    )
     return True
 
 
@@ -246,11 +259,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     # in place before the command starts: a signal can never find Python's default handler here.
     # A signal this process ignores (a background job of a shell ignores SIGINT) stays ignored, and
     # the command inherits that, exactly as without epochline.
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)
-                if signal.getsignal(s) is not signal.SIG_IGN}
+    previous = {
+        s: signal.signal(s, forward)
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(s) is not signal.SIG_IGN
+    }
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                **_popen_group_kwargs(own_group))
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **_popen_group_kwargs(own_group)
+        )
     except OSError as exc:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -273,10 +290,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout = _LineLockedText(real_stdout, lock)
     console = _Console()
     stop = threading.Event()
-    pumps = [threading.Thread(target=_pump, args=(proc.stdout.fileno(), out, console, parser, stop),
-                              name="epochline-run-stdout", daemon=True),
-             threading.Thread(target=_pump, args=(proc.stderr.fileno(), err, console, None, stop),
-                              name="epochline-run-stderr", daemon=True)]
+    pumps = [
+        threading.Thread(
+            target=_pump,
+            args=(proc.stdout.fileno(), out, console, parser, stop),
+            name="epochline-run-stdout",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_pump,
+            args=(proc.stderr.fileno(), err, console, None, stop),
+            name="epochline-run-stderr",
+            daemon=True,
+        ),
+    ]
     for pump in pumps:
         pump.start()
 
@@ -346,22 +373,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", default="default", help="where the run goes (e.g. cv/resnet50)")
     p.add_argument("--name", default=None, help="the run's name (a Kogu name line renames it)")
     p.add_argument("--tag", action="append", help="tag the run (repeatable)")
-    p.add_argument("--emit", default=None,
-                   help="line emitters the recording run prints itself (kogu,progress); "
-                        "default none: the command's own lines are passed through already")
+    p.add_argument(
+        "--emit",
+        default=None,
+        help="line emitters the recording run prints itself (kogu,progress); "
+        "default none: the command's own lines are passed through already",
+    )
 
 
 def configure_run(p: argparse.ArgumentParser) -> None:
     """``epochline run`` (an entry of :data:`epochline.cli.COMMANDS`)."""
     from .cli import _examples
 
-    p.description = ("Run a command and record what it prints (Kogu, PROGRESS and legacy lines) as "
-                     "a run; its output passes through unchanged and its exit code is kept.")
+    p.description = (
+        "Run a command and record what it prints (Kogu, PROGRESS and legacy lines) as "
+        "a run; its output passes through unchanged and its exit code is kept."
+    )
     _common(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- the command and its arguments")
-    _examples(p, "epochline run -- python train.py --lr 0.1",
-              "epochline run --path digits/mlp --name baseline --tag v1 -- python train.py",
-              "epochline run --path demo/shell -- sh examples/any_language.sh")
+    _examples(
+        p,
+        "epochline run -- python train.py --lr 0.1",
+        "epochline run --path digits/mlp --name baseline --tag v1 -- python train.py",
+        "epochline run --path demo/shell -- sh examples/any_language.sh",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -369,11 +404,16 @@ def configure_ingest(p: argparse.ArgumentParser) -> None:
     """``epochline ingest`` (an entry of :data:`epochline.cli.COMMANDS`)."""
     from .cli import _examples
 
-    p.description = ("Record a saved console log (a training script's stdout) as a run, reading "
-                     "its lines as 'epochline run' does.")
+    p.description = (
+        "Record a saved console log (a training script's stdout) as a run, reading "
+        "its lines as 'epochline run' does."
+    )
     _common(p)
     _examples(p, "epochline ingest train.log", "epochline ingest train.log --path digits/mlp --name old-run")
     p.add_argument("file", help="the saved output (stdout) of a training script")
-    p.add_argument("--base-dir", default=None,
-                   help="directory relative upload paths are resolved in (default: the current one)")
+    p.add_argument(
+        "--base-dir",
+        default=None,
+        help="directory relative upload paths are resolved in (default: the current one)",
+    )
     p.set_defaults(func=cmd_ingest)

@@ -53,7 +53,11 @@ def set_enabled(enabled: bool) -> None:
 
 def is_enabled() -> bool:
     return _enabled and os.environ.get("EPOCHLINE_DISABLED", "").strip().lower() not in (
-        "1", "true", "yes", "on")
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
 
 
 def global_rank() -> int:
@@ -92,18 +96,35 @@ def resolve_emit(emit: Union[str, Iterable[str], None], default: Union[str, Iter
     return frozenset() if names <= {"none"} else names - {"none"}
 
 
-def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[str] = None,
-         params: Any = None, ignore_params: Iterable[str] = (), tags: Iterable[str] = (),
-         store: Any = None, run_id: Optional[str] = None, framework: Optional[str] = None,
-         emit: Union[str, Iterable[str], None] = None, default_emit: Union[str, Iterable[str]] = "",
-         total_epochs: Optional[int] = None,
-         accuracy_scale: str = "fraction", scales: Optional[Mapping[str, str]] = None,
-         field_map: Optional[Mapping[str, str]] = None, all_ranks: bool = False,
-         flush_interval: float = FLUSH_INTERVAL_S, max_queue: int = MAX_QUEUE,
-         param_parents: Optional[Mapping[str, str]] = None, name_params: Sequence[str] = (),
-         capture_env: bool = True, snapshot_code: Union[bool, str, "os.PathLike[str]"] = False,
-         capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
-         system_interval: float = 10.0) -> Union[Run, NoOpRun]:
+def init(
+    path: str = "default",
+    *,
+    name: Optional[str] = None,
+    alias: Optional[str] = None,
+    params: Any = None,
+    ignore_params: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    store: Any = None,
+    run_id: Optional[str] = None,
+    framework: Optional[str] = None,
+    emit: Union[str, Iterable[str], None] = None,
+    default_emit: Union[str, Iterable[str]] = "",
+    total_epochs: Optional[int] = None,
+    accuracy_scale: str = "fraction",
+    scales: Optional[Mapping[str, str]] = None,
+    field_map: Optional[Mapping[str, str]] = None,
+    all_ranks: bool = False,
+    flush_interval: float = FLUSH_INTERVAL_S,
+    max_queue: int = MAX_QUEUE,
+    param_parents: Optional[Mapping[str, str]] = None,
+    name_params: Sequence[str] = (),
+    capture_env: bool = True,
+    snapshot_code: Union[bool, str, os.PathLike[str]] = False,
+    capture_console: bool = False,
+    tqdm_mode: str = "smart",
+    system_metrics: bool = False,
+    system_interval: float = 10.0,
+) -> Union[Run, NoOpRun]:
     """Start (or, with ``run_id`` of an existing run, resume) a run and return it.
 
     ``accuracy_scale``, ``scales`` (per metric, e.g. ``{"top1": "percent"}``) and ``field_map``
@@ -116,14 +137,34 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     metrics (docs/api.md). Returns a :class:`NoOpRun` when tracking is off (``set_enabled(False)``, ``EPOCHLINE_DISABLED=1``)
     or on a non-zero rank of a distributed job (unless ``all_ranks=True``).
     """
-    checked = check_init_options(dict(
-        path=path, name=name, alias=alias, ignore_params=ignore_params, tags=tags, store=store,
-        run_id=run_id, framework=framework, emit=emit, default_emit=default_emit,
-        total_epochs=total_epochs, accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
-        flush_interval=flush_interval, max_queue=max_queue, param_parents=param_parents,
-        name_params=name_params, capture_env=capture_env, snapshot_code=snapshot_code,
-        capture_console=capture_console, tqdm_mode=tqdm_mode, system_metrics=system_metrics,
-        system_interval=system_interval))
+    checked = check_init_options(
+        {
+            "path": path,
+            "name": name,
+            "alias": alias,
+            "ignore_params": ignore_params,
+            "tags": tags,
+            "store": store,
+            "run_id": run_id,
+            "framework": framework,
+            "emit": emit,
+            "default_emit": default_emit,
+            "total_epochs": total_epochs,
+            "accuracy_scale": accuracy_scale,
+            "scales": scales,
+            "field_map": field_map,
+            "flush_interval": flush_interval,
+            "max_queue": max_queue,
+            "param_parents": param_parents,
+            "name_params": name_params,
+            "capture_env": capture_env,
+            "snapshot_code": snapshot_code,
+            "capture_console": capture_console,
+            "tqdm_mode": tqdm_mode,
+            "system_metrics": system_metrics,
+            "system_interval": system_interval,
+        }
+    )
     path, tags, ignore_params = checked["path"], checked["tags"], checked["ignore_params"]
     scales, field_map = checked["scales"], checked["field_map"]
     if not is_enabled() or (not all_ranks and global_rank() != 0):
@@ -134,9 +175,13 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
         raise
     except Exception as exc:  # a broken store must not stop the training
         shown = redact(resolve_uri(store))
-        warnings.warn(f"epochline: the store {shown} cannot be opened ({type(exc).__name__}: "
-                      f"{redact_text(str(exc), store)}); training goes on, this run's events are "
-                      "counted as lost", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"epochline: the store {shown} cannot be opened ({type(exc).__name__}: "
+            f"{redact_text(str(exc), store)}); training goes on, this run's events are "
+            "counted as lost",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         backend = UnavailableBackend(shown, exc)
     start_step = -1
     resumed = None
@@ -161,24 +206,50 @@ def init(path: str = "default", *, name: Optional[str] = None, alias: Optional[s
     pid = os.getpid()
     import socket  # here: one name per run, not an import for every `import epochline`
 
-    started = ev.RunStarted(run_id=run_id, wall_time=time.time(), name=name, path=path,
-                            alias=alias, tags=tuple(tags), host=socket.gethostname(), pid=pid,
-                            pid_start=process_start(pid), framework=framework,
-                            named=named, resumed=resumed is not None, total_epochs=total_epochs)
+    started = ev.RunStarted(
+        run_id=run_id,
+        wall_time=time.time(),
+        name=name,
+        path=path,
+        alias=alias,
+        tags=tuple(tags),
+        host=socket.gethostname(),
+        pid=pid,
+        pid_start=process_start(pid),
+        framework=framework,
+        named=named,
+        resumed=resumed is not None,
+        total_epochs=total_epochs,
+    )
     _write_start(backend, started)
     pm = get_plugin_manager()
     dispatcher = Dispatcher(info, pm.hook, flush_interval=flush_interval, max_queue=max_queue)
-    run = Run(info, dispatcher, name=name, start_step=start_step, on_finish=_forget,
-              accuracy_scale=accuracy_scale, scales=scales, field_map=field_map,
-              total_epochs=total_epochs, epochs_done=max(prior_epochs, default=0))
+    run = Run(
+        info,
+        dispatcher,
+        name=name,
+        start_step=start_step,
+        on_finish=_forget,
+        accuracy_scale=accuracy_scale,
+        scales=scales,
+        field_map=field_map,
+        total_epochs=total_epochs,
+        epochs_done=max(prior_epochs, default=0),
+    )
     dispatcher.put(started)  # every sink sees the start (the store writes it again: an upsert)
     run._set_name_params(name_params, auto=not named and not resumed)
     if params is not None or ignore_params or param_parents:
         run.log_params(params, ignore=ignore_params, param_parents=param_parents)
-    context_start.start(run, capture_env=capture_env, snapshot_code=snapshot_code,
-                        capture_console=capture_console, tqdm_mode=tqdm_mode,
-                        system_metrics=system_metrics, system_interval=system_interval,
-                        system_start=resumed["system_step"] + 1 if resumed else 0)
+    context_start.start(
+        run,
+        capture_env=capture_env,
+        snapshot_code=snapshot_code,
+        capture_console=capture_console,
+        tqdm_mode=tqdm_mode,
+        system_metrics=system_metrics,
+        system_interval=system_interval,
+        system_start=resumed["system_step"] + 1 if resumed else 0,
+    )
     with _lock:
         _active.add(run)
     _install_exit_hooks()
@@ -192,9 +263,13 @@ def _resume_point(backend: Any, run_id: str) -> Optional[dict]:
     except FileNotFoundError:  # no store yet: nothing to resume
         return None
     except Exception as exc:
-        warnings.warn(f"epochline: run {run_id} cannot be read from the store {backend.uri} to resume "
-                      f"it ({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); it goes on "
-                      "from step 0", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"epochline: run {run_id} cannot be read from the store {backend.uri} to resume "
+            f"it ({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); it goes on "
+            "from step 0",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
 
 
@@ -212,13 +287,21 @@ def _write_start(backend: Any, started: ev.RunStarted) -> None:
     try:
         backend.write([started], deadline=time.time() + START_TIMEOUT_S)
     except StoreAway as exc:
-        warnings.warn(f"epochline: {exc}; training goes on and run {started.run_id} is kept in "
-                      "memory and written, start first, when the store answers (see the finish "
-                      "report)", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"epochline: {exc}; training goes on and run {started.run_id} is kept in "
+            "memory and written, start first, when the store answers (see the finish "
+            "report)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     except Exception as exc:
-        warnings.warn(f"epochline: run {started.run_id} cannot be written to the store {backend.uri} "
-                      f"({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); training goes "
-                      "on, nothing of this run will be stored", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"epochline: run {started.run_id} cannot be written to the store {backend.uri} "
+            f"({type(exc).__name__}: {redact_text(str(exc), backend.uri)}); training goes "
+            "on, nothing of this run will be stored",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _forget(run: Run) -> None:
@@ -234,7 +317,6 @@ def _finish_active(status: str, reason: Optional[str]) -> None:
             run.finish(status, reason)
         except Exception:  # never let our exit handling mask the program's own outcome
             pass
-
 
 
 def _excepthook(exc_type: Any, exc: BaseException, tb: Any) -> None:

@@ -38,8 +38,9 @@ def _to_uint8(array: Any) -> Any:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        raise ValueError(f"an image array must be HW, HWC or CHW with 1, 3 or 4 channels, "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"an image array must be HW, HWC or CHW with 1, 3 or 4 channels, got shape {arr.shape}"
+        )
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.floating):

@@ -40,8 +40,9 @@ class NoOpRun:
     def epoch_record(self, values: Any, *, scales: Any = None) -> dict:
         return {}
 
-    def end_evaluation(self, values: Any, *, stage: str = "val", epoch: Any = None, step: Any = None,
-                       scales: Any = None) -> dict:
+    def end_evaluation(
+        self, values: Any, *, stage: str = "val", epoch: Any = None, step: Any = None, scales: Any = None
+    ) -> dict:
         return {}
 
     def phase(self, name: str) -> _NoOpPhase:

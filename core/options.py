@@ -23,9 +23,26 @@ EMITTERS = ("kogu", "progress")
 RUN_ID_CHARS = "letters, digits, '-', '_' and '.'"
 
 INIT_OPTIONS: Tuple[str, ...] = (
-    "path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "framework",
-    "emit", "default_emit", "total_epochs", "accuracy_scale", "scales", "field_map", "all_ranks",
-    "flush_interval", "max_queue", *CONTEXT_OPTIONS)
+    "path",
+    "name",
+    "alias",
+    "params",
+    "ignore_params",
+    "tags",
+    "store",
+    "run_id",
+    "framework",
+    "emit",
+    "default_emit",
+    "total_epochs",
+    "accuracy_scale",
+    "scales",
+    "field_map",
+    "all_ranks",
+    "flush_interval",
+    "max_queue",
+    *CONTEXT_OPTIONS,
+)
 """The keywords :func:`epochline.init` takes (adapters accept the ones that make sense for them)."""
 
 
@@ -36,8 +53,10 @@ def unknown_keywords(owner: str, given: Iterable[str], valid: Collection[str]) -
         if key not in valid:
             close = difflib.get_close_matches(key, list(valid), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(f"{owner} got an unexpected keyword argument {key!r}{hint}; "
-                            f"valid keywords: {', '.join(sorted(valid))}")
+            raise TypeError(
+                f"{owner} got an unexpected keyword argument {key!r}{hint}; "
+                f"valid keywords: {', '.join(sorted(valid))}"
+            )
 
 
 def _text(what: str, value: Any) -> None:
@@ -88,15 +107,18 @@ def check_emit(emit: Any, what: str = "emit") -> None:
     try:
         names = [n.strip().lower() for n in names if n is not None and n.strip()]
     except (TypeError, AttributeError):
-        raise TypeError(f"{what} must be text such as 'kogu,progress' or a list of names, "
-                        f"got {emit!r}") from None
+        raise TypeError(
+            f"{what} must be text such as 'kogu,progress' or a list of names, got {emit!r}"
+        ) from None
     valid = set(EMITTERS) | {"none"} | _plugin_names()
     for name in names:
         if name not in valid:
             close = difflib.get_close_matches(name, sorted(valid), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{what}: unknown emitter {name!r}{hint}; choose from "
-                             f"{', '.join(EMITTERS)} or 'none' (comma-separated)")
+            raise ValueError(
+                f"{what}: unknown emitter {name!r}{hint}; choose from "
+                f"{', '.join(EMITTERS)} or 'none' (comma-separated)"
+            )
 
 
 def _plugin_names() -> set:
@@ -137,6 +159,7 @@ def _checked_text(what: str) -> Any:
     def check(value: Any) -> Any:
         _text(what, value)
         return value
+
     return check
 
 
@@ -144,18 +167,26 @@ def _checked_emit(what: str) -> Any:
     def check(value: Any) -> Any:
         check_emit(value, what)
         return value
+
     return check
 
 
 _CHECKS = {
-    "path": check_path, "name": _checked_text("name"), "alias": _checked_text("alias"),
-    "framework": _checked_text("framework"), "run_id": check_run_id, "tags": check_tags,
-    "store": lambda v: check_store(v) or v, "emit": _checked_emit("emit"),
+    "path": check_path,
+    "name": _checked_text("name"),
+    "alias": _checked_text("alias"),
+    "framework": _checked_text("framework"),
+    "run_id": check_run_id,
+    "tags": check_tags,
+    "store": lambda v: check_store(v) or v,
+    "emit": _checked_emit("emit"),
     "default_emit": _checked_emit("default_emit"),
     "accuracy_scale": lambda v: check_scale("accuracy_scale", v),
     "max_queue": lambda v: check_positive_int("max_queue", v),
     "total_epochs": lambda v: check_positive_int("total_epochs", v),
-    "scales": check_scales, "field_map": check_field_map, "ignore_params": _check_ignore,
+    "scales": check_scales,
+    "field_map": check_field_map,
+    "ignore_params": _check_ignore,
     "flush_interval": _check_interval,
 }
 """One checker per ``init`` keyword: returns the value normalised, or raises with the choices."""

@@ -14,8 +14,14 @@ from .errors import PluginError
 hookimpl = pluggy.HookimplMarker("epochline")
 
 ENTRY_POINT_GROUP = "epochline"
-_BUILTINS = ("epochline.store.sqlite", "epochline.store.postgres", "epochline.sinks.final",
-             "epochline.sinks.store", "epochline.sinks.kogu", "epochline.sinks.progress")
+_BUILTINS = (
+    "epochline.store.sqlite",
+    "epochline.store.postgres",
+    "epochline.sinks.final",
+    "epochline.sinks.store",
+    "epochline.sinks.kogu",
+    "epochline.sinks.progress",
+)
 DISPATCHED_HOOKS = ("epochline_events", "epochline_run_closed")
 """Hooks the run's dispatcher calls one implementation at a time (see :mod:`epochline.dispatch`)."""
 
@@ -47,11 +53,13 @@ def _wrappers(pm: pluggy.PluginManager, plugin: Any) -> List[str]:
 
 
 def _wrapper_message(name: str, hooks: List[str]) -> str:
-    return (f"plugin {name!r} implements {', '.join(hooks)} as a hook wrapper (wrapper=True or "
-            "hookwrapper=True); epochline does not run wrappers on these hooks: the run's dispatcher "
-            "calls each sink on its own, so that one failing sink cannot lose the others' events, "
-            "and there is no single hook call for a wrapper to wrap. Implement the hook as a plain "
-            "@epochline.hookimpl (tryfirst=True / trylast=True set its place among the sinks)")
+    return (
+        f"plugin {name!r} implements {', '.join(hooks)} as a hook wrapper (wrapper=True or "
+        "hookwrapper=True); epochline does not run wrappers on these hooks: the run's dispatcher "
+        "calls each sink on its own, so that one failing sink cannot lose the others' events, "
+        "and there is no single hook call for a wrapper to wrap. Implement the hook as a plain "
+        "@epochline.hookimpl (tryfirst=True / trylast=True set its place among the sinks)"
+    )
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -73,8 +81,11 @@ def get_plugin_manager() -> pluggy.PluginManager:
                     hooks = _wrappers(pm, plugin)
                     if hooks:
                         pm.unregister(plugin)
-                        warnings.warn(f"epochline: {_wrapper_message(name, hooks)}; the plugin is "
-                                      "not used", RuntimeWarning, stacklevel=2)
+                        warnings.warn(
+                            f"epochline: {_wrapper_message(name, hooks)}; the plugin is not used",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
                 _pm = pm
     return _pm
 
@@ -108,5 +119,6 @@ def unregister(plugin: Any = None, name: Optional[str] = None) -> None:
     if plugin is None and name is None:
         raise TypeError("unregister() takes the plugin or its name=")
     if (plugin is not None and pm.is_registered(plugin)) or (
-            name is not None and pm.get_plugin(name) is not None):
+        name is not None and pm.get_plugin(name) is not None
+    ):
         pm.unregister(plugin, name=name)

@@ -27,7 +27,6 @@ import atexit
 import json
 import math
 import re
-import sys
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -38,8 +37,7 @@ _BAD_RUN = re.compile(r"[^A-Za-z0-9_]+")
 KEY_PREFIX = "k_"
 
 PROGRESS_PREFIX = "PROGRESS:"
-PROGRESS_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
-                   "test_accuracy")
+PROGRESS_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 """The per-epoch value fields of a PROGRESS line, in the order epochline writes them."""
 ACCURACY_PRIORITY = ("test_accuracy", "val_accuracy", "train_accuracy")
 LOSS_FIELDS = ("train_loss", "val_loss", "test_loss")

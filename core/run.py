@@ -19,17 +19,24 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequen
 
 from . import _sigterm
 from . import events as ev
+from .context._run import RunContext
 from .dispatch import Dispatcher
 from .epochs import epoch_record
 from .errors import RunFinishedError
-from .context._run import RunContext
 from .identity import fingerprint, uncounted
 from .runinfo import RunInfo
 from .sinks.final import tracker as final_tracker
 from .values import INT64_MAX as _I64_MAX
 from .values import INT64_MIN as _I64_MIN
-from .values import (OddValue, check_key, check_params_object, flatten_params, metric_value, plain_text,
-                     storable_text)
+from .values import (
+    OddValue,
+    check_key,
+    check_params_object,
+    flatten_params,
+    metric_value,
+    plain_text,
+    storable_text,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -92,10 +99,20 @@ class Run(RunContext):
     The config/dataset/model records, ``set_best`` and the parameter model (parents, names) come
     from :class:`~epochline.context._run.RunContext`."""
 
-    def __init__(self, info: RunInfo, dispatcher: Dispatcher, *, name: str, start_step: int = -1,
-                 on_finish: Any = None, accuracy_scale: str = "fraction",
-                 scales: Optional[Mapping[str, str]] = None, field_map: Optional[Mapping[str, str]] = None,
-                 total_epochs: Optional[int] = None, epochs_done: int = 0):
+    def __init__(
+        self,
+        info: RunInfo,
+        dispatcher: Dispatcher,
+        *,
+        name: str,
+        start_step: int = -1,
+        on_finish: Any = None,
+        accuracy_scale: str = "fraction",
+        scales: Optional[Mapping[str, str]] = None,
+        field_map: Optional[Mapping[str, str]] = None,
+        total_epochs: Optional[int] = None,
+        epochs_done: int = 0,
+    ):
         self._info = info
         self._dispatcher = dispatcher
         self._put = dispatcher.put
@@ -167,9 +184,16 @@ class Run(RunContext):
         return f"<epochline.Run {self.id} path={self.path!r} status={self.status}>"
 
     # -- metrics: the hot path -----------------------------------------------------------------
-    def log(self, data: Optional[Mapping[str, Any]] = None, *, step: Optional[int] = None,  # noqa: C901 - the hot path stays inline
-            stage: Optional[str] = None, epoch: Optional[int] = None,
-            wall_time: Optional[float] = None, **kwargs: Any) -> None:
+    def log(  # noqa: C901 - the hot path, kept in one frame on purpose
+        self,
+        data: Optional[Mapping[str, Any]] = None,
+        *,
+        step: Optional[int] = None,
+        stage: Optional[str] = None,
+        epoch: Optional[int] = None,
+        wall_time: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
         """Record metric values at ``step`` (next step when omitted).
 
         ``wall_time`` (seconds since the epoch) replaces the time of the call, for values measured
@@ -188,8 +212,10 @@ class Run(RunContext):
             values = dict(data)
             values.update(kwargs)
         else:
-            raise TypeError(f"run.log() takes a dict of metric values or keyword arguments, got "
-                            f"{type(data).__name__}; e.g. run.log({{'loss': 0.25}}, step=10)")
+            raise TypeError(
+                f"run.log() takes a dict of metric values or keyword arguments, got "
+                f"{type(data).__name__}; e.g. run.log({{'loss': 0.25}}, step=10)"
+            )
         # fast path: only floats, bools and 64-bit ints under text keys every backend can store;
         # anything else (text values, big ints, numpy scalars, odd keys) goes through _clean
         for value in values.values():
@@ -218,9 +244,17 @@ class Run(RunContext):
             raise TypeError(f"stage must be text such as 'train' or 'val', got {type(stage).__name__}")
         if self._primary is not None:
             self._track_primary(values, step)
-        self._put(ev.Metrics(run_id=self._info.id, wall_time=_now() if wall_time is None else
-                             self._wall_time(wall_time), step=step, values=values,
-                             epoch=epoch, stage=stage), len(values))
+        self._put(
+            ev.Metrics(
+                run_id=self._info.id,
+                wall_time=_now() if wall_time is None else self._wall_time(wall_time),
+                step=step,
+                values=values,
+                epoch=epoch,
+                stage=stage,
+            ),
+            len(values),
+        )
 
     def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -251,8 +285,15 @@ class Run(RunContext):
         self._remember_primary(step, value)
 
     # -- everything else -----------------------------------------------------------------------
-    def log_params(self, params: Any = None, *, ignore: Iterable[str] = (), parent: Optional[str] = None,
-                   param_parents: Optional[Mapping[str, str]] = None, **kwargs: Any) -> None:
+    def log_params(
+        self,
+        params: Any = None,
+        *,
+        ignore: Iterable[str] = (),
+        parent: Optional[str] = None,
+        param_parents: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> None:
         """Record hyper-parameters (flattened to dotted keys; see :mod:`epochline.values`).
 
         ``ignore`` names keys that do not count towards the run's identity (``num_workers``...).
@@ -273,8 +314,9 @@ class Run(RunContext):
         self._params.update(flat)
         self._put_params(flat)
 
-    def log_image(self, key: str, image: Any, step: Optional[int] = None,
-                  caption: Optional[str] = None) -> Optional[str]:
+    def log_image(
+        self, key: str, image: Any, step: Optional[int] = None, caption: Optional[str] = None
+    ) -> Optional[str]:
         """Store an image (PIL, array HW/HWC/CHW, tensor, PNG/JPEG bytes or path) at ``step``.
 
         Returns the stored file's path, or None if it could not be stored (warned once, counted).
@@ -292,8 +334,18 @@ class Run(RunContext):
         except Exception as exc:
             self._lose(("image", type(exc).__name__), f"epochline: image {key!r} not stored: {exc}")
             return None
-        self._put(ev.Image(run_id=self._info.id, wall_time=_now(), key=key, step=step, media=rel,
-                           width=width, height=height, caption=caption))
+        self._put(
+            ev.Image(
+                run_id=self._info.id,
+                wall_time=_now(),
+                key=key,
+                step=step,
+                media=rel,
+                width=width,
+                height=height,
+                caption=caption,
+            )
+        )
         return str(self._info.store.media_root / rel)
 
     def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]:
@@ -315,17 +367,31 @@ class Run(RunContext):
         try:
             rel, size, digest = store_file(self._info.store.media_root, source)
         except Exception as exc:
-            self._lose(("artifact", type(exc).__name__),
-                       f"epochline: artifact {label!r} from {source} not stored: {exc}")
+            self._lose(
+                ("artifact", type(exc).__name__),
+                f"epochline: artifact {label!r} from {source} not stored: {exc}",
+            )
             return None
-        self._put(ev.Artifact(run_id=self._info.id, wall_time=_now(), name=label, media=rel,
-                              size=size, sha256=digest, source=str(source)))
+        self._put(
+            ev.Artifact(
+                run_id=self._info.id,
+                wall_time=_now(),
+                name=label,
+                media=rel,
+                size=size,
+                sha256=digest,
+                source=str(source),
+            )
+        )
         return str(self._info.store.media_root / rel)
 
     def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
         self._check_open("log_text")
-        self._put(ev.Text(run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level,
-                          logger=logger))
+        self._put(
+            ev.Text(
+                run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level, logger=logger
+            )
+        )
 
     def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
         """A ``logging.Handler`` that records log records as the run's text lines (``level``:
@@ -362,12 +428,26 @@ class Run(RunContext):
         self._check_text("name", name)
         if isinstance(metrics, str):
             metrics = (metrics,)
-        self._put(ev.PlotDeclared(run_id=self._info.id, wall_time=_now(), name=name,
-                                  metrics=tuple(str(m) for m in metrics), y_label=str(y_label)))
+        self._put(
+            ev.PlotDeclared(
+                run_id=self._info.id,
+                wall_time=_now(),
+                name=name,
+                metrics=tuple(str(m) for m in metrics),
+                y_label=str(y_label),
+            )
+        )
 
-    def log_histogram(self, key: str, values: Any = None, *, hist: Optional[Mapping[str, Any]] = None,
-                      step: Optional[int] = None, bins: int = 64,
-                      wall_time: Optional[float] = None) -> None:
+    def log_histogram(
+        self,
+        key: str,
+        values: Any = None,
+        *,
+        hist: Optional[Mapping[str, Any]] = None,
+        step: Optional[int] = None,
+        bins: int = 64,
+        wall_time: Optional[float] = None,
+    ) -> None:
         """A histogram at ``step``: from raw ``values`` (list/array/tensor), or a ready ``hist`` dict
         with min, max, num, bucket_limit(s), bucket(s)/bucket_counts and optional sum, sum_squares.
         ``wall_time`` forces the time, as in :meth:`log`."""
@@ -377,8 +457,15 @@ class Run(RunContext):
         if (values is None) == (hist is None):
             raise TypeError("log_histogram() takes either values or hist=, not both or neither")
         data = _histogram_from_dict(hist) if hist is not None else _histogram(values, bins)
-        self._put(ev.Histogram(run_id=self._info.id, key=key, step=step, **data, wall_time=_now()
-                               if wall_time is None else self._wall_time(wall_time)))
+        self._put(
+            ev.Histogram(
+                run_id=self._info.id,
+                key=key,
+                step=step,
+                **data,
+                wall_time=_now() if wall_time is None else self._wall_time(wall_time),
+            )
+        )
 
     def set_primary_metric(self, name: str, mode: str = "max") -> None:
         """Track the best value of ``name`` (values logged before this call count too); at finish
@@ -404,8 +491,12 @@ class Run(RunContext):
             return self._pinned()
         if self._primary is None or self._best is None:
             return None
-        return {"name": self._primary[0], "mode": self._primary[1], "value": self._best[0],
-                "step": self._best[1]}
+        return {
+            "name": self._primary[0],
+            "mode": self._primary[1],
+            "value": self._best[0],
+            "step": self._best[1],
+        }
 
     def set_best_epoch(self, epoch: int) -> None:
         """Name the epoch the training kept (early stopping that restored the best weights, the
@@ -423,8 +514,9 @@ class Run(RunContext):
         if flat:
             self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values=flat))
 
-    def epoch_record(self, values: Mapping[str, Any], *,
-                     scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    def epoch_record(
+        self, values: Mapping[str, Any], *, scales: Optional[Mapping[str, str]] = None
+    ) -> Dict[str, Any]:
         """The record :meth:`end_epoch` would emit for ``values``, without emitting anything.
 
         Names become PROGRESS fields and accuracies percent (:mod:`epochline.epochs`, with this
@@ -433,8 +525,14 @@ class Run(RunContext):
         """
         return self._record(values, scales)[0]
 
-    def end_epoch(self, epoch: int, values: Mapping[str, Any], *, total_epochs: Optional[int] = None,
-                  scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    def end_epoch(
+        self,
+        epoch: int,
+        values: Mapping[str, Any],
+        *,
+        total_epochs: Optional[int] = None,
+        scales: Optional[Mapping[str, str]] = None,
+    ) -> Dict[str, Any]:
         """Close epoch ``epoch`` (1-indexed) with its values: one record, one PROGRESS line.
 
         ``values`` are the epoch's metrics as logged (also log them with :meth:`log` to keep the
@@ -449,14 +547,28 @@ class Run(RunContext):
             self._total_epochs = self._as_int("total_epochs", total_epochs)
         record, percent = self._record(values, scales)
         self._epochs_done = max(self._epochs_done, epoch)
-        self._put(ev.EpochEnd(run_id=self._info.id, wall_time=_now(), epoch=epoch, values=record,
-                              total_epochs=self._total_epochs, percent=percent))
+        self._put(
+            ev.EpochEnd(
+                run_id=self._info.id,
+                wall_time=_now(),
+                epoch=epoch,
+                values=record,
+                total_epochs=self._total_epochs,
+                percent=percent,
+            )
+        )
         self._dispatcher.nudge()
         return record
 
-    def end_evaluation(self, values: Mapping[str, Any], *, stage: str = "val",
-                       epoch: Optional[int] = None, step: Optional[int] = None,
-                       scales: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    def end_evaluation(
+        self,
+        values: Mapping[str, Any],
+        *,
+        stage: str = "val",
+        epoch: Optional[int] = None,
+        step: Optional[int] = None,
+        scales: Optional[Mapping[str, str]] = None,
+    ) -> Dict[str, Any]:
         """One evaluation's values, for the final record (no line is printed for it).
 
         ``stage="val"``: an evaluation during training at ``epoch`` (default: the last epoch
@@ -476,16 +588,30 @@ class Run(RunContext):
             step = step if type(step) is int else self._as_int("step", step)
         record, percent = self._record(values, scales, stage)
         if record:
-            self._put(ev.Evaluation(run_id=self._info.id, wall_time=_now(), stage=stage,
-                                    values=record, epoch=epoch, step=step, percent=percent))
+            self._put(
+                ev.Evaluation(
+                    run_id=self._info.id,
+                    wall_time=_now(),
+                    stage=stage,
+                    values=record,
+                    epoch=epoch,
+                    step=step,
+                    percent=percent,
+                )
+            )
         return record
 
-    def _record(self, values: Mapping[str, Any], scales: Optional[Mapping[str, str]],
-                stage: Optional[str] = None) -> tuple:
+    def _record(
+        self, values: Mapping[str, Any], scales: Optional[Mapping[str, str]], stage: Optional[str] = None
+    ) -> tuple:
         clean = self._clean(values) if values else {}
         record, percent, problems = epoch_record(
-            clean, accuracy_scale=self.accuracy_scale, scales={**self.scales, **(scales or {})},
-            field_map=self.field_map, stage=stage)
+            clean,
+            accuracy_scale=self.accuracy_scale,
+            scales={**self.scales, **(scales or {})},
+            field_map=self.field_map,
+            stage=stage,
+        )
         for problem in problems:
             self._warn_once(("scale", problem.split("=", 1)[0]), f"epochline: {problem}")
         return record, percent
@@ -494,8 +620,9 @@ class Run(RunContext):
         """``value`` of metric ``name`` on the epoch records' scale (a fraction accuracy -> %)."""
         if type(value) is bool or not isinstance(value, (int, float)):
             return value
-        record, _, _ = epoch_record({name: value}, accuracy_scale=self.accuracy_scale,
-                                    scales=self.scales, field_map=self.field_map)
+        record, _, _ = epoch_record(
+            {name: value}, accuracy_scale=self.accuracy_scale, scales=self.scales, field_map=self.field_map
+        )
         return next(iter(record.values()), value)
 
     @property
@@ -526,13 +653,20 @@ class Run(RunContext):
     def _unfinished_reason(self) -> Optional[str]:
         """Why this run, unfinished at exit, failed: a phase that did not reach its end; or None."""
         if self._phase is not None:
-            return (f"{self._phase.name} did not reach its end (an exception was raised and caught "
-                    "by the caller, or the process was told to exit)")
+            return (
+                f"{self._phase.name} did not reach its end (an exception was raised and caught "
+                "by the caller, or the process was told to exit)"
+            )
         return self._broken_phase
 
     # -- the end -------------------------------------------------------------------------------
-    def finish(self, status: str = "completed", reason: Optional[str] = None, *,
-               hold_lines: bool = False) -> None:
+    def finish(  # noqa: C901 - one ordered end sequence
+        self,
+        status: str = "completed",
+        reason: Optional[str] = None,
+        *,
+        hold_lines: bool = False,
+    ) -> None:
         """End the run. Calling it again does nothing. Warns if any event could not be stored.
 
         The run's one final record (:func:`epochline.epochs.FinalTracker.final`: the best epoch's
@@ -551,8 +685,11 @@ class Run(RunContext):
         self.status, self.reason = status, reason
         self._stop_context()
         if self._skipped:
-            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(),
-                                       values={"epochline_skipped_values": self._skipped}))
+            self._put(
+                ev.SummaryUpdate(
+                    run_id=self._info.id, wall_time=_now(), values={"epochline_skipped_values": self._skipped}
+                )
+            )
         run_id, local, info = self._info.id, self.lost, self._info
         primary, field_map = self._primary, dict(self.field_map)
         scale = self._record_scale
@@ -573,17 +710,33 @@ class Run(RunContext):
                     missing.append(name)
                 else:
                     self._best = best
-                    out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values={
-                        "primary_metric": name, f"best_{name}": scale(name, best[0]),
-                        f"best_{name}_step": best[1]}))
+                    out.append(
+                        ev.SummaryUpdate(
+                            run_id=run_id,
+                            wall_time=now,
+                            values={
+                                "primary_metric": name,
+                                f"best_{name}": scale(name, best[0]),
+                                f"best_{name}_step": best[1],
+                            },
+                        )
+                    )
             record = tracker.final(status, field_map) if tracker is not None else {}
             if out and primary is not None and f"best_{primary[0]}" in out[0].values:
                 key = f"best_{primary[0]}"  # the primary metric's best, on the records' scale
                 record.setdefault(key, out[0].values[key])
             if record:
                 out.append(ev.SummaryUpdate(run_id=run_id, wall_time=now, values=record, final=True))
-            out.append(ev.RunFinished(run_id=run_id, wall_time=now, status=status, reason=reason,
-                                      lost=lost + local, hold_lines=hold_lines and status == "completed"))
+            out.append(
+                ev.RunFinished(
+                    run_id=run_id,
+                    wall_time=now,
+                    status=status,
+                    reason=reason,
+                    lost=lost + local,
+                    hold_lines=hold_lines and status == "completed",
+                )
+            )
             return out
 
         dispatcher, store = self._dispatcher, self._info.store
@@ -598,21 +751,32 @@ class Run(RunContext):
         recorded = getattr(store, "recorded", None)
         self.recorded = recorded is None or run_id in recorded
         if missing:
-            warnings.warn(f"epochline: the primary metric {missing[0]!r} of run {run_id} was never "
-                          "logged, so the run has no best value; log it with run.log() or choose "
-                          "a logged name in set_primary_metric()", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"epochline: the primary metric {missing[0]!r} of run {run_id} was never "
+                "logged, so the run has no best value; log it with run.log() or choose "
+                "a logged name in set_primary_metric()",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self._on_finish is not None:
             self._on_finish(self)
         detail = dispatcher.report() + ("" if done else " (the writer did not finish in time)")
         if not self.recorded:
             # stderr, not only a warning: a run missing from the store must never go unnoticed
-            print(f"epochline: run {run_id} was NOT recorded in the store {store.uri}: its start "
-                  f"could not be written ({detail or 'the store did not answer'}); nothing of it "
-                  "is in the store", file=sys.stderr, flush=True)
+            print(
+                f"epochline: run {run_id} was NOT recorded in the store {store.uri}: its start "
+                f"could not be written ({detail or 'the store did not answer'}); nothing of it "
+                "is in the store",
+                file=sys.stderr,
+                flush=True,
+            )
         elif self.lost or not done:
-            warnings.warn(f"epochline: run {run_id} finished as {status}, but {self.lost} of "
-                          f"{logged} logged values were not recorded{': ' + detail if detail else ''}",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"epochline: run {run_id} finished as {status}, but {self.lost} of "
+                f"{logged} logged values were not recorded{': ' + detail if detail else ''}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> Run:
         return self
@@ -633,7 +797,8 @@ class Run(RunContext):
     def _raise_finished(self, what: str) -> None:
         raise RunFinishedError(
             f"run {self._info.id} is already finished ({self.status}); run.{what}() must come "
-            f"before run.finish(), or start a new run with epochline.init()")
+            f"before run.finish(), or start a new run with epochline.init()"
+        )
 
     @staticmethod
     def _check_text(what: str, value: Any) -> None:
@@ -726,10 +891,15 @@ def _histogram(values: Any, bins: int) -> Dict[str, Any]:
         if arr.size == 0:
             raise ValueError("log_histogram() needs at least one finite value")
         counts, edges = np.histogram(arr, bins=bins)
-        return {"min": float(arr.min()), "max": float(arr.max()), "num": int(arr.size),
-                "bucket_limits": tuple(float(x) for x in edges[1:]),
-                "bucket_counts": tuple(float(c) for c in counts),
-                "sum": float(arr.sum()), "sum_squares": float((arr * arr).sum())}
+        return {
+            "min": float(arr.min()),
+            "max": float(arr.max()),
+            "num": int(arr.size),
+            "bucket_limits": tuple(float(x) for x in edges[1:]),
+            "bucket_counts": tuple(float(c) for c in counts),
+            "sum": float(arr.sum()),
+            "sum_squares": float((arr * arr).sum()),
+        }
     xs = [float(v) for v in values if math.isfinite(float(v))]
     if not xs:
         raise ValueError("log_histogram() needs at least one finite value")
@@ -738,22 +908,34 @@ def _histogram(values: Any, bins: int) -> Dict[str, Any]:
     counts = [0.0] * bins
     for x in xs:
         counts[min(int((x - lo) / width), bins - 1)] += 1
-    return {"min": lo, "max": hi, "num": len(xs),
-            "bucket_limits": tuple(lo + width * (i + 1) for i in range(bins)),
-            "bucket_counts": tuple(counts), "sum": sum(xs), "sum_squares": sum(x * x for x in xs)}
+    return {
+        "min": lo,
+        "max": hi,
+        "num": len(xs),
+        "bucket_limits": tuple(lo + width * (i + 1) for i in range(bins)),
+        "bucket_counts": tuple(counts),
+        "sum": sum(xs),
+        "sum_squares": sum(x * x for x in xs),
+    }
 
 
 def _histogram_from_dict(hist: Mapping[str, Any]) -> Dict[str, Any]:
     try:
         limits = hist.get("bucket_limits", hist.get("bucket_limit"))
         counts = hist.get("bucket_counts", hist.get("bucket"))
-        out: Dict[str, Any] = {"min": float(hist["min"]), "max": float(hist["max"]), "num": int(hist["num"]),
-               "bucket_limits": tuple(float(x) for x in limits),
-               "bucket_counts": tuple(float(x) for x in counts),
-               "sum": float(hist.get("sum", 0.0)), "sum_squares": float(hist.get("sum_squares", 0.0))}
+        out: Dict[str, Any] = {
+            "min": float(hist["min"]),
+            "max": float(hist["max"]),
+            "num": int(hist["num"]),
+            "bucket_limits": tuple(float(x) for x in limits),
+            "bucket_counts": tuple(float(x) for x in counts),
+            "sum": float(hist.get("sum", 0.0)),
+            "sum_squares": float(hist.get("sum_squares", 0.0)),
+        }
     except (KeyError, TypeError, ValueError) as exc:
-        raise TypeError("hist= needs min, max, num, bucket_limit(s) and bucket(s)/bucket_counts: "
-                        f"{exc}") from None
+        raise TypeError(
+            f"hist= needs min, max, num, bucket_limit(s) and bucket(s)/bucket_counts: {exc}"
+        ) from None
     if len(out["bucket_limits"]) != len(out["bucket_counts"]):
         raise ValueError("hist= needs as many bucket limits as bucket counts")
     return out

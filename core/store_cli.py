@@ -37,6 +37,8 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 def configure_upgrade(p: argparse.ArgumentParser) -> None:
     """``epochline upgrade`` (an entry of :data:`epochline.cli.COMMANDS`)."""
-    p.description = ("Upgrade a store written by an older epochline to this version's schema, in "
-                     "place. Example: epochline upgrade --store ./epochline-runs")
+    p.description = (
+        "Upgrade a store written by an older epochline to this version's schema, in "
+        "place. Example: epochline upgrade --store ./epochline-runs"
+    )
     p.set_defaults(func=cmd_upgrade)

@@ -59,8 +59,10 @@ def _item(value: Any) -> Any:
     if callable(size):  # torch: size() is a method; numel() is the count
         size = value.numel()
     if size != 1:
-        raise OddValue(f"an array of shape {tuple(value.shape)} is not a scalar metric; "
-                       "log its mean, or use run.log_histogram()")
+        raise OddValue(
+            f"an array of shape {tuple(value.shape)} is not a scalar metric; "
+            "log its mean, or use run.log_histogram()"
+        )
     if hasattr(value, "detach"):
         value = value.detach()
     return value.item()
@@ -83,8 +85,10 @@ def check_key(key: Any) -> str:
     """A metric name every backend can store (non-text names become text), or raise OddValue."""
     key = key if type(key) is str else str(key)
     if not storable_text(key):
-        raise OddValue(f"the metric name {key!r} cannot be stored (it holds a NUL character or a "
-                       "lone surrogate); rename the metric")
+        raise OddValue(
+            f"the metric name {key!r} cannot be stored (it holds a NUL character or a "
+            "lone surrogate); rename the metric"
+        )
     return key
 
 
@@ -99,8 +103,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         value = str(value)
         if not storable_text(value):
-            raise OddValue(f"the text {value!r} cannot be stored (it holds a NUL character or a lone "
-                           "surrogate)")
+            raise OddValue(
+                f"the text {value!r} cannot be stored (it holds a NUL character or a lone surrogate)"
+            )
         return value
     raise OddValue(f"{type(value).__name__} is not a metric value (numbers, bools and text are)")
 
@@ -165,9 +170,11 @@ def check_params_object(params: Any) -> None:
     ``value``; nothing can be compared or searched by name that way.
     """
     if isinstance(params, (str, bytes, bool, int, float, list, tuple, set, frozenset)):
-        raise TypeError(f"params must be a mapping of names to values (a dict, argparse Namespace, "
-                        f"dataclass or OmegaConf config), got {type(params).__name__} {params!r:.60}; "
-                        "e.g. params={'lr': 0.01, 'layers': [64, 32]}")
+        raise TypeError(
+            f"params must be a mapping of names to values (a dict, argparse Namespace, "
+            f"dataclass or OmegaConf config), got {type(params).__name__} {params!r:.60}; "
+            "e.g. params={'lr': 0.01, 'layers': [64, 32]}"
+        )
 
 
 def plain_text(text: str) -> str:
@@ -278,9 +285,13 @@ def _flatten(value: Any, key: str, out: Dict[str, Any], seen: set, depth: int) -
         return
     if depth > _MAX_DEPTH:
         out[key or "value"] = f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
-        warnings.warn(f"epochline: parameter {key!r} is nested deeper than {_MAX_DEPTH} levels; what "
-                      "lies below is stored as a placeholder (flatten it, or log it with "
-                      "log_artifact)", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"epochline: parameter {key!r} is nested deeper than {_MAX_DEPTH} levels; what "
+            "lies below is stored as a placeholder (flatten it, or log it with "
+            "log_artifact)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return
     children = _children(value)
     if children is None and isinstance(value, (list, tuple)):

@@ -37,7 +37,7 @@ def first_layer_image(model: keras.Model, epoch: int) -> dict:
     grid = np.zeros((rows * 9, cols * 9), dtype="float32")
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
-        grid[r * 9:r * 9 + 8, c * 9:c * 9 + 8] = tile
+        grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = tile
     return {"first_layer_weights": (grid * 255).astype("uint8")}
 
 
@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)")
+    parser.add_argument(
+        "--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)"
+    )
     args = parser.parse_args()
 
     x, y = load_digits(return_X_y=True)
@@ -55,28 +57,46 @@ def main() -> None:
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(args.hidden, activation="relu"),
-        keras.layers.Dropout(0.1),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(args.hidden, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
 
     best = os.path.join(tempfile.mkdtemp(prefix="keras-digits-"), "best.keras")
-    checkpoint = keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", mode="max",
-                                                 save_best_only=True)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        best, monitor="val_accuracy", mode="max", save_best_only=True
+    )
     # The with block is the run: it ends `completed` after evaluate(), or `failed`/`interrupted`
     # with the exception in flight if fit() raises or is stopped with Ctrl-C.
-    with TrackerCallback(path="digits/keras", params=vars(args), store=args.store,
-                         images=first_layer_image, checkpoint=checkpoint) as tracker:
-        model.fit(x_train, y_train, validation_split=0.2, epochs=args.epochs,
-                  batch_size=args.batch_size, verbose=0, callbacks=[checkpoint, tracker])
+    with TrackerCallback(
+        path="digits/keras",
+        params=vars(args),
+        store=args.store,
+        images=first_layer_image,
+        checkpoint=checkpoint,
+    ) as tracker:
+        model.fit(
+            x_train,
+            y_train,
+            validation_split=0.2,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+            callbacks=[checkpoint, tracker],
+        )
         result = model.evaluate(x_test, y_test, verbose=0, callbacks=[tracker], return_dict=True)
         tracker.run.comment(f"best model by val_accuracy: {checkpoint.best:.4f}")
-    print(f"test accuracy {100 * result['accuracy']:.2f} % - run {tracker.run.id} "
-          f"({tracker.run.status}) in {tracker.run.store_uri}")
+    print(
+        f"test accuracy {100 * result['accuracy']:.2f} % - run {tracker.run.id} "
+        f"({tracker.run.status}) in {tracker.run.store_uri}"
+    )
 
 
 if __name__ == "__main__":

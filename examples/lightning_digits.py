@@ -43,8 +43,9 @@ class DigitsData(L.LightningDataModule):
         idx = np.arange(len(x))
         train, rest = train_test_split(idx, test_size=0.4, random_state=0, stratify=y)
         val, test = train_test_split(rest, test_size=0.5, random_state=0, stratify=y[rest])
-        self.splits = {name: TensorDataset(x[i], y[i]) for name, i in
-                       (("train", train), ("val", val), ("test", test))}
+        self.splits = {
+            name: TensorDataset(x[i], y[i]) for name, i in (("train", train), ("val", val), ("test", test))
+        }
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["train"], batch_size=self.hparams.batch_size, shuffle=True)
@@ -60,8 +61,7 @@ class DigitsMLP(L.LightningModule):
     def __init__(self, hidden: int = 64, lr: float = 0.005, dropout: float = 0.1, image_every: int = 5):
         super().__init__()
         self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, 10))
+        self.net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -96,9 +96,10 @@ class DigitsMLP(L.LightningModule):
         grid = np.zeros((rows * 9, cols * 9), dtype=np.float32)
         for i, tile in enumerate(w.reshape(-1, 8, 8)):
             r, c = divmod(i, cols)
-            grid[r * 9:r * 9 + 8, c * 9:c * 9 + 8] = tile
-        self.logger.log_image("first_layer_weights", [(grid * 255).astype(np.uint8)],
-                              caption=f"epoch {epoch}")
+            grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = tile
+        self.logger.log_image(
+            "first_layer_weights", [(grid * 255).astype(np.uint8)], caption=f"epoch {epoch}"
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -110,22 +111,33 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)")
+    parser.add_argument(
+        "--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)"
+    )
     args = parser.parse_args()
 
     L.seed_everything(0, verbose=False)
     logger = KoguLogger(path="digits/lightning", tags=["example"], store=args.store, log_model="best")
     checkpoint = L.callbacks.ModelCheckpoint(monitor="val_acc", mode="max")
-    trainer = L.Trainer(max_epochs=args.epochs, logger=logger, callbacks=[checkpoint], accelerator="cpu",
-                        devices=1, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=10)
+    trainer = L.Trainer(
+        max_epochs=args.epochs,
+        logger=logger,
+        callbacks=[checkpoint],
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+    )
     model = DigitsMLP(hidden=args.hidden, lr=args.lr)
     data = DigitsData(batch_size=args.batch_size)
     trainer.fit(model, data)  # the run ends `completed` (or failed/interrupted) here ...
     result = trainer.test(model, data, ckpt_path="best", verbose=False)[0]  # ... and test adds to it
     run = logger.experiment
-    print(f"test accuracy {100 * result['test_acc']:.2f} % (best val_acc {checkpoint.best_model_score:.4f}) "
-          f"- run {logger.version} ({run.status}) in {run.store_uri}")
+    print(
+        f"test accuracy {100 * result['test_acc']:.2f} % (best val_acc {checkpoint.best_model_score:.4f}) "
+        f"- run {logger.version} ({run.status}) in {run.store_uri}"
+    )
 
 
 if __name__ == "__main__":

@@ -37,22 +37,30 @@ def main() -> None:
 
     digits = load_digits()
     x = digits.data / 16.0
-    x_train, x_val, y_train, y_val = train_test_split(x, digits.target, test_size=0.25,
-                                                      random_state=args.seed, stratify=digits.target)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, digits.target, test_size=0.25, random_state=args.seed, stratify=digits.target
+    )
     rng = np.random.default_rng(args.seed)
     w = rng.normal(0, 0.01, (64, 10))
     b = np.zeros(10)
 
-    with epochline.init("quickstart/softmax", params=args, ignore_params=["store", "seed"],
-                        tags=["numpy", "digits"], store=args.store, total_epochs=args.epochs) as run:
+    with epochline.init(
+        "quickstart/softmax",
+        params=args,
+        ignore_params=["store", "seed"],
+        tags=["numpy", "digits"],
+        store=args.store,
+        total_epochs=args.epochs,
+    ) as run:
         run.set_primary_metric("val_accuracy", mode="max")
-        run.log_image("samples", np.hstack([img / 16.0 for img in digits.images[:8]]),
-                      caption="the first 8 digits")
+        run.log_image(
+            "samples", np.hstack([img / 16.0 for img in digits.images[:8]]), caption="the first 8 digits"
+        )
         step = 0
         for epoch in range(1, args.epochs + 1):
             order = rng.permutation(len(x_train))
             for start in range(0, len(order), args.batch_size):
-                idx = order[start:start + args.batch_size]
+                idx = order[start : start + args.batch_size]
                 probs = softmax(x_train[idx] @ w + b)
                 loss = -np.log(probs[np.arange(len(idx)), y_train[idx]] + 1e-12).mean()
                 grad = probs
@@ -74,8 +82,10 @@ def main() -> None:
             run.log_histogram("weights", w, step=step)
             # worded so that no line a platform reads as a legacy "Epoch n/N ... accuracy: x" is
             # printed beside the PROGRESS lines (see docs/protocols.md)
-            print(f"epoch {epoch} of {args.epochs}: {100 * metrics['val_accuracy']:.1f} % of the "
-                  "validation digits right")
+            print(
+                f"epoch {epoch} of {args.epochs}: {100 * metrics['val_accuracy']:.1f} % of the "
+                "validation digits right"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             weights = Path(tmp) / "weights.npz"
             np.savez(weights, w=w, b=b)

@@ -28,8 +28,16 @@ def main() -> None:
     args = parser.parse_args()
     for lr in args.lr:
         for seed in args.seeds:
-            command = [sys.executable, str(QUICKSTART), "--lr", str(lr), "--seed", str(seed),
-                       "--epochs", str(args.epochs)]
+            command = [
+                sys.executable,
+                str(QUICKSTART),
+                "--lr",
+                str(lr),
+                "--seed",
+                str(seed),
+                "--epochs",
+                str(args.epochs),
+            ]
             if args.store:
                 command += ["--store", args.store]
             print(f"lr={lr} seed={seed}", flush=True)

@@ -57,8 +57,15 @@ class TopicData(torch.utils.data.Dataset):
 def build_model(seed: int = 0) -> BertForSequenceClassification:
     """A 2-layer BERT from a config: nothing is downloaded."""
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, max_position_embeddings=32, num_labels=TOPICS)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=32,
+        num_labels=TOPICS,
+    )
     return BertForSequenceClassification(config)
 
 
@@ -69,7 +76,9 @@ def accuracy(pred) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)")
+    parser.add_argument(
+        "--store", default=None, help="store directory (default: EPOCHLINE_STORE or ./epochline-runs)"
+    )
     parser.add_argument("--lr", type=float, default=3e-3)
     opts = parser.parse_args()
 
@@ -86,27 +95,49 @@ def main() -> None:
         pixels = (255 * counts / counts.max()).astype(np.uint8)
         return {"confusion": np.kron(pixels, np.ones((32, 32), np.uint8))}
 
-    tracker = TrackerCallback(path="examples/transformers-tiny", store=opts.store, tags=("example",),
-                              params={"data": {"train": len(train), "val": len(val), "topics": TOPICS}},
-                              images=confusion)
+    tracker = TrackerCallback(
+        path="examples/transformers-tiny",
+        store=opts.store,
+        tags=("example",),
+        params={"data": {"train": len(train), "val": len(val), "topics": TOPICS}},
+        images=confusion,
+    )
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     strategy = "eval_strategy" if "eval_strategy" in fields else "evaluation_strategy"  # < 4.46
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, report_to="none", use_cpu=True, save_strategy="no",
-                                 **{strategy: "epoch"}, num_train_epochs=opts.epochs,
-                                 per_device_train_batch_size=32, learning_rate=opts.lr,
-                                 warmup_steps=30, logging_steps=10, disable_tqdm=True, seed=0)
-        trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                          compute_metrics=accuracy, callbacks=[tracker])
+        args = TrainingArguments(
+            output_dir=out,
+            report_to="none",
+            use_cpu=True,
+            save_strategy="no",
+            **{strategy: "epoch"},
+            num_train_epochs=opts.epochs,
+            per_device_train_batch_size=32,
+            learning_rate=opts.lr,
+            warmup_steps=30,
+            logging_steps=10,
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=val,
+            compute_metrics=accuracy,
+            callbacks=[tracker],
+        )
         with tracker.guard():  # an exception or Ctrl-C ends the run failed/interrupted at once
             trainer.train()
 
     run = tracker.run
     view = epochline.open(opts.store).run(run.id)
     last = view.epochs()[-1]
-    print(f"run {view.id}: {view.status}, {len(view.epochs())} epoch records, "
-          f"val_accuracy {last['values']['val_accuracy']:.1f} % at epoch {last['epoch']}; "
-          f"store {run.store_uri}")
+    print(
+        f"run {view.id}: {view.status}, {len(view.epochs())} epoch records, "
+        f"val_accuracy {last['values']['val_accuracy']:.1f} % at epoch {last['epoch']}; "
+        f"store {run.store_uri}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,28 +29,48 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def train(store: str, path: str, lr: float, seed: int, epochs: int, fail_at: int = 0,
-          name: str = "", tags: tuple = ()) -> str:
+def train(
+    store: str,
+    path: str,
+    lr: float,
+    seed: int,
+    epochs: int,
+    fail_at: int = 0,
+    name: str = "",
+    tags: tuple = (),
+) -> str:
     digits = load_digits()
     x = digits.data / 16.0
-    x_train, x_val, y_train, y_val = train_test_split(x, digits.target, test_size=0.25,
-                                                      random_state=seed, stratify=digits.target)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x, digits.target, test_size=0.25, random_state=seed, stratify=digits.target
+    )
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.01, (64, 10))
     b = np.zeros(10)
-    params = {"model": "softmax", "optimizer": {"name": "sgd", "lr": lr, "batch_size": 64},
-              "seed": seed, "epochs": epochs}
+    params = {
+        "model": "softmax",
+        "optimizer": {"name": "sgd", "lr": lr, "batch_size": 64},
+        "seed": seed,
+        "epochs": epochs,
+    }
     log = logging.getLogger(f"demo.{seed}")
     log.setLevel(logging.INFO)
-    with epochline.init(path, name=name or None, params=params, ignore_params=["seed"],
-                        tags=tags, store=store, total_epochs=epochs) as run:
+    with epochline.init(
+        path,
+        name=name or None,
+        params=params,
+        ignore_params=["seed"],
+        tags=tags,
+        store=store,
+        total_epochs=epochs,
+    ) as run:
         log.addHandler(run.logging_handler())
         run.set_primary_metric("val_accuracy", mode="max")
         step = 0
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(x_train))
             for start in range(0, len(order), 64):
-                idx = order[start:start + 64]
+                idx = order[start : start + 64]
                 probs = softmax(x_train[idx] @ w + b)
                 loss = -np.log(probs[np.arange(len(idx)), y_train[idx]] + 1e-12).mean()
                 probs[np.arange(len(idx)), y_train[idx]] -= 1
@@ -73,8 +93,12 @@ def train(store: str, path: str, lr: float, seed: int, epochs: int, fail_at: int
             run.end_epoch(epoch, metrics)
             run.log_histogram("weights", w, step=step)
             strip = np.hstack([x_val[i].reshape(8, 8) for i in range(10)])
-            run.log_image("val_digits", strip, step=step,
-                          caption="predicted " + " ".join(str(p) for p in val[:10].argmax(1)))
+            run.log_image(
+                "val_digits",
+                strip,
+                step=step,
+                caption="predicted " + " ".join(str(p) for p in val[:10].argmax(1)),
+            )
             log.info("epoch %d/%d val accuracy %.1f%%", epoch, epochs, 100 * metrics["val_accuracy"])
             if metrics["val_loss"] > 1.0:
                 log.warning("val loss still above 1.0 after epoch %d", epoch)

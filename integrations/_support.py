@@ -31,9 +31,20 @@ import epochline
 from epochline.options import check_init_options, check_tags, unknown_keywords
 from epochline.run import exit_status, failure_reason
 
-__all__ = ["DEFAULT_EMIT", "UsageError", "adapter_options", "catch_and_warn", "warn_once",
-           "repeated_call", "open_run", "end_run",
-           "EpochAccumulator", "prior_record", "prefixed", "check_tags"]
+__all__ = [
+    "DEFAULT_EMIT",
+    "UsageError",
+    "adapter_options",
+    "catch_and_warn",
+    "warn_once",
+    "repeated_call",
+    "open_run",
+    "end_run",
+    "EpochAccumulator",
+    "prior_record",
+    "prefixed",
+    "check_tags",
+]
 
 DEFAULT_EMIT = "kogu,progress"
 """The adapters print both line protocols unless ``emit=`` (or ``EPOCHLINE_EMIT``) says otherwise."""
@@ -46,8 +57,9 @@ class UsageError(TypeError, ValueError):
     raised at that call; every other error inside an adapter is warned about instead."""
 
 
-def adapter_options(owner: str, options: Mapping[str, Any], *, run: Any = None,
-                    allowed: Tuple[str, ...] = ()) -> Dict[str, Any]:
+def adapter_options(
+    owner: str, options: Mapping[str, Any], *, run: Any = None, allowed: Tuple[str, ...] = ()
+) -> Dict[str, Any]:
     """Validate an adapter's ``init`` keywords at construction; return them normalised.
 
     ``allowed`` limits the init keywords this adapter takes (all of them when empty). With an
@@ -61,8 +73,10 @@ def adapter_options(owner: str, options: Mapping[str, Any], *, run: Any = None,
             raise TypeError(f"{owner}: run= takes a run from epochline.init(), got {run!r}")
         given = sorted(k for k, v in options.items() if v not in (None, (), {}, "default"))
         if given:
-            raise TypeError(f"{owner}: run= records into an existing run; {', '.join(given)} "
-                            "belong(s) to epochline.init() for that run, not to the adapter")
+            raise TypeError(
+                f"{owner}: run= records into an existing run; {', '.join(given)} "
+                "belong(s) to epochline.init() for that run, not to the adapter"
+            )
     return checked
 
 
@@ -72,8 +86,12 @@ def warn_once(owner: Any, what: str, exc: BaseException) -> None:
     key = (what, type(exc).__name__)
     if key not in warned:
         warned.add(key)
-        warnings.warn(f"epochline: {type(owner).__name__}.{what} failed ({type(exc).__name__}: "
-                      f"{exc}); training goes on", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"epochline: {type(owner).__name__}.{what} failed ({type(exc).__name__}: "
+            f"{exc}); training goes on",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def repeated_call(owner: Any, event: str, *identity: Any) -> bool:
@@ -87,8 +105,12 @@ def repeated_call(owner: Any, event: str, *identity: Any) -> bool:
     if owner.__dict__.get("_epochline_last_event") == key:
         if not owner.__dict__.get("_epochline_warned_twice"):
             owner.__dict__["_epochline_warned_twice"] = True
-            warnings.warn(f"epochline: this {type(owner).__name__} is registered twice with the same "
-                          "trainer; the second registration is ignored", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"epochline: this {type(owner).__name__} is registered twice with the same "
+                "trainer; the second registration is ignored",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return True
     owner.__dict__["_epochline_last_event"] = key
     return False
@@ -97,6 +119,7 @@ def repeated_call(owner: Any, event: str, *identity: Any) -> bool:
 def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
     """Decorate an adapter method so that nothing it raises reaches the training (warned once per
     method and error kind; returns ``default``). :class:`UsageError` is raised as it is."""
+
     def decorate(method: F) -> F:
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -107,7 +130,9 @@ def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
             except Exception as exc:
                 warn_once(self, method.__name__, exc)
                 return default
+
         return wrapper  # type: ignore[return-value]
+
     return decorate(fn) if fn is not None else decorate
 
 
@@ -129,8 +154,14 @@ def open_run(**options: Any) -> Any:
         return run
 
 
-def end_run(run: Any, exc: Optional[BaseException] = None, *, status: Optional[str] = None,
-            reason: Optional[str] = None, hold_lines: bool = False) -> None:
+def end_run(
+    run: Any,
+    exc: Optional[BaseException] = None,
+    *,
+    status: Optional[str] = None,
+    reason: Optional[str] = None,
+    hold_lines: bool = False,
+) -> None:
     """Finish ``run`` (if it is live): with ``exc`` the status and reason come from it (reason led by
     the root cause, a carried traceback kept as an ERROR text record), else ``status``/``reason``.
     ``hold_lines``: a later stage (test after fit) may re-open the run in this process, so its
@@ -177,8 +208,9 @@ class EpochAccumulator:
         self.values = dict(values)
         self.scales = dict.fromkeys(percent, "percent")
 
-    def add(self, run: Any, epoch: Optional[int], values: Mapping[str, Any],
-            total_epochs: Optional[int] = None) -> bool:
+    def add(
+        self, run: Any, epoch: Optional[int], values: Mapping[str, Any], total_epochs: Optional[int] = None
+    ) -> bool:
         """Gather ``values`` for ``epoch``; False when that epoch was already closed."""
         if epoch is None:
             epoch = max(self.epoch, 1)
@@ -197,11 +229,11 @@ class EpochAccumulator:
             return None
         self.dirty = False
         self.closed = max(self.closed, self.epoch)
-        return run.end_epoch(self.epoch, self.values, total_epochs=total_epochs,
-                             scales=self.scales or None)
+        return run.end_epoch(self.epoch, self.values, total_epochs=total_epochs, scales=self.scales or None)
 
-    def add_to_last(self, run: Any, values: Mapping[str, Any],
-                    total_epochs: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    def add_to_last(
+        self, run: Any, values: Mapping[str, Any], total_epochs: Optional[int] = None
+    ) -> Optional[Dict[str, Any]]:
         if not values:
             return None
         self.epoch = max(self.epoch, 1)

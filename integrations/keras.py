@@ -46,8 +46,21 @@ from ._support import (
 BATCH_PREFIX = "batch_"
 """Per-batch values (running means within the epoch) are logged as ``batch_loss``, ... so that
 the per-epoch series ``loss``, ``accuracy`` stay one value per epoch."""
-INIT_KEYWORDS = ("path", "name", "alias", "params", "tags", "store", "run_id", "emit", "accuracy_scale",
-                 "scales", "field_map", "ignore_params", "flush_interval") + CONTEXT_OPTIONS
+INIT_KEYWORDS = (
+    "path",
+    "name",
+    "alias",
+    "params",
+    "tags",
+    "store",
+    "run_id",
+    "emit",
+    "accuracy_scale",
+    "scales",
+    "field_map",
+    "ignore_params",
+    "flush_interval",
+) + CONTEXT_OPTIONS
 
 ImagesFn = Callable[[Any, int], Optional[Mapping[str, Any]]]
 
@@ -67,17 +80,26 @@ class TrackerCallback(keras.callbacks.Callback):
     else (it starts the run if ``fit`` has not).
     """
 
-    def __init__(self, path: str = "default", *, images: Optional[ImagesFn] = None,
-                 log_every_n_batches: Optional[int] = None, checkpoint: Any = None,
-                 run: Any = None, **init_kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str = "default",
+        *,
+        images: Optional[ImagesFn] = None,
+        log_every_n_batches: Optional[int] = None,
+        checkpoint: Any = None,
+        run: Any = None,
+        **init_kwargs: Any,
+    ) -> None:
         super().__init__()
-        if log_every_n_batches is not None and (type(log_every_n_batches) is not int
-                                                or log_every_n_batches < 1):
+        if log_every_n_batches is not None and (
+            type(log_every_n_batches) is not int or log_every_n_batches < 1
+        ):
             raise ValueError(f"log_every_n_batches must be a positive int, got {log_every_n_batches!r}")
         if images is not None and not callable(images):
             raise TypeError("images= takes a function fn(model, epoch) -> {key: image}")
-        self._init = adapter_options("TrackerCallback", {"path": path, **init_kwargs}, run=run,
-                                     allowed=INIT_KEYWORDS)
+        self._init = adapter_options(
+            "TrackerCallback", {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
+        )
         self._user_params = self._init.pop("params", None)
         self._run_id = self._init.pop("run_id", None)
         self._given = run
@@ -110,11 +132,21 @@ class TrackerCallback(keras.callbacks.Callback):
         if self._given is not None:
             return self._given
         if resume:
-            self._run = open_run(**{**self._init, "tags": ()}, run_id=self._run.id, framework="keras",
-                                 default_emit=DEFAULT_EMIT, total_epochs=self._total_epochs)
+            self._run = open_run(
+                **{**self._init, "tags": ()},
+                run_id=self._run.id,
+                framework="keras",
+                default_emit=DEFAULT_EMIT,
+                total_epochs=self._total_epochs,
+            )
         else:
-            self._run = open_run(**self._init, params=self._user_params, run_id=self._run_id,
-                                 framework="keras", default_emit=DEFAULT_EMIT)
+            self._run = open_run(
+                **self._init,
+                params=self._user_params,
+                run_id=self._run_id,
+                framework="keras",
+                default_emit=DEFAULT_EMIT,
+            )
             self._run_id = None  # a later fit with this callback starts a new run
             self._last_epoch, self._last_logs, self._offset = None, {}, 0
             self._total_epochs = None
@@ -265,8 +297,10 @@ class TrackerCallback(keras.callbacks.Callback):
             best = getattr(callback, "best_epoch", None)
             if not stopped or best is None:
                 continue
-            info: Dict[str, Any] = {"early_stopping.stopped_epoch": stopped + 1 + self._offset,
-                                    "early_stopping.monitor": callback.monitor}
+            info: Dict[str, Any] = {
+                "early_stopping.stopped_epoch": stopped + 1 + self._offset,
+                "early_stopping.monitor": callback.monitor,
+            }
             if getattr(callback, "restore_best_weights", False):
                 info["early_stopping.restored_epoch"] = best + 1 + self._offset
                 set_best = getattr(run, "set_best_epoch", None)
@@ -284,11 +318,15 @@ class TrackerCallback(keras.callbacks.Callback):
             out["optimizer"] = {"class": type(optimizer).__name__, **config}
         loss = getattr(model, "loss", None)
         if loss is not None:
-            out["loss"] = loss if isinstance(loss, str) else getattr(
-                loss, "name", getattr(loss, "__name__", type(loss).__name__))
+            out["loss"] = (
+                loss
+                if isinstance(loss, str)
+                else getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
+            )
         layers = self._layers()
         out["model"] = {
-            "class": type(model).__name__, "name": model.name,
+            "class": type(model).__name__,
+            "name": model.name,
             "params": self._safely("parameter count", model.count_params),
             "trainable_params": _count(model.trainable_weights),
             "layers": [f"{cls}: {n}" for _, cls, n, _ in layers],
@@ -316,8 +354,10 @@ class TrackerCallback(keras.callbacks.Callback):
         if not rows:
             return ""
         width = max(len(f"{n} ({c})") for n, c, _, _ in rows) + 2
-        lines = [f'Model "{self.model.name}" ({type(self.model).__name__})',
-                 f"{'Layer (type)':<{width}}{'Output shape':<22}{'Params':>10}"]
+        lines = [
+            f'Model "{self.model.name}" ({type(self.model).__name__})',
+            f"{'Layer (type)':<{width}}{'Output shape':<22}{'Params':>10}",
+        ]
         lines += [f"{f'{n} ({c})':<{width}}{s:<22}{p:>10,}" for n, c, p, s in rows]
         total = self._safely("parameter count", self.model.count_params)
         lines.append(f"Total params: {total:,}" if isinstance(total, int) else "Total params: ?")
@@ -356,9 +396,14 @@ class TrackerCallback(keras.callbacks.Callback):
         files = [p for p in self._candidates if os.path.exists(p)]
         if not files:
             if self._checkpoint is not None:
-                warn_once(self, "checkpoint", FileNotFoundError(
-                    "no checkpoint file was found to store (checkpoint="
-                    f"{getattr(self._checkpoint, 'filepath', self._checkpoint)!r})"))
+                warn_once(
+                    self,
+                    "checkpoint",
+                    FileNotFoundError(
+                        "no checkpoint file was found to store (checkpoint="
+                        f"{getattr(self._checkpoint, 'filepath', self._checkpoint)!r})"
+                    ),
+                )
             return
         newest = os.path.abspath(max(files, key=os.path.getmtime))  # save_best_only: the best model
         stored = self._run.log_artifact(newest)

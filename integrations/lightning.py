@@ -47,10 +47,23 @@ except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning
     from pytorch_lightning.utilities import rank_zero_only  # type: ignore
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
-INIT_KEYWORDS = ("path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "emit",
-                 "total_epochs", "accuracy_scale", "scales", "field_map", "flush_interval") + CONTEXT_OPTIONS
-_STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test",
-           "predict": "predict"}
+INIT_KEYWORDS = (
+    "path",
+    "name",
+    "alias",
+    "params",
+    "ignore_params",
+    "tags",
+    "store",
+    "run_id",
+    "emit",
+    "total_epochs",
+    "accuracy_scale",
+    "scales",
+    "field_map",
+    "flush_interval",
+) + CONTEXT_OPTIONS
+_STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
 
 
 def _log_model_mode(value: Union[bool, str, None]) -> str:
@@ -83,10 +96,15 @@ def _dummy_experiment_class() -> type:
             from pytorch_lightning.loggers.logger import DummyExperiment as Dummy
         except ImportError:  # pragma: no cover
             Dummy = object
-    return type("RankExperiment", (epochline.NoOpRun, Dummy), {
-        "__doc__": "Other ranks' experiment: a no-op run that also accepts any other call "
-                   "(``experiment.anything(...)`` returns None), as Lightning's DummyExperiment.",
-        "__module__": __name__})
+    return type(
+        "RankExperiment",
+        (epochline.NoOpRun, Dummy),
+        {
+            "__doc__": "Other ranks' experiment: a no-op run that also accepts any other call "
+            "(``experiment.anything(...)`` returns None), as Lightning's DummyExperiment.",
+            "__module__": __name__,
+        },
+    )
 
 
 class _Reopening:
@@ -96,8 +114,24 @@ class _Reopening:
     would restart (and re-finish) the run even for a ``predict`` that logs nothing.
     """
 
-    _READ_ONLY = frozenset({"id", "name", "path", "store_uri", "status", "reason", "finished", "step",
-                            "params", "fingerprint", "best", "lost", "epochs_done", "accuracy_scale"})
+    _READ_ONLY = frozenset(
+        {
+            "id",
+            "name",
+            "path",
+            "store_uri",
+            "status",
+            "reason",
+            "finished",
+            "step",
+            "params",
+            "fingerprint",
+            "best",
+            "lost",
+            "epochs_done",
+            "accuracy_scale",
+        }
+    )
 
     def __init__(self, logger: "KoguLoggerMixin"):
         self._logger = logger
@@ -124,19 +158,28 @@ class KoguLoggerMixin:
 
     LOGGER_JOIN_CHAR = "-"
 
-    def __init__(self, path: str = "default", *, prefix: str = "", log_model: Union[bool, str] = False,
-                 run: Any = None, **init_kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str = "default",
+        *,
+        prefix: str = "",
+        log_model: Union[bool, str] = False,
+        run: Any = None,
+        **init_kwargs: Any,
+    ) -> None:
         super().__init__()
         if type(prefix) is not str:
             raise TypeError(f"prefix must be a string, got {prefix!r}")
-        self._options = adapter_options(type(self).__name__, {"path": path, **init_kwargs}, run=run,
-                                        allowed=INIT_KEYWORDS)
+        self._options = adapter_options(
+            type(self).__name__, {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
+        )
         self._prefix = prefix
         self._log_model = _log_model_mode(log_model)
         self._given = run
         self._run: Any = run
-        self._run_id = run.id if run is not None and run.id else (
-            self._options.get("run_id") or epochline.new_run_id())
+        self._run_id = (
+            run.id if run is not None and run.id else (self._options.get("run_id") or epochline.new_run_id())
+        )
         self._trainer_ref: Any = None
         self._epochs = EpochAccumulator()
         self._eval: Dict[str, Any] = {}  # values of a validate/test call outside fit
@@ -195,8 +238,9 @@ class KoguLoggerMixin:
         if run is not None:  # a later stage re-opens the run: its tags and params are recorded
             options.pop("tags", None)
             options.pop("params", None)
-        run = open_run(**{**options, "run_id": self._run_id}, framework="lightning",
-                       default_emit=DEFAULT_EMIT)
+        run = open_run(
+            **{**options, "run_id": self._run_id}, framework="lightning", default_emit=DEFAULT_EMIT
+        )
         self._run = run
         return run
 
@@ -240,8 +284,9 @@ class KoguLoggerMixin:
 
     @rank_zero_only
     @catch_and_warn
-    def log_hyperparams(self, params: Any, metrics: Optional[Mapping[str, Any]] = None,
-                        *args: Any, **kwargs: Any) -> None:
+    def log_hyperparams(
+        self, params: Any, metrics: Optional[Mapping[str, Any]] = None, *args: Any, **kwargs: Any
+    ) -> None:
         """Module + datamodule hparams (dict, Namespace, OmegaConf...), flattened without calling
         anything; a later stage with the same hparams records nothing again. ``metrics`` (as
         TensorBoard's ``hp_metric``) go into the run's summary."""
@@ -280,8 +325,12 @@ class KoguLoggerMixin:
             run.log(values, step=step, epoch=last, stage=stage)
             self._eval.update(epoch_values)
             if epoch_values:  # the final record's test values (or a later validate's)
-                run.end_evaluation(epoch_values, stage="test" if fn == "test" or fn is None else "val",
-                                   epoch=last if fn == "validate" else None, step=step)
+                run.end_evaluation(
+                    epoch_values,
+                    stage="test" if fn == "test" or fn is None else "val",
+                    epoch=last if fn == "validate" else None,
+                    step=step,
+                )
             return
         run.log(values, step=step, epoch=epoch, stage=stage)
         if stage == "val" and epoch_values:  # every validation counts for the best (val_check_interval<1)
@@ -320,8 +369,14 @@ class KoguLoggerMixin:
 
     @rank_zero_only
     @catch_and_warn
-    def log_image(self, key: str, images: Any, step: Optional[int] = None,
-                  caption: Union[str, List[Optional[str]], None] = None, **kwargs: Any) -> List[Optional[str]]:
+    def log_image(
+        self,
+        key: str,
+        images: Any,
+        step: Optional[int] = None,
+        caption: Union[str, List[Optional[str]], None] = None,
+        **kwargs: Any,
+    ) -> List[Optional[str]]:
         """Store images (a list, or one image: PIL, array, tensor, bytes, path) under ``key``
         at ``step`` (default: the trainer's global step); ``caption`` one text or one per image.
         Returns the stored paths."""
@@ -341,8 +396,14 @@ class KoguLoggerMixin:
 
     @rank_zero_only
     @catch_and_warn
-    def log_text(self, key: str, columns: Optional[List[str]] = None, data: Optional[List[List[Any]]] = None,
-                 dataframe: Any = None, step: Optional[int] = None) -> None:
+    def log_text(
+        self,
+        key: str,
+        columns: Optional[List[str]] = None,
+        data: Optional[List[List[Any]]] = None,
+        dataframe: Any = None,
+        step: Optional[int] = None,
+    ) -> None:
         """W&B's signature. A table becomes one text record (a header line, then one
         tab-separated line per row) under logger ``key``; ``key`` alone records nothing."""
         rows = _rows(columns, data, dataframe)
@@ -351,8 +412,14 @@ class KoguLoggerMixin:
 
     @rank_zero_only
     @catch_and_warn
-    def log_table(self, key: str, columns: Optional[List[str]] = None, data: Optional[List[List[Any]]] = None,
-                  dataframe: Any = None, step: Optional[int] = None) -> None:
+    def log_table(
+        self,
+        key: str,
+        columns: Optional[List[str]] = None,
+        data: Optional[List[List[Any]]] = None,
+        dataframe: Any = None,
+        step: Optional[int] = None,
+    ) -> None:
         """W&B's signature: recorded like :meth:`log_text` (epochline has no table records)."""
         self.log_text(key, columns, data, dataframe, step)
 
@@ -394,7 +461,11 @@ class KoguLoggerMixin:
         self._finalized = key
         run = self._run
         if run is None or run.finished:
-            if status == "success" or self._given is not None or (run is not None and run.status != "completed"):
+            if (
+                status == "success"
+                or self._given is not None
+                or (run is not None and run.status != "completed")
+            ):
                 return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
         trainer = self._trainer()
@@ -416,7 +487,8 @@ class KoguLoggerMixin:
             end_run(run, hold_lines=_value(getattr(getattr(trainer, "state", None), "fn", None)) == "fit")
         elif status == "failed":
             end_run(run, exc) if exc is not None else end_run(
-                run, status="failed", reason="Lightning reported a failure")
+                run, status="failed", reason="Lightning reported a failure"
+            )
         elif status == "finished":
             end_run(run, status="interrupted", reason="Lightning stopped the run to requeue it (SLURM)")
         else:
@@ -443,12 +515,17 @@ class KoguLoggerMixin:
 
 def _checkpoint_files(callback: Any) -> List[str]:
     """What MLflow's and W&B's loggers store of a ModelCheckpoint: last, best and the top k."""
-    paths = {getattr(callback, "last_model_path", None), getattr(callback, "best_model_path", None),
-             *getattr(callback, "best_k_models", {}).keys()}
+    paths = {
+        getattr(callback, "last_model_path", None),
+        getattr(callback, "best_model_path", None),
+        *getattr(callback, "best_k_models", {}).keys(),
+    }
     return sorted(os.path.abspath(p) for p in paths if p and os.path.isfile(p))
 
 
-def _rows(columns: Optional[Iterable[Any]], data: Optional[Iterable[Iterable[Any]]], dataframe: Any) -> List[str]:
+def _rows(
+    columns: Optional[Iterable[Any]], data: Optional[Iterable[Iterable[Any]]], dataframe: Any
+) -> List[str]:
     if dataframe is not None:
         columns = [str(c) for c in dataframe.columns]
         data = dataframe.itertuples(index=False)
@@ -461,10 +538,15 @@ _RankExperiment = _dummy_experiment_class()
 
 
 def _make(base: type, package: str) -> type:
-    return type("KoguLogger", (KoguLoggerMixin, base), {
-        "__doc__": (KoguLoggerMixin.__doc__ or "") + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
-        "__module__": __name__,
-    })
+    return type(
+        "KoguLogger",
+        (KoguLoggerMixin, base),
+        {
+            "__doc__": (KoguLoggerMixin.__doc__ or "")
+            + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
+            "__module__": __name__,
+        },
+    )
 
 
 def _pytorch_lightning_logger() -> type:
@@ -481,8 +563,10 @@ except ImportError:  # only pytorch_lightning installed (or neither: that import
     try:
         PLKoguLogger = KoguLogger = _pytorch_lightning_logger()
     except ImportError as exc:
-        raise ImportError("epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
-                          "pip install 'epochline[lightning]'") from exc
+        raise ImportError(
+            "epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
+            "pip install 'epochline[lightning]'"
+        ) from exc
 else:
     KoguLogger = _make(_LightningLogger, "lightning.pytorch")
 

@@ -45,13 +45,42 @@ from ._support import (
 )
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
-INIT_KEYWORDS = ("path", "name", "alias", "params", "tags", "store", "run_id", "emit", "accuracy_scale",
-                 "scales", "field_map", "ignore_params", "flush_interval") + CONTEXT_OPTIONS
-IGNORED_ARGS = ("output_dir", "logging_dir", "run_name", "overwrite_output_dir", "report_to",
-                "disable_tqdm", "logging_steps", "logging_first_step", "logging_strategy",
-                "save_steps", "save_strategy", "save_total_limit", "dataloader_num_workers",
-                "push_to_hub", "hub_token", "hub_model_id", "hub_strategy", "hub_private_repo",
-                "model.transformers_version")
+INIT_KEYWORDS = (
+    "path",
+    "name",
+    "alias",
+    "params",
+    "tags",
+    "store",
+    "run_id",
+    "emit",
+    "accuracy_scale",
+    "scales",
+    "field_map",
+    "ignore_params",
+    "flush_interval",
+) + CONTEXT_OPTIONS
+IGNORED_ARGS = (
+    "output_dir",
+    "logging_dir",
+    "run_name",
+    "overwrite_output_dir",
+    "report_to",
+    "disable_tqdm",
+    "logging_steps",
+    "logging_first_step",
+    "logging_strategy",
+    "save_steps",
+    "save_strategy",
+    "save_total_limit",
+    "dataloader_num_workers",
+    "push_to_hub",
+    "hub_token",
+    "hub_model_id",
+    "hub_strategy",
+    "hub_private_repo",
+    "model.transformers_version",
+)
 """Parameters recorded but not counted in the run's fingerprint: they do not change the result."""
 
 ImagesFn = Callable[[Any, Any], Optional[Mapping[str, Any]]]
@@ -70,9 +99,17 @@ class TrackerCallback(TrainerCallback):
     run open after ``train()``; end it with :meth:`finish` or a :meth:`guard` block.
     """
 
-    def __init__(self, path: str = "default", *, images: Optional[ImagesFn] = None,
-                 checkpoints: str = "paths", epoch_loss: bool = True, finish_on_train_end: bool = True,
-                 run: Any = None, **init_kwargs: Any):
+    def __init__(
+        self,
+        path: str = "default",
+        *,
+        images: Optional[ImagesFn] = None,
+        checkpoints: str = "paths",
+        epoch_loss: bool = True,
+        finish_on_train_end: bool = True,
+        run: Any = None,
+        **init_kwargs: Any,
+    ):
         if checkpoints not in CHECKPOINT_MODES:
             raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINT_MODES)}; got {checkpoints!r}")
         if images is not None and not callable(images):
@@ -82,8 +119,9 @@ class TrackerCallback(TrainerCallback):
                 raise TypeError(f"{what} must be True or False, got {flag!r}")
         if run is None:
             init_kwargs.setdefault("ignore_params", IGNORED_ARGS)
-        self._options = adapter_options("TrackerCallback", {"path": path, **init_kwargs}, run=run,
-                                        allowed=INIT_KEYWORDS)
+        self._options = adapter_options(
+            "TrackerCallback", {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
+        )
         self._user_params = self._options.pop("params", None)  # logged after the Trainer's own
         self.images = images
         self.checkpoints = checkpoints
@@ -125,8 +163,11 @@ class TrackerCallback(TrainerCallback):
             if run is not None and not run.finished and run.in_progress == "train":
                 # the last train() never reached its end (its exception was caught): it failed,
                 # and this train() is a run of its own
-                end_run(run, status="failed", reason="train did not reach its end (an exception "
-                        "was raised and caught by the caller)")
+                end_run(
+                    run,
+                    status="failed",
+                    reason="train did not reach its end (an exception was raised and caught by the caller)",
+                )
             if run is None or run.finished:
                 if run is not None:
                     self._reset()
@@ -168,8 +209,10 @@ class TrackerCallback(TrainerCallback):
         if self._given is not None:
             return
         if isinstance(run, epochline.Run) and not run.finished and run.in_progress:
-            self.finish("failed", f"{run.in_progress} did not reach its end (the exception was "
-                        "caught inside the guard block)")
+            self.finish(
+                "failed",
+                f"{run.in_progress} did not reach its end (the exception was caught inside the guard block)",
+            )
         else:
             self.finish("completed")
 
@@ -187,8 +230,9 @@ class TrackerCallback(TrainerCallback):
         if best:
             metric = best if best.startswith("eval_") else f"eval_{best}"
             higher = getattr(args, "greater_is_better", None)
-            run.set_primary_metric(metric, "max" if higher or (higher is None and "loss" not in best)
-                                   else "min")
+            run.set_primary_metric(
+                metric, "max" if higher or (higher is None and "loss" not in best) else "min"
+            )
 
     @catch_and_warn
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -210,8 +254,9 @@ class TrackerCallback(TrainerCallback):
         return control
 
     @catch_and_warn
-    def on_log(self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None,
-               **kwargs: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None, **kwargs: Any
+    ) -> None:
         if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), _content(logs)):
             return
         if any(str(k).startswith(("eval_", "test_")) for k in logs):
@@ -223,12 +268,20 @@ class TrackerCallback(TrainerCallback):
             self._train_loss = logs["loss"]
         run.log(logs, step=state.global_step, stage="train", epoch=self._current_epoch(state))
         if "train_runtime" in logs:  # train()'s closing log: run totals (its loss is the whole run's mean)
-            run.summary({("train_loss_mean" if k == "train_loss" else k): v
-                         for k, v in logs.items() if k != "epoch"})
+            run.summary(
+                {("train_loss_mean" if k == "train_loss" else k): v for k, v in logs.items() if k != "epoch"}
+            )
 
     @catch_and_warn
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Optional[Mapping[str, Any]] = None,
-                    model: Any = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: Optional[Mapping[str, Any]] = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if repeated_call(self, "on_evaluate", state, id(metrics), _content(metrics)):
             return
         run = self._live(state, create=self._run is None, args=args, model=model)
@@ -247,16 +300,27 @@ class TrackerCallback(TrainerCallback):
             if self._closing is not None:
                 self._close_epoch(run)
         elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
-            run.end_evaluation(metrics, stage="test" if test else "val",
-                               epoch=None if test else epoch, step=state.global_step)
+            run.end_evaluation(
+                metrics,
+                stage="test" if test else "val",
+                epoch=None if test else epoch,
+                step=state.global_step,
+            )
             self._epochs.add_to_last(run, metrics)
         if self.images is not None:
             self._log_images(run, state, model)
         self._after_train(run)
 
     @catch_and_warn
-    def on_predict(self, args: Any, state: Any, control: Any, metrics: Optional[Mapping[str, Any]] = None,
-                   model: Any = None, **kwargs: Any) -> None:
+    def on_predict(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: Optional[Mapping[str, Any]] = None,
+        model: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if not metrics or repeated_call(self, "on_predict", state, id(metrics), _content(metrics)):
             return
         run = self._live(state, create=self._run is None, args=args, model=model)
@@ -269,8 +333,12 @@ class TrackerCallback(TrainerCallback):
 
     def _after_train(self, run: Any) -> None:
         """An evaluate()/predict() after a train() that finished the run ends it again."""
-        if run.in_progress is None and self.finish_on_train_end and self._given is None \
-                and self._epochs.closed > 0:
+        if (
+            run.in_progress is None
+            and self.finish_on_train_end
+            and self._given is None
+            and self._epochs.closed > 0
+        ):
             end_run(run)
 
     @catch_and_warn
@@ -282,8 +350,11 @@ class TrackerCallback(TrainerCallback):
         if folder == self._last_checkpoint:  # some versions save twice at the last step (4.46)
             return
         if not os.path.isdir(folder):
-            run.log_text(f"checkpoint of step {state.global_step} not found at {folder}",
-                         level="WARNING", logger="epochline.transformers")
+            run.log_text(
+                f"checkpoint of step {state.global_step} not found at {folder}",
+                level="WARNING",
+                logger="epochline.transformers",
+            )
             return
         self._last_checkpoint = folder
         run.log_text(f"checkpoint saved: {folder}", logger="epochline.transformers")

@@ -93,8 +93,10 @@ def failures(outputs: Iterable[str], limit: int = 140) -> str:
         by_msg: Dict[str, List[str]] = {}
         for name, msg in found:
             by_msg.setdefault(msg, []).append(name)
-        return "; ".join(f"`{names[0]}`" + (f" (+{len(names) - 1} more tests)" if len(names) > 1 else "")
-                         + f": {msg}" for msg, names in by_msg.items())
+        return "; ".join(
+            f"`{names[0]}`" + (f" (+{len(names) - 1} more tests)" if len(names) > 1 else "") + f": {msg}"
+            for msg, names in by_msg.items()
+        )
     for text in texts:
         for line in text.splitlines():
             if line.startswith("SKIPPED"):
@@ -125,8 +127,11 @@ def summarise(name: str, env: Dict[str, Any]) -> Dict[str, Any]:
         verdict = "install fails"
     else:
         verdict = "fail"
-    why = "" if verdict == "pass" else failures(
-        [t.get("output", "") + "\n" + t.get("err", "") for t in (tests or setup)])
+    why = (
+        ""
+        if verdict == "pass"
+        else failures([t.get("output", "") + "\n" + t.get("err", "") for t in (tests or setup)])
+    )
     return {
         "env": name,
         "framework": label,
@@ -163,7 +168,8 @@ def _table(rows: List[Dict[str, Any]]) -> List[str]:
         out.append(
             f"| {r['framework']} | {r['dist'] or '-'} | {r['version'] or '-'} | **{r['verdict']}** | "
             f"{_counts_text(r['counts'])} | {r['total_s'] - r['test_s']:.0f} | {r['test_s']:.0f} | "
-            f"`{r['env']}` | {why} |")
+            f"`{r['env']}` | {why} |"
+        )
     return out
 
 
@@ -176,18 +182,31 @@ def _ranges(rows: List[Dict[str, Any]]) -> List[str]:
         if not mine:
             continue
         if not passed:
-            out.append(f"- {label}: no version passed ({', '.join(r['version'] + ' ' + r['verdict'] for r in mine)})")
+            out.append(
+                f"- {label}: no version passed ({', '.join(r['version'] + ' ' + r['verdict'] for r in mine)})"
+            )
             continue
         lo, hi = _version_key(passed[0]), _version_key(passed[-1])
-        holes = [f"{r['version']} ({r['verdict']})" for r in mine
-                 if r["verdict"] != "pass" and lo <= _version_key(r["version"]) <= hi]
-        out.append(f"- {label}: passes {', '.join(passed)}"
-                   + (f"; **inside that span not passing: {', '.join(holes)}**" if holes else ""))
+        holes = [
+            f"{r['version']} ({r['verdict']})"
+            for r in mine
+            if r["verdict"] != "pass" and lo <= _version_key(r["version"]) <= hi
+        ]
+        out.append(
+            f"- {label}: passes {', '.join(passed)}"
+            + (f"; **inside that span not passing: {', '.join(holes)}**" if holes else "")
+        )
     return out
 
 
-def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, sources: List[str],
-           wall: Optional[float], toxversion: str) -> str:
+def render(
+    groups: List[Tuple[str, List[Dict[str, Any]]]],
+    *,
+    generated: str,
+    sources: List[str],
+    wall: Optional[float],
+    toxversion: str,
+) -> str:
     """The Markdown page: one table per result file (the matrix first)."""
     order = {label: i for i, (_, label, _) in enumerate(FRAMEWORKS)}
 
@@ -207,12 +226,16 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
         "tests (real training on CPU on scikit-learn's digits, no mocks).",
         "",
         f"- Generated: {generated} by `scripts/compat_table.py` from {', '.join(f'`{s}`' for s in sources)}",
-        (f"- Python {', '.join(pythons) or '?'}; torch {', '.join(torch) or '?'}; numpy {', '.join(numpy) or '?'}; "
-         f"tox {toxversion} with tox-uv"),
+        (
+            f"- Python {', '.join(pythons) or '?'}; torch {', '.join(torch) or '?'}; numpy {', '.join(numpy) or '?'}; "
+            f"tox {toxversion} with tox-uv"
+        ),
     ]
     if wall is not None:
-        out.append(f"- Wall time of the full matrix run (envs one at a time, 2 cores): "
-                   f"{wall:.0f} s ({wall / 60:.1f} min)")
+        out.append(
+            f"- Wall time of the full matrix run (envs one at a time, 2 cores): "
+            f"{wall:.0f} s ({wall / 60:.1f} min)"
+        )
     out += [
         "- `pass`: pytest ran the tests and none failed. `skipped`: pytest ran nothing (the test module",
         "  skipped itself), so nothing is proven. `fail`: see the last column (failing test: first error line).",
@@ -233,8 +256,10 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
         out += ["", f"## {title}", ""] + _table(ordered(rows))
     out += [
         "",
-        (f"Sum over the matrix envs: {sum(r['total_s'] for r in groups[0][1]):.0f} s as tox reports them "
-         f"({sum(r['test_s'] for r in groups[0][1]):.0f} s of it pytest)."),
+        (
+            f"Sum over the matrix envs: {sum(r['total_s'] for r in groups[0][1]):.0f} s as tox reports them "
+            f"({sum(r['test_s'] for r in groups[0][1]):.0f} s of it pytest)."
+        ),
         "",
     ]
     return "\n".join(out)
@@ -242,14 +267,20 @@ def render(groups: List[Tuple[str, List[Dict[str, Any]]]], *, generated: str, so
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", nargs="+", type=Path, help="tox --result-json files: the matrix first, then extra runs (an env already seen is kept)")
+    ap.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        help="tox --result-json files: the matrix first, then extra runs (an env already seen is kept)",
+    )
     ap.add_argument("-o", "--output", type=Path, default=Path("docs/compatibility.md"))
     ap.add_argument("--wall", type=float, default=None, help="measured wall time of the full run, seconds")
     ap.add_argument("--date", default=None, help="date to print (default: the result files' mtime)")
     args = ap.parse_args(argv)
 
-    titles = ["The matrix (tox.ini env_list)"] + ["Below the supported range (`tox -m below`, not in env_list)"
-                                               ] * (len(args.results) - 1)
+    titles = ["The matrix (tox.ini env_list)"] + [
+        "Below the supported range (`tox -m below`, not in env_list)"
+    ] * (len(args.results) - 1)
     groups: List[Tuple[str, List[Dict[str, Any]]]] = []
     toxversion = "?"
     newest = 0.0
@@ -258,8 +289,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         data = json.loads(path.read_text())
         toxversion = data.get("toxversion", toxversion)
         newest = max(newest, path.stat().st_mtime)
-        rows = [summarise(name, env) for name, env in (data.get("testenvs") or {}).items()
-                if not name.startswith(".") and env.get("result") and name not in seen]  # not packaging envs
+        rows = [
+            summarise(name, env)
+            for name, env in (data.get("testenvs") or {}).items()
+            if not name.startswith(".") and env.get("result") and name not in seen
+        ]  # not packaging envs
         seen.update(r["env"] for r in rows)
         if groups and groups[-1][0] == title:
             groups[-1][1].extend(rows)
@@ -271,8 +305,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     generated = args.date or dt.datetime.fromtimestamp(newest, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(groups, generated=generated, sources=[p.name for p in args.results],
-                                  wall=args.wall, toxversion=toxversion))
+    args.output.write_text(
+        render(
+            groups,
+            generated=generated,
+            sources=[p.name for p in args.results],
+            wall=args.wall,
+            toxversion=toxversion,
+        )
+    )
     for r in rows:
         print(f"{r['env']:20} {r['version']:10} {r['verdict']:14} {_counts_text(r['counts'])}")
     print(f"wrote {args.output}")

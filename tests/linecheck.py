@@ -16,15 +16,28 @@ from typing import Any, List, Tuple
 KOGU_KEY = re.compile(r"^[a-zA-Z]\w*$", re.ASCII)  # what the key rule produces; stricter than Unicode \w
 KOGU_TYPES = ("parameters", "metric", "plot", "comment", "upload", "tag", "untag", "name", "fail")
 # seed 001, "Field Specifications": required fields, accuracy fields, loss fields
-PROGRESS_DOC_FIELDS = {"epoch", "total_epochs", "status", "test_accuracy", "val_accuracy",
-                       "train_accuracy", "accuracy", "train_loss", "test_loss", "val_loss", "loss"}
+PROGRESS_DOC_FIELDS = {
+    "epoch",
+    "total_epochs",
+    "status",
+    "test_accuracy",
+    "val_accuracy",
+    "train_accuracy",
+    "accuracy",
+    "train_loss",
+    "test_loss",
+    "val_loss",
+    "loss",
+}
 PROGRESS_STATUSES = {"training", "completed", "failed", "interrupted", "crashed"}
 
 
 def strict_loads(text: str) -> Any:
     """RFC 8259 only: bare NaN/Infinity tokens raise."""
+
     def bad(token: str) -> Any:
         raise ValueError(f"non-strict JSON token {token}")
+
     return json.loads(text, parse_constant=bad)
 
 
@@ -37,15 +50,17 @@ def check_kogu_line(line: str) -> dict:
     assert line == line.strip() and "\n" not in line
     obj = strict_loads(line)
     assert isinstance(obj, dict) and len(obj) == 1, line
-    (kind, value), = obj.items()
+    ((kind, value),) = obj.items()
     assert kind in KOGU_TYPES, line
     if kind == "parameters":
         assert isinstance(value, dict) and value, line
         for key, item in value.items():
             assert KOGU_KEY.match(key), (key, line)
             if isinstance(item, list):
-                assert all(type(v) is type(item[0]) or (type(v) in (int, float) and type(item[0]) in (int, float))
-                           for v in item), line
+                assert all(
+                    type(v) is type(item[0]) or (type(v) in (int, float) and type(item[0]) in (int, float))
+                    for v in item
+                ), line
                 assert all(_kogu_scalar(v) for v in item), line
             else:
                 assert _kogu_scalar(item), line
@@ -69,7 +84,7 @@ def check_kogu_line(line: str) -> dict:
 def check_progress_line(line: str) -> dict:
     """Assert that ``line`` is a PROGRESS line as seed 001 and its consumer read it."""
     assert line.startswith("PROGRESS: "), line
-    obj = strict_loads(line[len("PROGRESS:"):].strip())
+    obj = strict_loads(line[len("PROGRESS:") :].strip())
     assert isinstance(obj, dict) and set(obj) <= PROGRESS_DOC_FIELDS, line
     assert {"epoch", "status"} <= set(obj), line
     assert obj["status"] in PROGRESS_STATUSES, line

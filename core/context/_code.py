@@ -22,16 +22,63 @@ MAX_FILES = 5_000
 MAX_BYTES = 50 * 1024 * 1024
 MAX_FILE_BYTES = 2 * 1024 * 1024
 GIT_TIMEOUT_S = 10.0
-SOURCE_SUFFIXES = frozenset({
-    ".py", ".pyi", ".pyx", ".ipynb", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".txt",
-    ".md", ".rst", ".sh", ".bash", ".c", ".cc", ".cpp", ".h", ".hpp", ".cu", ".cuh", ".js", ".ts",
-    ".r", ".jl", ".sql", ".proto", ".lock",
-})
-SKIP_DIRS = frozenset({
-    ".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".nox",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", "build", "dist",
-    "site-packages", "wandb", "mlruns", "lightning_logs", "epochline-runs",
-})
+SOURCE_SUFFIXES = frozenset(
+    {
+        ".py",
+        ".pyi",
+        ".pyx",
+        ".ipynb",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".toml",
+        ".cfg",
+        ".ini",
+        ".txt",
+        ".md",
+        ".rst",
+        ".sh",
+        ".bash",
+        ".c",
+        ".cc",
+        ".cpp",
+        ".h",
+        ".hpp",
+        ".cu",
+        ".cuh",
+        ".js",
+        ".ts",
+        ".r",
+        ".jl",
+        ".sql",
+        ".proto",
+        ".lock",
+    }
+)
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".ipynb_checkpoints",
+        "build",
+        "dist",
+        "site-packages",
+        "wandb",
+        "mlruns",
+        "lightning_logs",
+        "epochline-runs",
+    }
+)
 
 Entry = Tuple[str, Path, int, int]
 
@@ -39,9 +86,15 @@ Entry = Tuple[str, Path, int, int]
 def _git_files(root: Path) -> Optional[List[str]]:
     """Files below ``root`` that git would keep, or None when ``root`` is not in a repository."""
     try:
-        proc = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                              cwd=root, capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
-                              stdin=subprocess.DEVNULL, env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"),
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if proc.returncode != 0:
@@ -53,8 +106,11 @@ def _walk_files(root: Path, exclude: List[Path]) -> List[str]:
     out: List[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")
-                             and (here / d) not in exclude)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in SKIP_DIRS and not d.endswith(".egg-info") and (here / d) not in exclude
+        )
         for name in sorted(filenames):
             if Path(name).suffix.lower() in SOURCE_SUFFIXES:
                 out.append((here / name).relative_to(root).as_posix())
@@ -106,12 +162,16 @@ def snapshot(root: Any, media_root: Path, exclude: List[Path]) -> Tuple[Dict[str
     if large:
         record["left_out_large"] = large[:50]
     if too_many or len(entries) > MAX_FILES:
-        record["refused"] = (f"more than {MAX_FILES} files below {root}; snapshot a smaller "
-                             "folder (snapshot_code='path/to/src') or add a .gitignore")
+        record["refused"] = (
+            f"more than {MAX_FILES} files below {root}; snapshot a smaller "
+            "folder (snapshot_code='path/to/src') or add a .gitignore"
+        )
         return record, None
     if total > MAX_BYTES:
-        record["refused"] = (f"{total} bytes of source below {root} is more than {MAX_BYTES}; "
-                             "snapshot a smaller folder or add a .gitignore")
+        record["refused"] = (
+            f"{total} bytes of source below {root} is more than {MAX_BYTES}; "
+            "snapshot a smaller folder or add a .gitignore"
+        )
         return record, None
     rel, size, digest, skipped = zip_into_store(media_root, entries)
     record.update(artifact="code.zip", zip_bytes=size, sha256=digest)

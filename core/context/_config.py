@@ -35,7 +35,12 @@ def _load_toml(text: str) -> Any:
     return tomllib.loads(text)
 
 
-_LOADERS: Dict[str, Callable[[str], Any]] = {".yaml": _load_yaml, ".yml": _load_yaml, ".json": json.loads, ".toml": _load_toml}
+_LOADERS: Dict[str, Callable[[str], Any]] = {
+    ".yaml": _load_yaml,
+    ".yml": _load_yaml,
+    ".json": json.loads,
+    ".toml": _load_toml,
+}
 
 
 def parse(path: Path) -> Tuple[Optional[Any], Optional[str]]:

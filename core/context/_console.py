@@ -54,8 +54,12 @@ class ConsoleTee:
     # -- the stream interface ----------------------------------------------------------------
     def write(self, text: str) -> int:
         written = self._stream.write(text)
-        if self.active and text and type(text) is str and \
-                not threading.current_thread().name.startswith(_OWN_THREAD_PREFIX):
+        if (
+            self.active
+            and text
+            and type(text) is str
+            and not threading.current_thread().name.startswith(_OWN_THREAD_PREFIX)
+        ):
             try:
                 with self._lock:
                     self._feed(text)
@@ -96,7 +100,7 @@ class ConsoleTee:
                 return
             i = match.start()
             self._line += text[:i]
-            rest = text[i + 1:]
+            rest = text[i + 1 :]
             if text[i] == "\n":
                 self._end_line()
             elif not rest:
@@ -126,12 +130,15 @@ class ConsoleTee:
         for start in range(0, max(len(line), 1), MAX_LINE):
             if not self.active:
                 return
-            piece = line[start:start + MAX_LINE]
+            piece = line[start : start + MAX_LINE]
             self._recorded += len(piece) + 1
             if self._recorded > MAX_BYTES:
                 self.active = False
-                self._record(f"[epochline: console capture of {self._name} stopped after {MAX_BYTES} "
-                             "characters; the rest was printed, not recorded]", self._name)
+                self._record(
+                    f"[epochline: console capture of {self._name} stopped after {MAX_BYTES} "
+                    "characters; the rest was printed, not recorded]",
+                    self._name,
+                )
                 return
             self._record(piece, self._name)
 

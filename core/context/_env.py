@@ -18,8 +18,21 @@ import sys
 from typing import Any, Dict, List, Optional
 
 GIT_TIMEOUT_S = 2.0
-PACKAGES = ("epochline", "torch", "lightning", "pytorch-lightning", "transformers", "accelerate",
-            "keras", "tensorflow", "jax", "numpy", "scikit-learn", "torchvision", "datasets")
+PACKAGES = (
+    "epochline",
+    "torch",
+    "lightning",
+    "pytorch-lightning",
+    "transformers",
+    "accelerate",
+    "keras",
+    "tensorflow",
+    "jax",
+    "numpy",
+    "scikit-learn",
+    "torchvision",
+    "datasets",
+)
 """The packages whose installed versions are recorded (those not installed are left out)."""
 
 _SECRET = re.compile(r"(?i)(pass(word|wd)?|secret|token|api[-_]?key|credential)")
@@ -120,9 +133,15 @@ def git_state(cwd: str, timeout: float = GIT_TIMEOUT_S) -> Optional[Dict[str, An
     ``{"error": ...}`` when git is missing, too slow or fails."""
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
-        proc = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
-                              cwd=cwd, capture_output=True, timeout=timeout, env=env, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         return {"error": "git is not installed"}
     except subprocess.TimeoutExpired:
@@ -152,12 +171,21 @@ def capture(cwd: Optional[str] = None) -> Dict[str, Any]:
     cwd = cwd or os.getcwd()
     affinity = getattr(os, "sched_getaffinity", None)
     return {
-        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable},
-        "platform": {"system": platform.system(), "release": platform.release(),
-                     "machine": platform.machine()},
-        "cpu": {"model": _cpu_model(), "count": os.cpu_count(),
-                "usable": len(affinity(0)) if affinity else os.cpu_count()},
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+        },
+        "cpu": {
+            "model": _cpu_model(),
+            "count": os.cpu_count(),
+            "usable": len(affinity(0)) if affinity else os.cpu_count(),
+        },
         "memory_bytes": _memory_bytes(),
         "gpus": _gpus(),
         "packages": package_versions(),

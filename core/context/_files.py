@@ -60,8 +60,9 @@ def walk(root: Path) -> Iterator[Tuple[str, Path, int, int]]:
         stack.extend(reversed(subdirs))
 
 
-def describe(location: Any, *, max_files: int = MAX_LIST_FILES,
-             max_seconds: float = MAX_LIST_SECONDS) -> Dict[str, Any]:
+def describe(
+    location: Any, *, max_files: int = MAX_LIST_FILES, max_seconds: float = MAX_LIST_SECONDS
+) -> Dict[str, Any]:
     """Location, kind, file count, total bytes and listing fingerprint of a local file or folder.
 
     A missing path gives ``{"exists": False, "error": ...}``; a walk cut short gives
@@ -78,8 +79,7 @@ def describe(location: Any, *, max_files: int = MAX_LIST_FILES,
     digest = hashlib.sha256()
     if not stat.S_ISDIR(st.st_mode):
         digest.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "replace"))
-        out.update(kind="file", files=1, bytes=st.st_size, fingerprint=digest.hexdigest()[:16],
-                   complete=True)
+        out.update(kind="file", files=1, bytes=st.st_size, fingerprint=digest.hexdigest()[:16], complete=True)
         return out
     files = size = unreadable = 0
     stopped: Optional[str] = None
@@ -97,8 +97,9 @@ def describe(location: Any, *, max_files: int = MAX_LIST_FILES,
         if files % 1000 == 0 and time.monotonic() > deadline:
             stopped = f"stopped after {max_seconds:g} s ({files} files seen; max_seconds)"
             break
-    out.update(kind="dir", files=files, bytes=size, fingerprint=digest.hexdigest()[:16],
-               complete=stopped is None)
+    out.update(
+        kind="dir", files=files, bytes=size, fingerprint=digest.hexdigest()[:16], complete=stopped is None
+    )
     if stopped:
         out["stopped"] = stopped
     if unreadable:
@@ -111,14 +112,20 @@ def check_limits(what: str, description: Dict[str, Any], max_bytes: int, max_fil
     if not description.get("exists"):
         raise Refused(f"{what}: nothing to archive at {description['path']}")
     if not description.get("complete", False):
-        raise Refused(f"{what}: the listing of {description['path']} is incomplete "
-                      f"({description.get('stopped')}); archive a smaller folder")
+        raise Refused(
+            f"{what}: the listing of {description['path']} is incomplete "
+            f"({description.get('stopped')}); archive a smaller folder"
+        )
     if description["files"] > max_files:
-        raise Refused(f"{what}: {description['files']} files is more than max_archive_files="
-                      f"{max_files}; raise the limit or archive a smaller folder")
+        raise Refused(
+            f"{what}: {description['files']} files is more than max_archive_files="
+            f"{max_files}; raise the limit or archive a smaller folder"
+        )
     if description["bytes"] > max_bytes:
-        raise Refused(f"{what}: {description['bytes']} bytes is more than max_archive_bytes="
-                      f"{max_bytes}; raise the limit or archive a smaller folder")
+        raise Refused(
+            f"{what}: {description['bytes']} bytes is more than max_archive_bytes="
+            f"{max_bytes}; raise the limit or archive a smaller folder"
+        )
 
 
 def _zip_time(mtime_ns: int) -> Tuple[int, int, int, int, int, int]:
@@ -126,7 +133,9 @@ def _zip_time(mtime_ns: int) -> Tuple[int, int, int, int, int, int]:
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
-def zip_into_store(media_root: Path, entries: Iterable[Tuple[str, Path, int, int]]) -> Tuple[str, int, str, int]:
+def zip_into_store(
+    media_root: Path, entries: Iterable[Tuple[str, Path, int, int]]
+) -> Tuple[str, int, str, int]:
     """Write ``entries`` (as from :func:`walk`) into one zip stored content-addressed.
 
     Returns (relative media path, zip size, sha256, files skipped because they could not be

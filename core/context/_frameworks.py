@@ -38,15 +38,20 @@ def _size(obj: Any) -> Optional[int]:
 def dataloader_sizes(loader: Any) -> Dict[str, Any]:
     """Class, samples, batches and batch size of one DataLoader, as far as they are known."""
     dataset = getattr(loader, "dataset", None)
-    out: Dict[str, Any] = {"dataset": type(dataset).__name__ if dataset is not None else None,
-                           "samples": _size(dataset) if dataset is not None else None,
-                           "batches": _size(loader),
-                           "batch_size": getattr(loader, "batch_size", None)}
+    out: Dict[str, Any] = {
+        "dataset": type(dataset).__name__ if dataset is not None else None,
+        "samples": _size(dataset) if dataset is not None else None,
+        "batches": _size(loader),
+        "batch_size": getattr(loader, "batch_size", None),
+    }
     return {k: v for k, v in out.items() if v is not None}
 
 
 _LIGHTNING_LOADERS: Tuple[Tuple[str, str], ...] = (
-    ("train", "train_dataloader"), ("val", "val_dataloaders"), ("test", "test_dataloaders"))
+    ("train", "train_dataloader"),
+    ("val", "val_dataloaders"),
+    ("test", "test_dataloaders"),
+)
 
 
 def lightning_datasets(run: Any, trainer: Any) -> int:
@@ -64,8 +69,9 @@ def lightning_datasets(run: Any, trainer: Any) -> int:
         if not loaders:
             continue
         name = type(datamodule).__name__ if datamodule is not None else loaders[0].get("dataset", "data")
-        description: Dict[str, Any] = dict(loaders[0]) if len(loaders) == 1 else {
-            f"loader{i}": item for i, item in enumerate(loaders)}
+        description: Dict[str, Any] = (
+            dict(loaders[0]) if len(loaders) == 1 else {f"loader{i}": item for i, item in enumerate(loaders)}
+        )
         samples = [item.get("samples") for item in loaders]
         if len(loaders) > 1 and all(isinstance(s, int) for s in samples):
             description["samples"] = sum(samples)
@@ -87,9 +93,18 @@ def huggingface_model(run: Any, model: Any) -> None:
     except Exception:
         settings = None
     if not isinstance(name, str) or not name:
-        run.log_model(type(model).__name__, None, source="local", config=settings,
-                      description="built from a config, no pretrained weights named")
+        run.log_model(
+            type(model).__name__,
+            None,
+            source="local",
+            config=settings,
+            description="built from a config, no pretrained weights named",
+        )
         return
     local = os.path.exists(name)
-    run.log_model(os.path.basename(name.rstrip("/")) if local else name, name,
-                  source="local" if local else "huggingface", config=settings)
+    run.log_model(
+        os.path.basename(name.rstrip("/")) if local else name,
+        name,
+        source="local" if local else "huggingface",
+        config=settings,
+    )

@@ -8,7 +8,15 @@ MAX_LIST_SECONDS = 10.0
 MAX_ARCHIVE_BYTES = 2 * 1024**3
 MAX_ARCHIVE_FILES = 100_000
 TQDM_MODES = ("smart", "all", "none")
-CONTEXT_OPTIONS = ("param_parents", "name_params", "capture_env", "snapshot_code", "capture_console",
-                   "tqdm_mode", "system_metrics", "system_interval")
+CONTEXT_OPTIONS = (
+    "param_parents",
+    "name_params",
+    "capture_env",
+    "snapshot_code",
+    "capture_console",
+    "tqdm_mode",
+    "system_metrics",
+    "system_interval",
+)
 """The ``init`` keywords of issue 17 (every adapter passes them through its constructor)."""
 SYSTEM_INTERVAL_S = 10.0

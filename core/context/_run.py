@@ -30,8 +30,13 @@ def name_from_params(params: Mapping[str, Any], keys: Sequence[str]) -> Optional
     for key in keys:
         if key in params and params[key] is not None:
             value = params[key]
-            text = repr(value) if isinstance(value, float) else ev.dumps_value(value) if isinstance(
-                value, list) else str(value)
+            text = (
+                repr(value)
+                if isinstance(value, float)
+                else ev.dumps_value(value)
+                if isinstance(value, list)
+                else str(value)
+            )
             parts.append(f"{key}={text}")
     return "-".join(parts) or None
 
@@ -62,6 +67,7 @@ class RunContext:
     _step: int
 
     if TYPE_CHECKING:  # provided by Run
+
         def _check_open(self, what: str) -> None: ...
         def _check_text(self, what: str, value: Any) -> None: ...
         def _warn_once(self, key: tuple, message: str) -> None: ...
@@ -91,12 +97,13 @@ class RunContext:
             try:
                 closer()
             except Exception as exc:  # stopping a collector must not stop the finish
-                self._warn_once(("stop", type(exc).__name__), f"epochline: stopping {closer!r} "
-                                f"failed ({type(exc).__name__}: {exc})")
+                self._warn_once(
+                    ("stop", type(exc).__name__),
+                    f"epochline: stopping {closer!r} failed ({type(exc).__name__}: {exc})",
+                )
 
     def _put_record(self, kind: str, name: str, data: Dict[str, Any]) -> None:
-        self._put(ev.Record(run_id=self._info.id, wall_time=time.time(), kind=kind, name=name,
-                            data=data))
+        self._put(ev.Record(run_id=self._info.id, wall_time=time.time(), kind=kind, name=name, data=data))
 
     @staticmethod
     def _wall_time(value: Any) -> float:
@@ -120,8 +127,9 @@ class RunContext:
         self._name_params = keys
         self._auto_name = auto and bool(keys)
 
-    def _add_parents(self, flat: Dict[str, Any], parent: Optional[str],
-                     param_parents: Optional[Mapping[str, str]]) -> None:
+    def _add_parents(
+        self, flat: Dict[str, Any], parent: Optional[str], param_parents: Optional[Mapping[str, str]]
+    ) -> None:
         if parent is not None:
             if type(parent) is not str or not parent:
                 raise TypeError(f"parent must be a parameter name, got {parent!r}")
@@ -148,8 +156,14 @@ class RunContext:
         out = {k: self._params[k] for k in sorted(flips)}
         out.update(flat)
         if out:
-            self._put(ev.Params(run_id=self._info.id, wall_time=time.time(), params=out,
-                                ignored=tuple(k for k in out if k in now)))
+            self._put(
+                ev.Params(
+                    run_id=self._info.id,
+                    wall_time=time.time(),
+                    params=out,
+                    ignored=tuple(k for k in out if k in now),
+                )
+            )
         meta = {"parents": dict(self._parents), "name_params": list(self._name_params)}
         if meta != self._meta_sent and (self._parents or self._name_params):
             self._meta_sent = meta
@@ -178,8 +192,9 @@ class RunContext:
         if step < 0:
             raise ValueError(f"the best step must be >= 0, got {step}")
         self._pinned_best = step
-        self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=time.time(),
-                                   values=self._pinned_summary()))
+        self._put(
+            ev.SummaryUpdate(run_id=self._info.id, wall_time=time.time(), values=self._pinned_summary())
+        )
 
     def _pinned(self) -> Dict[str, Any]:
         step = self._pinned_best
@@ -201,8 +216,9 @@ class RunContext:
         return out
 
     # -- config ---------------------------------------------------------------------------------
-    def log_config(self, args: Any = None, extra: Optional[Mapping[str, Any]] = None,
-                   config_files: Sequence[Any] = ()) -> None:
+    def log_config(
+        self, args: Any = None, extra: Optional[Mapping[str, Any]] = None, config_files: Sequence[Any] = ()
+    ) -> None:
         """Record a run's configuration: ``args`` (argparse Namespace, dict, dataclass, OmegaConf)
         and ``extra`` as params (flattened like :meth:`log_params`), and each config file copied
         into the store as an artifact ``config/<file name>``; YAML/JSON/TOML files that parse also
@@ -211,8 +227,10 @@ class RunContext:
         self._check_open("log_config")
         for what, obj in (("args", args), ("extra", extra)):
             if obj is not None and _children(obj) is None:
-                raise TypeError(f"log_config({what}=) takes an argparse Namespace, a dict, a dataclass "
-                                f"or an OmegaConf config, got {type(obj).__name__}")
+                raise TypeError(
+                    f"log_config({what}=) takes an argparse Namespace, a dict, a dataclass "
+                    f"or an OmegaConf config, got {type(obj).__name__}"
+                )
         if isinstance(config_files, (str, bytes, os.PathLike)):
             config_files = (config_files,)
         files = [Path(os.fsdecode(os.fspath(f))) for f in config_files]
@@ -225,8 +243,10 @@ class RunContext:
             record: Dict[str, Any] = {"name": path.name, "path": str(path.absolute())}
             if not path.is_file():
                 record["error"] = "not a readable file" if path.exists() else "no such file"
-                self._lose(("config", path.name),
-                           f"epochline: config file {str(path)!r} not stored: {record['error']}")
+                self._lose(
+                    ("config", path.name),
+                    f"epochline: config file {str(path)!r} not stored: {record['error']}",
+                )
             else:
                 from . import _config
 
@@ -245,8 +265,9 @@ class RunContext:
             self.log_params(flat)
 
     # -- datasets and models --------------------------------------------------------------------
-    def _archive(self, what: str, label: str, path: Path, description: Dict[str, Any],
-                 max_bytes: int, max_files: int) -> Dict[str, Any]:
+    def _archive(
+        self, what: str, label: str, path: Path, description: Dict[str, Any], max_bytes: int, max_files: int
+    ) -> Dict[str, Any]:
         """Store a file as it is or a folder as a zip; ``{"artifact", ...}`` or ``{"refused"}``."""
         from . import _files
 
@@ -267,16 +288,34 @@ class RunContext:
         except OSError as exc:
             self._lose(("archive", what), f"epochline: {what} not archived: {exc}")
             return {"refused": f"{type(exc).__name__}: {exc}"}
-        self._put(ev.Artifact(run_id=self._info.id, wall_time=time.time(), name=label, media=rel,
-                              size=size, sha256=digest, source=str(path.absolute())))
+        self._put(
+            ev.Artifact(
+                run_id=self._info.id,
+                wall_time=time.time(),
+                name=label,
+                media=rel,
+                size=size,
+                sha256=digest,
+                source=str(path.absolute()),
+            )
+        )
         out: Dict[str, Any] = {"artifact": label, "bytes": size, "sha256": digest}
         if skipped:
             out["unreadable_files"] = skipped
         return out
 
-    def _describe(self, what: str, location: Any, save: bool, label: str, max_files: int,
-                  max_seconds: float, max_bytes: int, max_archive_files: int,
-                  must_exist: bool = True) -> Dict[str, Any]:
+    def _describe(
+        self,
+        what: str,
+        location: Any,
+        save: bool,
+        label: str,
+        max_files: int,
+        max_seconds: float,
+        max_bytes: int,
+        max_archive_files: int,
+        must_exist: bool = True,
+    ) -> Dict[str, Any]:
         from . import _files
 
         kind, value = _location(location)
@@ -287,25 +326,39 @@ class RunContext:
         else:
             data = _files.describe(value, max_files=max_files, max_seconds=max_seconds)
             if not data["exists"]:
-                self._warn_once((what, "missing"), f"epochline: {what}: {value} does not exist "
-                                f"({data['error']}); recorded as missing")
+                self._warn_once(
+                    (what, "missing"),
+                    f"epochline: {what}: {value} does not exist ({data['error']}); recorded as missing",
+                )
             elif not data["complete"]:
-                self._warn_once((what, "stopped"), f"epochline: {what}: listing of {value} "
-                                f"{data['stopped']}; counts and fingerprint cover what was seen")
+                self._warn_once(
+                    (what, "stopped"),
+                    f"epochline: {what}: listing of {value} "
+                    f"{data['stopped']}; counts and fingerprint cover what was seen",
+                )
         if save:
             if "path" not in data:
                 data["archive"] = {"refused": f"{what}: only a local path can be archived"}
                 self._warn_once(("refused", what), f"epochline: not archived: {data['archive']['refused']}")
             else:
-                data["archive"] = self._archive(what, label, Path(value).expanduser(), data,
-                                                max_bytes, max_archive_files)
+                data["archive"] = self._archive(
+                    what, label, Path(value).expanduser(), data, max_bytes, max_archive_files
+                )
         return data
 
-    def log_dataset(self, name: str, root_or_uri: Any, context: str = "train", save: bool = False,
-                    description: Optional[str] = None, *, max_files: int = _limits.MAX_LIST_FILES,
-                    max_seconds: float = _limits.MAX_LIST_SECONDS,
-                    max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
-                    max_archive_files: int = _limits.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
+    def log_dataset(
+        self,
+        name: str,
+        root_or_uri: Any,
+        context: str = "train",
+        save: bool = False,
+        description: Optional[str] = None,
+        *,
+        max_files: int = _limits.MAX_LIST_FILES,
+        max_seconds: float = _limits.MAX_LIST_SECONDS,
+        max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
+        max_archive_files: int = _limits.MAX_ARCHIVE_FILES,
+    ) -> Optional[Dict[str, Any]]:
         """Record a dataset: its location (path, URI or dict), and for a local path the file
         count, total bytes and a fingerprint of the listing (a walk bounded by ``max_files`` /
         ``max_seconds`` that says where it stopped). ``save=True`` also stores a zip of it (or
@@ -315,15 +368,33 @@ class RunContext:
         self._check_text("name", name)
         self._check_text("context", context)
         data: Dict[str, Any] = {"name": name, "context": context, "description": _text(description)}
-        data.update(self._describe(f"dataset {name!r}", root_or_uri, save, f"dataset/{name}",
-                                   max_files, max_seconds, max_archive_bytes, max_archive_files))
+        data.update(
+            self._describe(
+                f"dataset {name!r}",
+                root_or_uri,
+                save,
+                f"dataset/{name}",
+                max_files,
+                max_seconds,
+                max_archive_bytes,
+                max_archive_files,
+            )
+        )
         self._put_record("dataset", f"{context}/{name}", data)
         return data
 
-    def log_model(self, name: str, path_or_uri: Any = None, save: bool = False, source: str = "local",
-                  description: Optional[str] = None, *, config: Any = None,
-                  max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
-                  max_archive_files: int = _limits.MAX_ARCHIVE_FILES) -> Optional[Dict[str, Any]]:
+    def log_model(
+        self,
+        name: str,
+        path_or_uri: Any = None,
+        save: bool = False,
+        source: str = "local",
+        description: Optional[str] = None,
+        *,
+        config: Any = None,
+        max_archive_bytes: int = _limits.MAX_ARCHIVE_BYTES,
+        max_archive_files: int = _limits.MAX_ARCHIVE_FILES,
+    ) -> Optional[Dict[str, Any]]:
         """Link a pretrained model or checkpoint to the run: ``source`` says where it comes from
         (``local``, ``huggingface``, ``torchvision``, ...), ``path_or_uri`` a local path (described
         like a dataset), a hub id or URI, ``config`` its configuration (flattened, e.g.
@@ -335,17 +406,33 @@ class RunContext:
         self._check_text("source", source)
         data: Dict[str, Any] = {"name": name, "source": source, "description": _text(description)}
         if path_or_uri is not None:
-            data.update(self._describe(f"model {name!r}", path_or_uri, save, f"model/{name}",
-                                       _limits.MAX_LIST_FILES, _limits.MAX_LIST_SECONDS,
-                                       max_archive_bytes, max_archive_files,
-                                       must_exist=source == "local"))
+            data.update(
+                self._describe(
+                    f"model {name!r}",
+                    path_or_uri,
+                    save,
+                    f"model/{name}",
+                    _limits.MAX_LIST_FILES,
+                    _limits.MAX_LIST_SECONDS,
+                    max_archive_bytes,
+                    max_archive_files,
+                    must_exist=source == "local",
+                )
+            )
         if config is not None:
             data["config"] = flatten_params(config)
         self._put_record("model", name, data)
         return data
 
-    def log_pretrained(self, name: str, *, path_or_uri: Any = None, save: bool = False,
-                       source_type: str = "unknown", description: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    def log_pretrained(
+        self,
+        name: str,
+        *,
+        path_or_uri: Any = None,
+        save: bool = False,
+        source_type: str = "unknown",
+        description: Optional[str] = None,
+    ) -> Optional[Dict[str, Any]]:
         """Runicorn's name for :meth:`log_model` (``source_type`` is ``source`` there)."""
         return self.log_model(name, path_or_uri, save=save, source=source_type, description=description)
 

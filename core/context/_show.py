@@ -20,9 +20,11 @@ def _size(n: Any) -> str:
 def env_lines(env: Dict[str, Any]) -> List[str]:
     py, plat, cpu = env.get("python") or {}, env.get("platform") or {}, env.get("cpu") or {}
     gpus = [g.get("name", g.get("error", "?")) for g in env.get("gpus") or []]
-    head = (f"env: Python {py.get('version', '?')} on {plat.get('system', '?')} {plat.get('machine', '')}"
-            f", {cpu.get('usable', cpu.get('count', '?'))} CPUs ({cpu.get('model') or '?'}), "
-            f"{_size(env.get('memory_bytes'))} RAM, GPUs: {', '.join(gpus) if gpus else 'none'}")
+    head = (
+        f"env: Python {py.get('version', '?')} on {plat.get('system', '?')} {plat.get('machine', '')}"
+        f", {cpu.get('usable', cpu.get('count', '?'))} CPUs ({cpu.get('model') or '?'}), "
+        f"{_size(env.get('memory_bytes'))} RAM, GPUs: {', '.join(gpus) if gpus else 'none'}"
+    )
     lines = [head]
     packages = env.get("packages") or {}
     if packages:
@@ -31,8 +33,10 @@ def env_lines(env: Dict[str, Any]) -> List[str]:
     if isinstance(git, dict) and "error" in git:
         lines.append(f"git: {git['error']}")
     elif isinstance(git, dict):
-        lines.append(f"git: {git.get('branch') or '(detached)'} @ {(git.get('commit') or '?')[:12]}"
-                     f"{' (dirty)' if git.get('dirty') else ''}")
+        lines.append(
+            f"git: {git.get('branch') or '(detached)'} @ {(git.get('commit') or '?')[:12]}"
+            f"{' (dirty)' if git.get('dirty') else ''}"
+        )
     command = env.get("command") or {}
     if command.get("argv"):
         lines.append(f"command: {' '.join(command['argv'])}  (in {command.get('cwd')})")
@@ -75,16 +79,23 @@ def _head(console: Any, run: Any) -> None:
     code = run.code
     if code:
         if code.get("artifact"):
-            console.print(f"code: {code['artifact']} ({code.get('files')} files, {_size(code.get('bytes'))}, "
-                          f"from {code.get('root')} by {code.get('mode')})", markup=False)
+            console.print(
+                f"code: {code['artifact']} ({code.get('files')} files, {_size(code.get('bytes'))}, "
+                f"from {code.get('root')} by {code.get('mode')})",
+                markup=False,
+            )
         else:
             console.print(f"code: not stored ({code.get('refused')})", markup=False)
     meta = run.param_meta
     if meta.get("parents"):
         off = set(run.ignored_params)
-        console.print("param parents: " + ", ".join(
-            f"{c} -> {p}{' (not counted)' if c in off else ''}" for c, p in meta["parents"].items()),
-            markup=False)
+        console.print(
+            "param parents: "
+            + ", ".join(
+                f"{c} -> {p}{' (not counted)' if c in off else ''}" for c, p in meta["parents"].items()
+            ),
+            markup=False,
+        )
     if meta.get("name_params"):
         console.print("name from params: " + ", ".join(meta["name_params"]), markup=False)
 
@@ -100,7 +111,7 @@ def render(console: Any, run: Any) -> None:
         for column in ("file", "stored as", "params"):
             table.add_column(column)
         for c in configs:
-            params = (str(c.get("params")) if c.get("parsed") else c.get("note") or c.get("error") or "")
+            params = str(c.get("params")) if c.get("parsed") else c.get("note") or c.get("error") or ""
             table.add_row(c["name"], c.get("artifact") or "-", params)
         console.print(table)
     for title, rows, first in (("datasets", run.datasets(), "context"), ("models", run.models(), "source")):
@@ -110,9 +121,15 @@ def render(console: Any, run: Any) -> None:
         for column in ("name", first, "location", "files", "size", "fingerprint", "notes"):
             table.add_column(column, overflow="fold")
         for r in rows:
-            table.add_row(r["name"], str(r.get(first, "")), _where(r), str(r.get("files", "-")),
-                          _size(r.get("bytes")) if "bytes" in r else "-", r.get("fingerprint", "-"),
-                          _note(r))
+            table.add_row(
+                r["name"],
+                str(r.get(first, "")),
+                _where(r),
+                str(r.get("files", "-")),
+                _size(r.get("bytes")) if "bytes" in r else "-",
+                r.get("fingerprint", "-"),
+                _note(r),
+            )
         console.print(table)
     console_lines = run.console()
     if console_lines:

@@ -26,8 +26,11 @@ def check_options(options: Mapping[str, Any]) -> None:
         if key in options and type(options[key]) is not bool:
             raise TypeError(f"{key} must be True or False, got {options[key]!r}")
     if "tqdm_mode" in options or "system_interval" in options or "snapshot_code" in options:
-        check(options.get("tqdm_mode", "smart"), options.get("system_interval", SYSTEM_INTERVAL_S),
-              options.get("snapshot_code", False))
+        check(
+            options.get("tqdm_mode", "smart"),
+            options.get("system_interval", SYSTEM_INTERVAL_S),
+            options.get("snapshot_code", False),
+        )
     names = options.get("name_params", ())
     if isinstance(names, str):
         names = (names,)
@@ -35,10 +38,13 @@ def check_options(options: Mapping[str, Any]) -> None:
         if type(key) is not str or not key:
             raise TypeError(f"name_params must be parameter names, got {key!r}")
     parents = options.get("param_parents")
-    if parents is not None and (not isinstance(parents, Mapping) or not all(
-            type(k) is str and type(v) is str and k and v for k, v in parents.items())):
-        raise TypeError(f"param_parents must map child -> parent names, e.g. {{'momentum': "
-                        f"'optimizer'}}, got {parents!r}")
+    if parents is not None and (
+        not isinstance(parents, Mapping)
+        or not all(type(k) is str and type(v) is str and k and v for k, v in parents.items())
+    ):
+        raise TypeError(
+            f"param_parents must map child -> parent names, e.g. {{'momentum': 'optimizer'}}, got {parents!r}"
+        )
 
 
 def check(tqdm_mode: str, system_interval: float, snapshot_code: Any) -> None:
@@ -47,8 +53,11 @@ def check(tqdm_mode: str, system_interval: float, snapshot_code: Any) -> None:
         raise TypeError(f"snapshot_code must be True/False or a folder path, got {snapshot_code!r}")
     if tqdm_mode not in TQDM_MODES:
         raise ValueError(f"tqdm_mode must be one of {', '.join(TQDM_MODES)}; got {tqdm_mode!r}")
-    if isinstance(system_interval, bool) or not isinstance(system_interval, (int, float)) \
-            or not system_interval > 0:
+    if (
+        isinstance(system_interval, bool)
+        or not isinstance(system_interval, (int, float))
+        or not system_interval > 0
+    ):
         raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
 
 
@@ -71,8 +80,7 @@ def _once(run: Any, capture_env: bool, snapshot_code: Any) -> None:
     run_id, put = run.id, run._put
     if capture_env:
         try:
-            put(ev.Record(run_id=run_id, wall_time=time.time(), kind="env", name="env",
-                          data=_env.capture()))
+            put(ev.Record(run_id=run_id, wall_time=time.time(), kind="env", name="env", data=_env.capture()))
         except Exception as exc:
             run._lose(("env", type(exc).__name__), f"epochline: environment not captured: {exc}")
     if snapshot_code:
@@ -83,17 +91,35 @@ def _once(run: Any, capture_env: bool, snapshot_code: Any) -> None:
             run._lose(("code", type(exc).__name__), f"epochline: code snapshot not stored: {exc}")
             return
         if stored is not None:
-            put(ev.Artifact(run_id=run_id, wall_time=time.time(), name="code.zip", media=stored[0],
-                            size=stored[1], sha256=stored[2], source=record["root"]))
+            put(
+                ev.Artifact(
+                    run_id=run_id,
+                    wall_time=time.time(),
+                    name="code.zip",
+                    media=stored[0],
+                    size=stored[1],
+                    sha256=stored[2],
+                    source=record["root"],
+                )
+            )
         else:
-            warnings.warn(f"epochline: code snapshot not stored: {record['refused']}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"epochline: code snapshot not stored: {record['refused']}", RuntimeWarning, stacklevel=2
+            )
         put(ev.Record(run_id=run_id, wall_time=time.time(), kind="code", name="code", data=record))
 
 
-def start(run: Any, *, capture_env: bool = True, snapshot_code: Any = False,
-          capture_console: bool = False, tqdm_mode: str = "smart", system_metrics: bool = False,
-          system_interval: float = SYSTEM_INTERVAL_S, system_start: int = 0) -> None:
+def start(
+    run: Any,
+    *,
+    capture_env: bool = True,
+    snapshot_code: Any = False,
+    capture_console: bool = False,
+    tqdm_mode: str = "smart",
+    system_metrics: bool = False,
+    system_interval: float = SYSTEM_INTERVAL_S,
+    system_start: int = 0,
+) -> None:
     """Start what was asked for on ``run`` and register how each one stops at finish."""
     if capture_env or snapshot_code:
         _once(run, capture_env, snapshot_code)

@@ -34,8 +34,13 @@ def _rss_mb() -> Optional[float]:
 
 
 class Sampler:
-    def __init__(self, put: Callable[..., None], run_id: str, interval: float = DEFAULT_INTERVAL_S,
-                 start_index: int = 0):
+    def __init__(
+        self,
+        put: Callable[..., None],
+        run_id: str,
+        interval: float = DEFAULT_INTERVAL_S,
+        start_index: int = 0,
+    ):
         self._put = put
         self._run_id = run_id
         self._interval = interval
@@ -93,7 +98,9 @@ class Sampler:
                 import resource
 
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                values["system/peak_rss_mb"] = round(peak / (1048576 if os.uname().sysname == "Darwin" else 1024), 2)
+                values["system/peak_rss_mb"] = round(
+                    peak / (1048576 if os.uname().sysname == "Darwin" else 1024), 2
+                )
             except Exception:
                 pass
         if self._psutil is not None:
@@ -118,8 +125,16 @@ class Sampler:
         with self._lock:
             values = self.sample()
             if values:
-                self._put(SystemMetrics(run_id=self._run_id, wall_time=time.time(), step=self._index,
-                                        values=values, stage=SYSTEM_STAGE), len(values))
+                self._put(
+                    SystemMetrics(
+                        run_id=self._run_id,
+                        wall_time=time.time(),
+                        step=self._index,
+                        values=values,
+                        stage=SYSTEM_STAGE,
+                    ),
+                    len(values),
+                )
                 self._index += 1
 
     def _loop(self) -> None:

@@ -14,8 +14,18 @@ from typing import Any, Optional
 
 from .._json import replace_nonfinite
 
-__all__ = ["jsonable", "best_mode", "compare", "aggregate", "runs_frame", "history", "plot",
-           "export_run", "import_run", "export_tensorboard"]
+__all__ = [
+    "jsonable",
+    "best_mode",
+    "compare",
+    "aggregate",
+    "runs_frame",
+    "history",
+    "plot",
+    "export_run",
+    "import_run",
+    "export_tensorboard",
+]
 
 
 def jsonable(obj: Any) -> Any:
@@ -25,7 +35,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def best_mode(key: str, primary_metric: Optional[str] = None, primary_mode: Optional[str] = None) -> str:
-    """"min" or "max": the run's primary metric mode for its primary metric, else "min" for names
+    """ "min" or "max": the run's primary metric mode for its primary metric, else "min" for names
     ending in ``loss`` and "max" for everything else (accuracy, f1, reward, ...)."""
     if primary_metric and key == primary_metric and primary_mode in ("min", "max"):
         return str(primary_mode)

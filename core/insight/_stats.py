@@ -43,8 +43,9 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                     + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
@@ -89,8 +90,16 @@ def describe(values: Iterable[Any], confidence: float = 0.95) -> Dict[str, Any]:
         else:
             xs.append(float(v))
     n = len(xs)
-    out: Dict[str, Optional[Any]] = {"n": n, "mean": None, "std": None, "sem": None, "ci": None,
-                                     "min": None, "max": None, "dropped": dropped}
+    out: Dict[str, Optional[Any]] = {
+        "n": n,
+        "mean": None,
+        "std": None,
+        "sem": None,
+        "ci": None,
+        "min": None,
+        "max": None,
+        "dropped": dropped,
+    }
     if not n:
         return out
     mean = math.fsum(xs) / n

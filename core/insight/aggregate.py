@@ -21,10 +21,15 @@ if TYPE_CHECKING:
     from ..store.reader import RunView, Store
 
 
-def aggregate(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
-              by: Union[str, Sequence[str]] = "fingerprint", metrics: Optional[Sequence[str]] = None,
-              status: Optional[str] = "completed",
-              runs: Optional[Iterable[Union[str, RunView]]] = None) -> Dict[str, Any]:
+def aggregate(
+    store: Store,
+    path: Optional[str] = None,
+    tag: Optional[str] = None,
+    by: Union[str, Sequence[str]] = "fingerprint",
+    metrics: Optional[Sequence[str]] = None,
+    status: Optional[str] = "completed",
+    runs: Optional[Iterable[Union[str, RunView]]] = None,
+) -> Dict[str, Any]:
     """Group runs and describe each metric's best and final values per group.
 
     ``runs`` (refs or paths, see :meth:`Store.select`) replaces the ``path``/``tag`` selection.
@@ -50,8 +55,9 @@ def aggregate(store: Store, path: Optional[str] = None, tag: Optional[str] = Non
             common = key
         group = groups.setdefault(dumps_value(key), {"key": key, "params": common, "members": []})
         group["members"].append(view)
-    counted_ids = [v.id for g in groups.values() for v in g["members"]
-                   if status is None or v.status == status]
+    counted_ids = [
+        v.id for g in groups.values() for v in g["members"] if status is None or v.status == status
+    ]
     views_by_id = {v.id: v for v in views}
 
     def extreme(run_id: str, key: str) -> str:
@@ -80,13 +86,20 @@ def aggregate(store: Store, path: Optional[str] = None, tag: Optional[str] = Non
             per_metric[key] = {"mode": mode, "best": describe(best), "final": describe(final)}
         common = group["params"]
         label = ", ".join(f"{k}={common.get(k)}" for k in differing if k in common) or (
-            str(group["key"]) if names is None else ", ".join(f"{k}={v}" for k, v in group["key"].items()))
-        out.append({
-            "key": group["key"], "label": label, "params": common,
-            "runs": [v.id for v in counted],
-            "excluded": [{"id": v.id, "status": v.status, "reason": v.reason}
-                         for v in members if v not in counted],
-            "metrics": per_metric,
-        })
-    return jsonable({"by": "fingerprint" if names is None else names, "status": status,
-                     "metrics": keys, "groups": out})
+            str(group["key"]) if names is None else ", ".join(f"{k}={v}" for k, v in group["key"].items())
+        )
+        out.append(
+            {
+                "key": group["key"],
+                "label": label,
+                "params": common,
+                "runs": [v.id for v in counted],
+                "excluded": [
+                    {"id": v.id, "status": v.status, "reason": v.reason} for v in members if v not in counted
+                ],
+                "metrics": per_metric,
+            }
+        )
+    return jsonable(
+        {"by": "fingerprint" if names is None else names, "status": status, "metrics": keys, "groups": out}
+    )

@@ -49,7 +49,7 @@ RECORD = "run.json"
 _MEDIA_NAME = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{64})[A-Za-z0-9.]{0,16}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 _HEADER = struct.Struct("<II")  # points in the chunk, bytes of its JSON side list
-_EXACT_INT = 2 ** 53
+_EXACT_INT = 2**53
 _COPY = 1 << 20
 
 Progress = Optional[Callable[[int, int], None]]
@@ -124,16 +124,16 @@ def _decode_chunks(stream: Any) -> Iterator[List[Tuple[int, float, Any]]]:
         if len(body) != 25 * n + extra:
             raise ArchiveError("a series member ends in the middle of a chunk")
         steps, walls, values = array("q"), array("d"), array("d")
-        steps.frombytes(body[:8 * n])
-        walls.frombytes(body[8 * n:16 * n])
-        values.frombytes(body[16 * n:24 * n])
+        steps.frombytes(body[: 8 * n])
+        walls.frombytes(body[8 * n : 16 * n])
+        values.frombytes(body[16 * n : 24 * n])
         if _BIG_ENDIAN:
             for part in (steps, walls, values):
                 part.byteswap()
-        types = body[24 * n:25 * n]
+        types = body[24 * n : 25 * n]
         out: List[Any] = list(values)
         if any(types):
-            side = dict(json.loads(body[25 * n:])) if extra else {}
+            side = dict(json.loads(body[25 * n :])) if extra else {}
             for i, t in enumerate(types):
                 if t == 1:
                     out[i] = int(out[i])
@@ -176,11 +176,12 @@ def export_run(run: RunView, path: Union[str, os.PathLike], progress: Progress =
     os.close(fd)
     done = 0
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,
-                             allowZip64=True) as zf:
+        with zipfile.ZipFile(
+            tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True
+        ) as zf:
+
             def member(name: str) -> Any:
-                return zf.open(zipfile.ZipInfo(name, date_time=time.localtime()[:6]), "w",
-                               force_zip64=True)
+                return zf.open(zipfile.ZipInfo(name, date_time=time.localtime()[:6]), "w", force_zip64=True)
 
             for index, series in enumerate(record["series"]):
                 name = f"series/{index:05d}.bin"
@@ -203,7 +204,9 @@ def export_run(run: RunView, path: Union[str, os.PathLike], progress: Progress =
                     continue
                 name = f"media/{rel}"
                 info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
-                info.compress_type = zipfile.ZIP_STORED if rel.endswith((".png", ".jpg")) else zipfile.ZIP_DEFLATED
+                info.compress_type = (
+                    zipfile.ZIP_STORED if rel.endswith((".png", ".jpg")) else zipfile.ZIP_DEFLATED
+                )
                 with zf.open(info, "w", force_zip64=True) as raw, open(source, "rb") as src:
                     out = _HashingWriter(raw)
                     while True:
@@ -215,9 +218,16 @@ def export_run(run: RunView, path: Union[str, os.PathLike], progress: Progress =
             data = json.dumps(record, allow_nan=False).encode()
             zf.writestr(RECORD, data)
             members[RECORD] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run.id,
-                        "created": time.time(), "epochline_version": __version__,
-                        "points": total, "missing": missing, "members": members}
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "run_id": run.id,
+                "created": time.time(),
+                "epochline_version": __version__,
+                "points": total,
+                "missing": missing,
+                "members": members,
+            }
             zf.writestr(MANIFEST, json.dumps(manifest, indent=1))
         umask = os.umask(0)
         os.umask(umask)
@@ -254,8 +264,9 @@ def _read_json(zf: zipfile.ZipFile, name: str, limits: Limits) -> Any:
         raise _refuse(f"{name} is not valid JSON ({exc})") from None
 
 
-def check_archive(zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
-                  ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def check_archive(
+    zf: zipfile.ZipFile, limits: Limits, progress: Progress = None
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(manifest, run record) of a safe, intact archive; else :class:`ArchiveError`."""
     infos = zf.infolist()
     names = [i.filename for i in infos]
@@ -282,11 +293,15 @@ def _check_members(infos: List[zipfile.ZipInfo], names: List[str], limits: Limit
         if info.is_dir():
             raise _refuse(f"member {info.filename!r} is a directory entry")
         if info.file_size > limits.member_bytes:
-            raise _refuse(f"member {info.filename!r} is {info.file_size} bytes uncompressed, over "
-                          f"the limit of {limits.member_bytes}")
+            raise _refuse(
+                f"member {info.filename!r} is {info.file_size} bytes uncompressed, over "
+                f"the limit of {limits.member_bytes}"
+            )
         if info.file_size > (1 << 20) and info.file_size > limits.ratio * max(info.compress_size, 1):
-            raise _refuse(f"member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}"
-                          f" times (limit {limits.ratio:.0f}): a zip bomb?")
+            raise _refuse(
+                f"member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}"
+                f" times (limit {limits.ratio:.0f}): a zip bomb?"
+            )
         total += info.file_size
     if total > limits.total_bytes:
         raise _refuse(f"the archive expands to {total} bytes, over the limit of {limits.total_bytes}")
@@ -303,19 +318,23 @@ def _check_manifest(zf: zipfile.ZipFile, names: List[str], limits: Limits) -> Di
     if not isinstance(version, int) or version < 1:
         raise _refuse(f"unknown archive format version {version!r}")
     if version > FORMAT_VERSION:
-        raise _refuse(f"the archive has format version {version}, newer than this epochline reads "
-                      f"({FORMAT_VERSION}); upgrade epochline to import it")
+        raise _refuse(
+            f"the archive has format version {version}, newer than this epochline reads "
+            f"({FORMAT_VERSION}); upgrade epochline to import it"
+        )
     listed = manifest.get("members")
     if not isinstance(listed, dict) or set(listed) != set(names) - {MANIFEST}:
         extra = sorted(set(names) - {MANIFEST} - set(listed or {}))
         absent = sorted(set(listed or {}) - set(names))
-        raise _refuse(f"the zip's members and the manifest differ (unlisted: {extra[:5]}, "
-                      f"absent: {absent[:5]})")
+        raise _refuse(
+            f"the zip's members and the manifest differ (unlisted: {extra[:5]}, absent: {absent[:5]})"
+        )
     return manifest
 
 
-def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dict[str, Any],
-                  total: int, progress: Progress) -> None:
+def _check_hashes(
+    zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dict[str, Any], total: int, progress: Progress
+) -> None:
     """Every member's bytes against its SHA-256 and size in the manifest (read in 1 MiB blocks)."""
     done = 0
     for info in infos:
@@ -335,8 +354,11 @@ def _check_hashes(zf: zipfile.ZipFile, infos: List[zipfile.ZipInfo], listed: Dic
                 done += len(block)
                 if progress:
                     progress(done, total)
-        if not isinstance(expected, dict) or sha.hexdigest() != expected.get("sha256") or \
-                size != expected.get("size"):
+        if (
+            not isinstance(expected, dict)
+            or sha.hexdigest() != expected.get("sha256")
+            or size != expected.get("size")
+        ):
             raise _refuse(f"member {info.filename!r} does not match its SHA-256 in the manifest")
 
 
@@ -359,8 +381,9 @@ def _check_record(record: Any, names: List[str]) -> None:
     for table, columns in TABLES.items():
         rows = record.get(table, [])
         if not isinstance(rows, list) or not all(
-                isinstance(r, list) and len(r) == len(columns) and all(isinstance(v, _SCALARS) for v in r)
-                for r in rows):
+            isinstance(r, list) and len(r) == len(columns) and all(isinstance(v, _SCALARS) for v in r)
+            for r in rows
+        ):
             raise _refuse(f"{RECORD}: the {table} rows do not have the {len(columns)} plain values expected")
     for row in record.get("media", []):
         rel = row[4]
@@ -370,15 +393,24 @@ def _check_record(record: Any, names: List[str]) -> None:
     if not isinstance(series, list):
         raise _refuse(f"{RECORD}: series is not a list")
     for entry in series:
-        if not isinstance(entry, dict) or entry.get("member") not in names or not isinstance(
-                entry.get("key"), str) or entry.get("kind") not in (0, 1):
+        if (
+            not isinstance(entry, dict)
+            or entry.get("member") not in names
+            or not isinstance(entry.get("key"), str)
+            or entry.get("kind") not in (0, 1)
+        ):
             raise _refuse(f"{RECORD}: a series names no member of the archive, or has no key or kind")
     if len({s["key"] for s in series}) != len(series):
         raise _refuse(f"{RECORD}: two series have the same key")
 
 
-def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = False,
-               progress: Progress = None, limits: Optional[Limits] = None) -> RunView:
+def import_run(
+    store: Store,
+    archive: Union[str, os.PathLike],
+    new_id: bool = False,
+    progress: Progress = None,
+    limits: Optional[Limits] = None,
+) -> RunView:
     """Restore a run exported by :func:`export_run` into ``store`` (any backend).
 
     Refuses (:class:`ArchiveError`, nothing written) hostile or damaged archives, and
@@ -405,8 +437,10 @@ def import_run(store: Store, archive: Union[str, os.PathLike], new_id: bool = Fa
         if new_id:
             record["run"]["id"] = run_id = new_run_id()
         elif run_exists(backend, run_id):
-            raise FileExistsError(f"a run {run_id!r} exists already in {store.uri}; import with "
-                                  "new_id=True (--new-id) to add it as a new run")
+            raise FileExistsError(
+                f"a run {run_id!r} exists already in {store.uri}; import with "
+                "new_id=True (--new-id) to add it as a new run"
+            )
         created: List[Path] = []
         try:
             for rel in sorted({row[4] for row in record.get("media", [])} - set(manifest.get("missing", []))):

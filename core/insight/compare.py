@@ -10,10 +10,16 @@ from . import best_mode, jsonable
 if TYPE_CHECKING:
     from ..store.reader import RunView, Store
 
+
 def metric_summary(stats: Dict[str, Any], mode: str) -> Dict[str, Any]:
     """best/final of one series from :meth:`Store.metric_stats` (best None when no number)."""
-    return {"best": stats["min"] if mode == "min" else stats["max"], "mode": mode,
-            "final": stats["last"], "final_step": stats["last_step"], "count": stats["count"]}
+    return {
+        "best": stats["min"] if mode == "min" else stats["max"],
+        "mode": mode,
+        "final": stats["last"],
+        "final_step": stats["last_step"],
+        "count": stats["count"],
+    }
 
 
 def check_metrics(wanted: Optional[Sequence[str]], present: Iterable[str]) -> List[str]:
@@ -34,8 +40,9 @@ def differing_params(params: Sequence[Dict[str, Any]]) -> List[str]:
     return [k for k in keys if len({repr(p[k]) if k in p else "<absent>" for p in params}) > 1]
 
 
-def compare(store: Store, runs: Iterable[Union[str, RunView]],
-            metrics: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def compare(
+    store: Store, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
+) -> Dict[str, Any]:
     """Compare runs (ids, prefixes, names, aliases, paths or RunViews; see :meth:`Store.run`).
 
     Returns ``{"runs": [...], "params": {"differing": [...], "same": {...}}, "metrics": [...],
@@ -54,23 +61,39 @@ def compare(store: Store, runs: Iterable[Union[str, RunView]],
     epoch_records: List[Dict[int, Dict[str, Any]]] = []
     for view in views:
         run_stats = stats[view.id]
-        entries.append({
-            "id": view.id, "name": view.name, "path": view.path, "alias": view.alias,
-            "status": view.status, "reason": view.reason, "start_time": view.start_time,
-            "duration": view.duration, "tags": view.tags, "params": params[view.id][0],
-            "fingerprint": view.fingerprint, "summary": view.summary,
-            "primary_metric": view.primary_metric,
-            "metrics": {k: metric_summary(run_stats[k], best_mode(k, view.primary_metric,
-                                                                  view.primary_mode))
-                        if k in run_stats else None for k in keys},
-        })
+        entries.append(
+            {
+                "id": view.id,
+                "name": view.name,
+                "path": view.path,
+                "alias": view.alias,
+                "status": view.status,
+                "reason": view.reason,
+                "start_time": view.start_time,
+                "duration": view.duration,
+                "tags": view.tags,
+                "params": params[view.id][0],
+                "fingerprint": view.fingerprint,
+                "summary": view.summary,
+                "primary_metric": view.primary_metric,
+                "metrics": {
+                    k: metric_summary(run_stats[k], best_mode(k, view.primary_metric, view.primary_mode))
+                    if k in run_stats
+                    else None
+                    for k in keys
+                },
+            }
+        )
         epoch_records.append({r["epoch"]: r["values"] for r in view.epochs()})
     all_params = [e["params"] for e in entries]
     differing = differing_params(all_params)
     same = {k: v for k, v in (all_params[0].items() if all_params else ()) if k not in differing}
     epochs = sorted({e for records in epoch_records for e in records})
-    return jsonable({
-        "runs": entries, "params": {"differing": differing, "same": same}, "metrics": keys,
-        "epochs": [{"epoch": e, "values": [records.get(e) for records in epoch_records]}
-                   for e in epochs],
-    })
+    return jsonable(
+        {
+            "runs": entries,
+            "params": {"differing": differing, "same": same},
+            "metrics": keys,
+            "epochs": [{"epoch": e, "values": [records.get(e) for records in epoch_records]} for e in epochs],
+        }
+    )

@@ -20,13 +20,14 @@ def _pandas() -> Any:
         import pandas
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
-            "DataFrames need pandas: pip install 'epochline[insight]' (or pip install pandas)",
-            name="pandas") from exc
+            "DataFrames need pandas: pip install 'epochline[insight]' (or pip install pandas)", name="pandas"
+        ) from exc
     return pandas
 
 
-def runs_frame(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
-               status: Optional[str] = None) -> Any:
+def runs_frame(
+    store: Store, path: Optional[str] = None, tag: Optional[str] = None, status: Optional[str] = None
+) -> Any:
     """One row per run (oldest first): id, name, path, alias, status, reason, framework, start_time,
     end_time, duration, tags (comma separated), fingerprint, primary_metric, then one column
     ``params.<key>`` per param, ``metrics.<key>`` per metric (its final value: the value at its
@@ -46,11 +47,28 @@ def runs_frame(store: Store, path: Optional[str] = None, tag: Optional[str] = No
         row.update({f"metrics.{k}": s["last"] for k, s in finals[view.id].items()})
         row.update({f"summary.{k}": v for k, v in view.summary.items()})
         rows.append(row)
-    columns = ["id", "name", "path", "alias", "status", "reason", "framework", "host", "pid",
-               "start_time", "end_time", "duration", "lost", "tags", "fingerprint", "primary_metric"]
+    columns = [
+        "id",
+        "name",
+        "path",
+        "alias",
+        "status",
+        "reason",
+        "framework",
+        "host",
+        "pid",
+        "start_time",
+        "end_time",
+        "duration",
+        "lost",
+        "tags",
+        "fingerprint",
+        "primary_metric",
+    ]
     order = {"params": 0, "metrics": 1, "summary": 2}
-    extra = sorted({k for r in rows for k in r if k not in columns},
-                   key=lambda k: (order.get(k.split(".", 1)[0], 3), k))
+    extra = sorted(
+        {k for r in rows for k in r if k not in columns}, key=lambda k: (order.get(k.split(".", 1)[0], 3), k)
+    )
     return pd.DataFrame(rows, columns=columns + extra)
 
 
@@ -77,8 +95,9 @@ def history(run: RunView, keys: Optional[Sequence[str]] = None, by: str = "step"
         columns: Dict[str, Any] = {}
         for key in wanted:
             if key in fields:
-                columns[key] = pd.Series({r["epoch"]: r["values"].get(key) for r in records
-                                          if key in r["values"]}, dtype=object)
+                columns[key] = pd.Series(
+                    {r["epoch"]: r["values"].get(key) for r in records if key in r["values"]}, dtype=object
+                )
             else:
                 values = run.epoch_values(key)
                 if values or keys is not None:
@@ -109,8 +128,11 @@ def history(run: RunView, keys: Optional[Sequence[str]] = None, by: str = "step"
                 except (TypeError, ValueError):
                     numeric = False
                     value_parts = [np.array(list(p), dtype=object) for p in value_parts]
-            value_parts.append(np.array([None if v is None else (bool(v) if kind == "bool" else v)
-                                         for v in raw], dtype=object))
+            value_parts.append(
+                np.array(
+                    [None if v is None else (bool(v) if kind == "bool" else v) for v in raw], dtype=object
+                )
+            )
         steps = np.concatenate(step_parts) if step_parts else np.array([], dtype=np.int64)
         column = np.concatenate(value_parts) if value_parts else np.array([], dtype=np.float64)
         series.append(pd.Series(column, index=pd.Index(steps, name="step"), name=key))

@@ -25,8 +25,10 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError("plots need matplotlib: pip install 'epochline[insight]' (or pip "
-                                  "install matplotlib)", name="matplotlib") from exc
+        raise ModuleNotFoundError(
+            "plots need matplotlib: pip install 'epochline[insight]' (or pip install matplotlib)",
+            name="matplotlib",
+        ) from exc
     if "matplotlib.pyplot" not in __import__("sys").modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -47,7 +49,7 @@ def smooth_ema(values: Sequence[float], weight: float) -> List[float]:
             continue
         last = last * weight + (1 - weight) * v
         n += 1
-        out.append(last / (1 - weight ** n))
+        out.append(last / (1 - weight**n))
     return out
 
 
@@ -64,8 +66,15 @@ def series(run: RunView, metric: str, x: str = "step") -> Tuple[List[float], Lis
     if x == "epoch":
         records = run.epochs()
         field = canonical_field(metric) or metric
-        rows = [(r["epoch"], r["values"][metric if metric in r["values"] else field], metric in r["percent"]
-                 or field in r["percent"]) for r in records if metric in r["values"] or field in r["values"]]
+        rows = [
+            (
+                r["epoch"],
+                r["values"][metric if metric in r["values"] else field],
+                metric in r["percent"] or field in r["percent"],
+            )
+            for r in records
+            if metric in r["values"] or field in r["values"]
+        ]
         if rows:
             percent = any(p for _, _, p in rows)
             pairs = [(e, v) for e, v, _ in rows]
@@ -121,10 +130,20 @@ def _resolve(items: Any, store: Optional[Store]) -> List[Tuple[str, List[RunView
     return out
 
 
-def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
-         out: Union[str, os.PathLike, None] = None, *, store: Optional[Store] = None,
-         band: str = "std", logy: bool = False, title: Optional[str] = None,
-         max_points: int = 5000, ax: Any = None) -> Any:
+def plot(
+    runs: Any,
+    metric: str,
+    x: str = "step",
+    smooth: float = 0.0,
+    out: Union[str, os.PathLike, None] = None,
+    *,
+    store: Optional[Store] = None,
+    band: str = "std",
+    logy: bool = False,
+    title: Optional[str] = None,
+    max_points: int = 5000,
+    ax: Any = None,
+) -> Any:
     """Plot ``metric`` of runs (RunViews, refs or paths resolved in ``store``) as one line each, or
     of groups (``store.aggregate(...)`` or its ``groups``) as the mean line with a band of ±1 std
     (``band="std"``) or the 95 % t interval (``band="ci"``) across the group's runs.
@@ -149,8 +168,11 @@ def plot(runs: Any, metric: str, x: str = "step", smooth: float = 0.0,
         fig = ax.figure
     any_percent = False
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-    is_group = isinstance(runs, dict) or any(len(m) > 1 for _, m in groups) or (
-        isinstance(runs, (list, tuple)) and any(isinstance(i, dict) for i in runs))
+    is_group = (
+        isinstance(runs, dict)
+        or any(len(m) > 1 for _, m in groups)
+        or (isinstance(runs, (list, tuple)) and any(isinstance(i, dict) for i in runs))
+    )
     for index, (label, members) in enumerate(groups):
         color = colors[index % len(colors)]
         lines = []
@@ -208,8 +230,9 @@ def _decorate(ax: Any, metric: str, x: str, percent: bool, logy: bool, title: Op
         ax.legend(loc="best", fontsize="small")
 
 
-def _band(lines: List[Tuple[List[float], List[float]]], band: str, t_ppf: Any
-          ) -> Tuple[List[float], List[float], List[float], List[float]]:
+def _band(
+    lines: List[Tuple[List[float], List[float]]], band: str, t_ppf: Any
+) -> Tuple[List[float], List[float], List[float], List[float]]:
     """Mean and band over runs at every x any run has (each run interpolated linearly inside its
     own x range, absent outside it)."""
     import numpy as np
@@ -232,8 +255,11 @@ def _band(lines: List[Tuple[List[float], List[float]]], band: str, t_ppf: Any
             mean = np.nanmean(stack, axis=0)
             std = np.where(count > 1, np.nanstd(stack, axis=0, ddof=1), 0.0)
     if band == "ci":
-        half = np.array([t_ppf(0.975, n - 1) if n > 1 else 0.0 for n in count]) * std / np.sqrt(
-            np.maximum(count, 1))
+        half = (
+            np.array([t_ppf(0.975, n - 1) if n > 1 else 0.0 for n in count])
+            * std
+            / np.sqrt(np.maximum(count, 1))
+        )
     else:
         half = std
     return grid.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist()

@@ -27,7 +27,9 @@ def _writer_class() -> Any:
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError(
                 "TensorBoard export needs tensorboardX (pip install 'epochline[tensorboard]') or "
-                "torch with tensorboard installed", name="tensorboardX") from exc
+                "torch with tensorboard installed",
+                name="tensorboardX",
+            ) from exc
     return SummaryWriter
 
 
@@ -59,22 +61,32 @@ def export_tensorboard(run: RunView, directory: Union[str, os.PathLike]) -> Path
                 with Image.open(io.BytesIO(image.path.read_bytes())) as img:
                     array = np.asarray(img.convert("RGB"))
             except (OSError, ValueError) as exc:
-                warnings.warn(f"epochline: image {image.key!r} (step {image.step}) of run {run.id} "
-                              f"cannot be decoded ({exc}); left out of the TensorBoard export",
-                              stacklevel=2)
+                warnings.warn(
+                    f"epochline: image {image.key!r} (step {image.step}) of run {run.id} "
+                    f"cannot be decoded ({exc}); left out of the TensorBoard export",
+                    stacklevel=2,
+                )
                 continue
-            writer.add_image(image.key, array, global_step=image.step or 0, walltime=image.wall_time,
-                             dataformats="HWC")
+            writer.add_image(
+                image.key, array, global_step=image.step or 0, walltime=image.wall_time, dataformats="HWC"
+            )
         for key in run.histogram_keys():
             for wall_time, step, data in run.histograms(key):
                 limits, counts = data.get("bucket_limits") or [], data.get("bucket_counts") or []
                 if not limits or len(limits) != len(counts):
                     continue
-                writer.add_histogram_raw(key, min=data["min"], max=data["max"], num=data["num"],
-                                         sum=data.get("sum") or 0.0,
-                                         sum_squares=data.get("sum_squares") or 0.0,
-                                         bucket_limits=limits, bucket_counts=counts,
-                                         global_step=step, walltime=wall_time)
+                writer.add_histogram_raw(
+                    key,
+                    min=data["min"],
+                    max=data["max"],
+                    num=data["num"],
+                    sum=data.get("sum") or 0.0,
+                    sum_squares=data.get("sum_squares") or 0.0,
+                    bucket_limits=limits,
+                    bucket_counts=counts,
+                    global_step=step,
+                    walltime=wall_time,
+                )
         params = run.params
         if params:
             writer.add_text("params", "\n".join(f"    {k} = {v!r}" for k, v in sorted(params.items())))
@@ -84,4 +96,3 @@ def export_tensorboard(run: RunView, directory: Union[str, os.PathLike]) -> Path
     finally:
         writer.close()
     return target
-

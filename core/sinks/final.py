@@ -60,8 +60,12 @@ def _on_summary(state: FinalTracker, event: ev.SummaryUpdate) -> None:
 
 
 _HANDLERS: Dict[type, Callable[[FinalTracker, Any], None]] = {
-    ev.RunStarted: _on_started, ev.EpochEnd: _on_epoch, ev.Evaluation: _on_evaluation,
-    ev.BestEpoch: _on_best_epoch, ev.PrimaryMetric: _on_primary, ev.SummaryUpdate: _on_summary,
+    ev.RunStarted: _on_started,
+    ev.EpochEnd: _on_epoch,
+    ev.Evaluation: _on_evaluation,
+    ev.BestEpoch: _on_best_epoch,
+    ev.PrimaryMetric: _on_primary,
+    ev.SummaryUpdate: _on_summary,
 }
 """A few events per epoch; the per-step points (``Metrics``) are not looked at."""
 

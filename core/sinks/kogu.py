@@ -45,13 +45,14 @@ MODES = ("epoch", "step")
 FAMILIES = (("loss", "loss"), ("accuracy", "accuracy"))
 
 
-
-
 def _mode() -> str:
     mode = os.environ.get(ITERATION_ENV, "epoch").strip().lower() or "epoch"
     if mode not in MODES:
-        warnings.warn(f"epochline: {ITERATION_ENV}={mode!r} is not one of {', '.join(MODES)}; "
-                      "using 'epoch'", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"epochline: {ITERATION_ENV}={mode!r} is not one of {', '.join(MODES)}; using 'epoch'",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         mode = "epoch"
     return mode
 
@@ -88,8 +89,9 @@ def _family(name: str, percent: Sequence[str]) -> str | None:
     return "loss" if field.endswith("_loss") else "accuracy"
 
 
-def _declare_families(state: _State, names: Sequence[str], values: Dict[str, Any],
-                      percent: Sequence[str]) -> None:
+def _declare_families(
+    state: _State, names: Sequence[str], values: Dict[str, Any], percent: Sequence[str]
+) -> None:
     members: Dict[str, list] = {}
     for name in names:
         value = values[name]
@@ -102,8 +104,10 @@ def _declare_families(state: _State, names: Sequence[str], values: Dict[str, Any
         if family in members:
             state.families.add(family)
             label = "accuracy (%)" if family == "accuracy" and percent else family
-            _print(state, {"plot": {"type": "line", "name": family, "y_label": label,
-                                    "metrics": members[family]}})
+            _print(
+                state,
+                {"plot": {"type": "line", "name": family, "y_label": label, "metrics": members[family]}},
+            )
 
 
 def _metric(state: _State, iteration: int, values: Dict[str, Any], percent: Sequence[str] = ()) -> None:
@@ -161,8 +165,17 @@ def _on_comment(run: RunInfo, state: _State, event: ev.Comment) -> None:
 
 
 def _on_plot(run: RunInfo, state: _State, event: ev.PlotDeclared) -> None:
-    _print(state, {"plot": {"type": event.kind or "line", "name": event.name, "y_label": event.y_label,
-                            "metrics": [state.metrics(m) for m in event.metrics]}})
+    _print(
+        state,
+        {
+            "plot": {
+                "type": event.kind or "line",
+                "name": event.name,
+                "y_label": event.y_label,
+                "metrics": [state.metrics(m) for m in event.metrics],
+            }
+        },
+    )
 
 
 def _on_summary(run: RunInfo, state: _State, event: ev.SummaryUpdate) -> None:
@@ -189,13 +202,20 @@ def _on_finished(run: RunInfo, state: _State, event: ev.RunFinished) -> None:
 
 
 _HANDLERS: Dict[type, Callable[[RunInfo, _State, Any], None]] = {
-    ev.Metrics: _on_metrics, ev.EpochEnd: _on_epoch_end, ev.Params: _on_params,
-    ev.RunStarted: _on_run_started, ev.Image: _on_media, ev.Artifact: _on_media, ev.Tag: _on_tag,
-    ev.Untag: _on_untag, ev.Rename: _on_rename, ev.Comment: _on_comment, ev.PlotDeclared: _on_plot,
-    ev.SummaryUpdate: _on_summary, ev.RunFinished: _on_finished,
+    ev.Metrics: _on_metrics,
+    ev.EpochEnd: _on_epoch_end,
+    ev.Params: _on_params,
+    ev.RunStarted: _on_run_started,
+    ev.Image: _on_media,
+    ev.Artifact: _on_media,
+    ev.Tag: _on_tag,
+    ev.Untag: _on_untag,
+    ev.Rename: _on_rename,
+    ev.Comment: _on_comment,
+    ev.PlotDeclared: _on_plot,
+    ev.SummaryUpdate: _on_summary,
+    ev.RunFinished: _on_finished,
 }
-
-
 
 
 @hookimpl(tryfirst=True)

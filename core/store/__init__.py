@@ -75,7 +75,7 @@ def path_from_uri(uri: str) -> Optional[Path]:
     """The store directory for a plain path or a ``sqlite://``/``file://`` URI, else None."""
     for scheme in LOCAL_SCHEMES:
         if uri.startswith(scheme):
-            return Path(uri[len(scheme):] or ".")
+            return Path(uri[len(scheme) :] or ".")
     if "://" in uri:
         return None
     return Path(uri)
@@ -107,7 +107,8 @@ def open_backend(store: Union[str, os.PathLike, None] = None, *, create: bool = 
         scheme = uri.split("://", 1)[0] if "://" in uri else "(none)"
         raise NoBackendError(
             f"no epochline storage backend accepts {redact(uri)!r} (scheme {scheme}); give a directory path, "
-            "sqlite:///path, or postgresql://... with the 'postgres' extra installed")
+            "sqlite:///path, or postgresql://... with the 'postgres' extra installed"
+        )
     return backend
 
 
@@ -131,8 +132,9 @@ def redact(uri: Union[str, os.PathLike]) -> str:
             userinfo, host = parts.netloc.rsplit("@", 1)
             if ":" in userinfo:
                 userinfo = userinfo.split(":", 1)[0] + ":***"
-                text = urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query,
-                                   parts.fragment))
+                text = urlunsplit(
+                    (parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment)
+                )
     return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
@@ -165,5 +167,15 @@ def media_path(root: Path, relative: str) -> Path:
     return target
 
 
-__all__ = ["DEFAULT_DIR", "StoreBackend", "ReadableBackend", "resolve_uri", "path_from_uri",
-           "local_directory", "open_backend", "media_path", "redact", "redact_text"]
+__all__ = [
+    "DEFAULT_DIR",
+    "StoreBackend",
+    "ReadableBackend",
+    "resolve_uri",
+    "path_from_uri",
+    "local_directory",
+    "open_backend",
+    "media_path",
+    "redact",
+    "redact_text",
+]

@@ -14,9 +14,24 @@ from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 from . import media_path
 
-RUN_COLUMNS = ("id", "name", "path", "alias", "framework", "status", "reason", "host", "pid",
-               "pid_start", "start_time", "end_time", "heartbeat", "lost", "primary_metric",
-               "primary_mode")
+RUN_COLUMNS = (
+    "id",
+    "name",
+    "path",
+    "alias",
+    "framework",
+    "status",
+    "reason",
+    "host",
+    "pid",
+    "pid_start",
+    "start_time",
+    "end_time",
+    "heartbeat",
+    "lost",
+    "primary_metric",
+    "primary_mode",
+)
 # table -> stored columns of one run's rows (besides run_id); the order is the archive's order
 TABLES: Dict[str, Tuple[str, ...]] = {
     "tags": ("tag",),
@@ -27,12 +42,29 @@ TABLES: Dict[str, Tuple[str, ...]] = {
     "epochs": ("epoch", "total_epochs", "wall_time", "vals", "percent"),
     "histograms": ("key", "step", "wall_time", "data"),
     "steps": ("step", "epoch"),
-    "media": ("kind", "key", "step", "wall_time", "path", "caption", "width", "height", "size",
-              "sha256", "source"),
+    "media": (
+        "kind",
+        "key",
+        "step",
+        "wall_time",
+        "path",
+        "caption",
+        "width",
+        "height",
+        "size",
+        "sha256",
+        "source",
+    ),
     "records": ("kind", "name", "wall_time", "data"),  # env, datasets, models, config, code
 }
-_ORDER = {"texts": "wall_time", "epochs": "epoch", "histograms": "key, step", "steps": "step",
-          "media": "kind, key, step, wall_time", "records": "kind, name"}
+_ORDER = {
+    "texts": "wall_time",
+    "epochs": "epoch",
+    "histograms": "key, step",
+    "steps": "step",
+    "media": "kind, key, step, wall_time",
+    "records": "kind, name",
+}
 SERIES_COLUMNS = ("key", "kind", "stage")
 
 
@@ -45,10 +77,16 @@ def dump_run(backend: Any, run_id: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {"run": dict(zip(RUN_COLUMNS, rows[0]))}
     for table, columns in TABLES.items():
         order = _ORDER.get(table, columns[0])
-        out[table] = [list(r) for r in backend.query(
-            f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY {order}", (run_id,))]
-    out["series"] = [dict(zip(SERIES_COLUMNS, r)) for r in backend.query(
-        "SELECT key, kind, stage FROM series WHERE run_id = ? ORDER BY key", (run_id,))]
+        out[table] = [
+            list(r)
+            for r in backend.query(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY {order}", (run_id,)
+            )
+        ]
+    out["series"] = [
+        dict(zip(SERIES_COLUMNS, r))
+        for r in backend.query("SELECT key, kind, stage FROM series WHERE run_id = ? ORDER BY key", (run_id,))
+    ]
     return out
 
 
@@ -56,8 +94,9 @@ def run_exists(backend: Any, run_id: str) -> bool:
     return bool(backend.query("SELECT 1 FROM runs WHERE id = ?", (run_id,)))
 
 
-def insert_run(backend: Any, record: Dict[str, Any],
-               points: Callable[[str], Iterable[List[Tuple[int, float, Any]]]]) -> None:
+def insert_run(
+    backend: Any, record: Dict[str, Any], points: Callable[[str], Iterable[List[Tuple[int, float, Any]]]]
+) -> None:
     """Insert a whole run (a :func:`dump_run` record, ``run["id"]`` as its id) in one transaction.
 
     ``points(key)`` yields chunks of ``(step, wall_time, value)`` of each series in ``record
@@ -73,19 +112,26 @@ def insert_run(backend: Any, record: Dict[str, Any],
         cur.execute(sql("SELECT 1 FROM runs WHERE id = ?"), (run["id"],))
         if cur.fetchone():
             raise FileExistsError(f"a run {run['id']!r} exists already in {backend.uri}")
-        cur.execute(sql(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
-                        f"({', '.join('?' * len(RUN_COLUMNS))})"), [run.get(c) for c in RUN_COLUMNS])
+        cur.execute(
+            sql(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"),
+            [run.get(c) for c in RUN_COLUMNS],
+        )
         for table, columns in TABLES.items():
             rows = record.get(table) or []
             if rows:
-                cur.executemany(sql(f"INSERT INTO {table} (run_id, {', '.join(columns)}) VALUES "
-                                    f"(?, {', '.join('?' * len(columns))})"),
-                                [(run["id"], *row) for row in rows])
+                cur.executemany(
+                    sql(
+                        f"INSERT INTO {table} (run_id, {', '.join(columns)}) VALUES "
+                        f"(?, {', '.join('?' * len(columns))})"
+                    ),
+                    [(run["id"], *row) for row in rows],
+                )
         for series in record.get("series", []):
-            cur.execute(sql("INSERT INTO series (run_id, key, kind, stage) VALUES (?, ?, ?, ?)"),
-                        (run["id"], series["key"], int(series["kind"]), series.get("stage")))
-            cur.execute(sql("SELECT id FROM series WHERE run_id = ? AND key = ?"),
-                        (run["id"], series["key"]))
+            cur.execute(
+                sql("INSERT INTO series (run_id, key, kind, stage) VALUES (?, ?, ?, ?)"),
+                (run["id"], series["key"], int(series["kind"]), series.get("stage")),
+            )
+            cur.execute(sql("SELECT id FROM series WHERE run_id = ? AND key = ?"), (run["id"], series["key"]))
             sid = int(cur.fetchone()[0])
             for chunk in points(series["key"]):
                 _insert_points(backend, cur, sid, chunk)
@@ -99,8 +145,10 @@ def insert_run(backend: Any, record: Dict[str, Any],
 
 def _insert_points(backend: Any, cur: Any, sid: int, chunk: List[Tuple[int, float, Any]]) -> None:
     if backend.value_columns == "value":  # one dynamically typed column: bind as it is
-        cur.executemany(backend._sql("INSERT INTO metrics (series, step, wall_time, value) "
-                                     "VALUES (?, ?, ?, ?)"), [(sid, s, t, v) for s, t, v in chunk])
+        cur.executemany(
+            backend._sql("INSERT INTO metrics (series, step, wall_time, value) VALUES (?, ?, ?, ?)"),
+            [(sid, s, t, v) for s, t, v in chunk],
+        )
         return
     nan = math.nan
     point = backend._point
@@ -110,8 +158,10 @@ def _insert_points(backend: Any, cur: Any, sid: int, chunk: List[Tuple[int, floa
             for row in rows:
                 copy.write_row(row)
     else:
-        cur.executemany(backend._sql("INSERT INTO metrics (series, step, wall_time, value, text) "
-                                     "VALUES (?, ?, ?, ?, ?)"), rows)
+        cur.executemany(
+            backend._sql("INSERT INTO metrics (series, step, wall_time, value, text) VALUES (?, ?, ?, ?, ?)"),
+            rows,
+        )
 
 
 def delete_run(backend: Any, run_id: str) -> Dict[str, int]:
@@ -128,13 +178,16 @@ def delete_run(backend: Any, run_id: str) -> Dict[str, int]:
         cur.execute(sql("SELECT 1 FROM runs WHERE id = ?"), (run_id,))
         if not cur.fetchone():
             raise KeyError(f"no run {run_id!r} in {backend.uri}")
-        cur.execute(sql("SELECT COUNT(*) FROM metrics WHERE series IN "
-                        "(SELECT id FROM series WHERE run_id = ?)"), (run_id,))
+        cur.execute(
+            sql("SELECT COUNT(*) FROM metrics WHERE series IN (SELECT id FROM series WHERE run_id = ?)"),
+            (run_id,),
+        )
         points = int(cur.fetchone()[0])
         cur.execute(sql("SELECT DISTINCT path FROM media WHERE run_id = ?"), (run_id,))
         paths = [r[0] for r in cur.fetchall()]
-        cur.execute(sql("DELETE FROM metrics WHERE series IN (SELECT id FROM series WHERE run_id = ?)"),
-                    (run_id,))
+        cur.execute(
+            sql("DELETE FROM metrics WHERE series IN (SELECT id FROM series WHERE run_id = ?)"), (run_id,)
+        )
         for table in ("series", *TABLES):
             cur.execute(sql(f"DELETE FROM {table} WHERE run_id = ?"), (run_id,))
         cur.execute(sql("DELETE FROM runs WHERE id = ?"), (run_id,))

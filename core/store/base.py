@@ -17,8 +17,8 @@ import msgspec
 
 from .. import events as ev
 from ..errors import StoreNotFoundError, StoreVersionError
-from . import redact
 from . import context as _context
+from . import redact
 
 SCHEMA_VERSION = 2
 
@@ -91,8 +91,7 @@ class PartialWrite(Exception):
     """
 
     def __init__(self, lost: int, cause: BaseException):
-        super().__init__(f"{lost} rows could not be written ({type(cause).__name__}: "
-                         f"{_one_line(cause)})")
+        super().__init__(f"{lost} rows could not be written ({type(cause).__name__}: {_one_line(cause)})")
         self.lost = lost
         self.cause = cause
 
@@ -120,9 +119,11 @@ class Backend:
             return (series, step, wall_time, None if value != value else float(value), None)
         return (series, step, wall_time, None, str(value))
 
-    _POINT_SQL = ("INSERT INTO metrics (series, step, wall_time, value, text) VALUES (?, ?, ?, ?, ?) "
-                  "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
-                  "value = excluded.value, text = excluded.text")
+    _POINT_SQL = (
+        "INSERT INTO metrics (series, step, wall_time, value, text) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
+        "value = excluded.value, text = excluded.text"
+    )
     POINT_COLUMNS = "m.value, m.text"
 
     @staticmethod
@@ -213,15 +214,21 @@ class Backend:
             if version > SCHEMA_VERSION:
                 raise StoreVersionError(
                     f"the store at {self.uri} has schema version {version}, newer than this "
-                    f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it")
+                    f"epochline understands ({SCHEMA_VERSION}); upgrade epochline to read it"
+                )
             for target in range(version, SCHEMA_VERSION):
                 for stmt in MIGRATIONS[target]:
-                    cur.execute(stmt.format(norowid=self.norowid, serial_pk=self.serial_pk,
-                                            value_columns=self.value_columns))
+                    cur.execute(
+                        stmt.format(
+                            norowid=self.norowid, serial_pk=self.serial_pk, value_columns=self.value_columns
+                        )
+                    )
             if version < SCHEMA_VERSION:
                 cur.execute(self._sql("DELETE FROM meta WHERE key = ?"), ("schema_version",))
-                cur.execute(self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"),
-                            ("schema_version", str(SCHEMA_VERSION)))
+                cur.execute(
+                    self._sql("INSERT INTO meta (key, value) VALUES (?, ?)"),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                )
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -235,19 +242,22 @@ class Backend:
             row = cur.fetchone()
         except Exception:  # no meta table: nothing of epochline's was ever committed here
             conn.rollback()
-            raise StoreNotFoundError(f"no epochline store at {self.uri} (nothing recorded there "
-                                     "yet)") from None
+            raise StoreNotFoundError(
+                f"no epochline store at {self.uri} (nothing recorded there yet)"
+            ) from None
         finally:
             conn.rollback()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"the store at {self.uri} has schema version {version}, newer than this epochline "
-                f"understands ({SCHEMA_VERSION}); upgrade epochline to read it")
+                f"understands ({SCHEMA_VERSION}); upgrade epochline to read it"
+            )
         if version < SCHEMA_VERSION:
             raise StoreVersionError(
                 f"the store at {self.uri} has schema version {version}, older than this epochline's "
-                f"({SCHEMA_VERSION}); upgrade it with: epochline upgrade --store {self.uri}")
+                f"({SCHEMA_VERSION}); upgrade it with: epochline upgrade --store {self.uri}"
+            )
 
     # -- writing (the dispatcher thread only) ---------------------------------------------
     give_up_at: Optional[float] = None
@@ -322,9 +332,11 @@ class Backend:
                     self.away_since = now
                 limit = deadline if deadline is not None else self.give_up_at
                 if limit is not None and now + delay > limit:
-                    raise StoreAway(f"the store {self.uri} did not answer for "
-                                    f"{now - self.away_since:.1f} s ({type(exc).__name__}: "
-                                    f"{_one_line(exc)})") from exc
+                    raise StoreAway(
+                        f"the store {self.uri} did not answer for "
+                        f"{now - self.away_since:.1f} s ({type(exc).__name__}: "
+                        f"{_one_line(exc)})"
+                    ) from exc
                 time.sleep(delay)
                 if not contention:  # a busy lock is tried again at once: it changes hands often
                     delay = min(delay * 2, RETRY_MAX_S)
@@ -360,8 +372,10 @@ class Backend:
                 continue
             event = part[0]
             if type(event) is ev.Metrics and len(event.values) > 1:
-                pending.extend([msgspec.structs.replace(event, values={k: v})]
-                               for k, v in reversed(list(event.values.items())))
+                pending.extend(
+                    [msgspec.structs.replace(event, values={k: v})]
+                    for k, v in reversed(list(event.values.items()))
+                )
                 continue
             failed_leaves += 1
             first = first or error
@@ -414,20 +428,30 @@ class Backend:
             points = [point(*p) for p in points]
         cur.executemany(self._sql(self._POINT_SQL), points)
         if epochs:
-            cur.executemany(self._sql(
-                "INSERT INTO steps (run_id, step, epoch) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch"), epochs)
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO steps (run_id, step, epoch) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch"
+                ),
+                epochs,
+            )
 
-    def _series_id(self, cur: Any, run_id: str, key: str, value: Any,
-                   stage: Optional[str]) -> Tuple[int, Optional[str]]:
+    def _series_id(
+        self, cur: Any, run_id: str, key: str, value: Any, stage: Optional[str]
+    ) -> Tuple[int, Optional[str]]:
         kind = KIND_BOOL if type(value) is bool else KIND_NUMBER
-        cur.execute(self._sql("INSERT INTO series (run_id, key, kind, stage) VALUES (?, ?, ?, ?) "
-                              "ON CONFLICT (run_id, key) DO NOTHING"), (run_id, key, kind, stage))
+        cur.execute(
+            self._sql(
+                "INSERT INTO series (run_id, key, kind, stage) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO NOTHING"
+            ),
+            (run_id, key, kind, stage),
+        )
         if stage is not None:
-            cur.execute(self._sql("UPDATE series SET stage = ? WHERE run_id = ? AND key = ?"),
-                        (stage, run_id, key))
-        cur.execute(self._sql("SELECT id, stage FROM series WHERE run_id = ? AND key = ?"),
-                    (run_id, key))
+            cur.execute(
+                self._sql("UPDATE series SET stage = ? WHERE run_id = ? AND key = ?"), (stage, run_id, key)
+            )
+        cur.execute(self._sql("SELECT id, stage FROM series WHERE run_id = ? AND key = ?"), (run_id, key))
         row = cur.fetchone()
         return int(row[0]), row[1] if stage is None else stage
 
@@ -477,18 +501,31 @@ class Backend:
         rows = self.query("SELECT name, path FROM runs WHERE id = ?", (run_id,))
         if not rows:
             return None
-        step = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
-                          "WHERE s.run_id = ? AND (s.stage IS NULL OR s.stage <> ?)",
-                          (run_id, _context.SYSTEM_STAGE))[0][0]
-        samples = self.query("SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
-                             "WHERE s.run_id = ? AND s.stage = ?", (run_id, _context.SYSTEM_STAGE))[0][0]
-        epochs = {int(e): (ev.loads_value(v), total) for e, v, total in self.query(
-            "SELECT epoch, vals, total_epochs FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))}
+        step = self.query(
+            "SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
+            "WHERE s.run_id = ? AND (s.stage IS NULL OR s.stage <> ?)",
+            (run_id, _context.SYSTEM_STAGE),
+        )[0][0]
+        samples = self.query(
+            "SELECT MAX(m.step) FROM metrics m JOIN series s ON s.id = m.series "
+            "WHERE s.run_id = ? AND s.stage = ?",
+            (run_id, _context.SYSTEM_STAGE),
+        )[0][0]
+        epochs = {
+            int(e): (ev.loads_value(v), total)
+            for e, v, total in self.query(
+                "SELECT epoch, vals, total_epochs FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
+            )
+        }
         totals = [t for _, t in epochs.values() if t is not None]
-        return {"name": rows[0][0], "path": rows[0][1], "step": -1 if step is None else int(step),
-                "system_step": -1 if samples is None else int(samples),
-                "epochs": {e: v for e, (v, _) in epochs.items()},
-                "total_epochs": int(totals[-1]) if totals else None}
+        return {
+            "name": rows[0][0],
+            "path": rows[0][1],
+            "step": -1 if step is None else int(step),
+            "system_step": -1 if samples is None else int(samples),
+            "epochs": {e: v for e, (v, _) in epochs.items()},
+            "total_epochs": int(totals[-1]) if totals else None,
+        }
 
 
 def _groups(events: Sequence[ev.Event]) -> List[Tuple[str, List[Any]]]:
@@ -536,26 +573,77 @@ _TEXT_INSERT = "INSERT INTO texts (run_id, wall_time, kind, level, logger, text)
 
 
 def _w_run_started(e: ev.RunStarted):
-    yield _RUN_UPSERT, [(e.run_id, e.name, e.path, e.alias, e.framework, e.host, e.pid,
-                         e.pid_start, e.wall_time, e.wall_time)]
+    yield (
+        _RUN_UPSERT,
+        [
+            (
+                e.run_id,
+                e.name,
+                e.path,
+                e.alias,
+                e.framework,
+                e.host,
+                e.pid,
+                e.pid_start,
+                e.wall_time,
+                e.wall_time,
+            )
+        ],
+    )
     if e.tags:
         yield _TAG_INSERT, [(e.run_id, t) for t in e.tags]
 
 
 def _w_params(e: ev.Params):
     ignored = set(e.ignored)
-    yield _PARAM_UPSERT, [(e.run_id, k, ev.dumps_value(v), 0 if k in ignored else 1)
-                          for k, v in e.params.items()]
+    yield (
+        _PARAM_UPSERT,
+        [(e.run_id, k, ev.dumps_value(v), 0 if k in ignored else 1) for k, v in e.params.items()],
+    )
 
 
 def _w_image(e: ev.Image):
-    yield _MEDIA_INSERT, [(e.run_id, "image", e.key, e.step, e.wall_time, e.media, e.caption,
-                           e.width, e.height, None, None, None)]
+    yield (
+        _MEDIA_INSERT,
+        [
+            (
+                e.run_id,
+                "image",
+                e.key,
+                e.step,
+                e.wall_time,
+                e.media,
+                e.caption,
+                e.width,
+                e.height,
+                None,
+                None,
+                None,
+            )
+        ],
+    )
 
 
 def _w_artifact(e: ev.Artifact):
-    yield _MEDIA_INSERT, [(e.run_id, "artifact", e.name, None, e.wall_time, e.media, None, None,
-                           None, e.size, e.sha256, e.source)]
+    yield (
+        _MEDIA_INSERT,
+        [
+            (
+                e.run_id,
+                "artifact",
+                e.name,
+                None,
+                e.wall_time,
+                e.media,
+                None,
+                None,
+                None,
+                e.size,
+                e.sha256,
+                e.source,
+            )
+        ],
+    )
 
 
 def _w_text(e: ev.Text):
@@ -579,18 +667,30 @@ def _w_rename(e: ev.Rename):
 
 
 def _w_plot(e: ev.PlotDeclared):
-    yield ("""INSERT INTO plots (run_id, name, kind, y_label, metrics) VALUES (?, ?, ?, ?, ?)
+    yield (
+        """INSERT INTO plots (run_id, name, kind, y_label, metrics) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (run_id, name) DO UPDATE SET kind = excluded.kind,
            y_label = excluded.y_label, metrics = excluded.metrics""",
-           [(e.run_id, e.name, e.kind, e.y_label, json.dumps(list(e.metrics)))])
+        [(e.run_id, e.name, e.kind, e.y_label, json.dumps(list(e.metrics)))],
+    )
 
 
 def _w_histogram(e: ev.Histogram):
-    data = {"min": e.min, "max": e.max, "num": e.num, "bucket_limits": list(e.bucket_limits),
-            "bucket_counts": list(e.bucket_counts), "sum": e.sum, "sum_squares": e.sum_squares}
-    yield ("""INSERT INTO histograms (run_id, key, step, wall_time, data) VALUES (?, ?, ?, ?, ?)
+    data = {
+        "min": e.min,
+        "max": e.max,
+        "num": e.num,
+        "bucket_limits": list(e.bucket_limits),
+        "bucket_counts": list(e.bucket_counts),
+        "sum": e.sum,
+        "sum_squares": e.sum_squares,
+    }
+    yield (
+        """INSERT INTO histograms (run_id, key, step, wall_time, data) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (run_id, key, step) DO UPDATE SET wall_time = excluded.wall_time,
-           data = excluded.data""", [(e.run_id, e.key, e.step, e.wall_time, ev.dumps_value(data))])
+           data = excluded.data""",
+        [(e.run_id, e.key, e.step, e.wall_time, ev.dumps_value(data))],
+    )
 
 
 def _w_summary(e: ev.SummaryUpdate):
@@ -598,21 +698,33 @@ def _w_summary(e: ev.SummaryUpdate):
 
 
 def _w_primary(e: ev.PrimaryMetric):
-    yield ("UPDATE runs SET primary_metric = ?, primary_mode = ? WHERE id = ?",
-           [(e.name, e.mode, e.run_id)])
+    yield ("UPDATE runs SET primary_metric = ?, primary_mode = ? WHERE id = ?", [(e.name, e.mode, e.run_id)])
 
 
 def _w_epoch(e: ev.EpochEnd):
-    yield ("""INSERT INTO epochs (run_id, epoch, total_epochs, wall_time, vals, percent)
+    yield (
+        """INSERT INTO epochs (run_id, epoch, total_epochs, wall_time, vals, percent)
            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, epoch) DO UPDATE SET
            total_epochs = excluded.total_epochs, wall_time = excluded.wall_time,
            vals = excluded.vals, percent = excluded.percent""",
-           [(e.run_id, e.epoch, e.total_epochs, e.wall_time, ev.dumps_value(e.values),
-             json.dumps(list(e.percent)))])
+        [
+            (
+                e.run_id,
+                e.epoch,
+                e.total_epochs,
+                e.wall_time,
+                ev.dumps_value(e.values),
+                json.dumps(list(e.percent)),
+            )
+        ],
+    )
 
 
 def _w_finished(e: ev.RunFinished):
-    yield ("UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? WHERE id = ?", [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)])
+    yield (
+        "UPDATE runs SET status = ?, reason = ?, end_time = ?, heartbeat = ?, lost = lost + ? WHERE id = ?",
+        [(e.status, e.reason, e.wall_time, e.wall_time, e.lost, e.run_id)],
+    )
 
 
 def _w_heartbeat(e: ev.Heartbeat):
@@ -620,10 +732,21 @@ def _w_heartbeat(e: ev.Heartbeat):
 
 
 _WRITERS: Dict[type, Callable[[Any], Iterable[Tuple[str, List[tuple]]]]] = {
-    ev.RunStarted: _w_run_started, ev.Params: _w_params,
-    ev.Image: _w_image, ev.Artifact: _w_artifact, ev.Text: _w_text, ev.Comment: _w_comment,
-    ev.Tag: _w_tag, ev.Untag: _w_untag, ev.Rename: _w_rename, ev.PlotDeclared: _w_plot,
-    ev.Histogram: _w_histogram, ev.SummaryUpdate: _w_summary, ev.PrimaryMetric: _w_primary,
-    ev.EpochEnd: _w_epoch, ev.RunFinished: _w_finished, ev.Heartbeat: _w_heartbeat,
+    ev.RunStarted: _w_run_started,
+    ev.Params: _w_params,
+    ev.Image: _w_image,
+    ev.Artifact: _w_artifact,
+    ev.Text: _w_text,
+    ev.Comment: _w_comment,
+    ev.Tag: _w_tag,
+    ev.Untag: _w_untag,
+    ev.Rename: _w_rename,
+    ev.PlotDeclared: _w_plot,
+    ev.Histogram: _w_histogram,
+    ev.SummaryUpdate: _w_summary,
+    ev.PrimaryMetric: _w_primary,
+    ev.EpochEnd: _w_epoch,
+    ev.RunFinished: _w_finished,
+    ev.Heartbeat: _w_heartbeat,
     **_context.WRITERS,
 }

@@ -51,11 +51,16 @@ class ContextReads:
     def records(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:
         """``[{"kind", "name", "wall_time", "data"}, ...]`` in the order they were recorded."""
         if kind is None:
-            rows = self._q("SELECT kind, name, wall_time, data FROM records WHERE run_id = ? "
-                           "ORDER BY wall_time, kind, name")
+            rows = self._q(
+                "SELECT kind, name, wall_time, data FROM records WHERE run_id = ? "
+                "ORDER BY wall_time, kind, name"
+            )
         else:
-            rows = self._q("SELECT kind, name, wall_time, data FROM records WHERE run_id = ? "
-                           "AND kind = ? ORDER BY wall_time, name", kind)
+            rows = self._q(
+                "SELECT kind, name, wall_time, data FROM records WHERE run_id = ? "
+                "AND kind = ? ORDER BY wall_time, name",
+                kind,
+            )
         return [{"kind": k, "name": n, "wall_time": t, "data": ev.loads_value(d)} for k, n, t, d in rows]
 
     def _record(self, kind: str, name: str) -> Optional[Dict[str, Any]]:
@@ -91,22 +96,32 @@ class ContextReads:
 
     def console(self, stream: Optional[str] = None) -> List[Dict[str, Any]]:
         """Captured console lines ``[{"wall_time", "stream", "text"}]``, oldest first."""
-        rows = self._q("SELECT wall_time, logger, text FROM texts WHERE run_id = ? AND kind = 'console' "
-                       "ORDER BY wall_time", )
-        return [{"wall_time": t, "stream": s, "text": x} for t, s, x in rows
-                if stream is None or s == stream]
+        rows = self._q(
+            "SELECT wall_time, logger, text FROM texts WHERE run_id = ? AND kind = 'console' "
+            "ORDER BY wall_time",
+        )
+        return [{"wall_time": t, "stream": s, "text": x} for t, s, x in rows if stream is None or s == stream]
 
     def system_metric_keys(self) -> List[str]:
         """Names of the ``system/*`` series sampled by ``init(system_metrics=True)``."""
-        return [r[0] for r in self._q("SELECT key FROM series WHERE run_id = ? AND stage = ? "
-                                      "ORDER BY key", SYSTEM_STAGE)]
+        return [
+            r[0]
+            for r in self._q(
+                "SELECT key FROM series WHERE run_id = ? AND stage = ? ORDER BY key", SYSTEM_STAGE
+            )
+        ]
 
     def context_dict(self) -> Dict[str, Any]:
         """The issue-17 part of ``RunView.to_dict()`` (``epochline show --json``)."""
-        return {"env": self.env, "code": self.code, "datasets": self.datasets(),
-                "models": self.models(), "config_files": self.config_files(),
-                "param_meta": self.param_meta,
-                "console": [{"stream": c["stream"], "text": c["text"]} for c in self.console()]}
+        return {
+            "env": self.env,
+            "code": self.code,
+            "datasets": self.datasets(),
+            "models": self.models(),
+            "config_files": self.config_files(),
+            "param_meta": self.param_meta,
+            "console": [{"stream": c["stream"], "text": c["text"]} for c in self.console()],
+        }
 
 
 __all__ = ["ContextReads", "MIGRATION", "SYSTEM_STAGE", "WRITERS"]

@@ -43,8 +43,11 @@ class PostgresBackend(Backend):
         self.conninfo = conninfo
         import psycopg
 
-        self.retryable = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
-                          psycopg.OperationalError)
+        self.retryable = (
+            psycopg.errors.SerializationFailure,
+            psycopg.errors.DeadlockDetected,
+            psycopg.OperationalError,
+        )
         self.row_errors = Backend.row_errors + (psycopg.DataError, psycopg.IntegrityError)
 
     def _connect(self) -> Any:

@@ -21,8 +21,10 @@ from . import media_path, open_backend
 from .context import ContextReads
 
 STALE_AFTER_S = 120.0
-_RUN_COLUMNS = ("id, name, path, alias, framework, status, reason, host, pid, pid_start, "
-                "start_time, end_time, heartbeat, lost, primary_metric, primary_mode")
+_RUN_COLUMNS = (
+    "id, name, path, alias, framework, status, reason, host, pid, pid_start, "
+    "start_time, end_time, heartbeat, lost, primary_metric, primary_mode"
+)
 CHUNK_POINTS = 50_000
 """Points per chunk of :meth:`RunView.iter_metrics`: what a reader holds in memory at once."""
 _ENVELOPE_GROUPED = 100
@@ -87,9 +89,14 @@ class TextRecord:
     text: str
 
 
-def effective_status(status: str, host: Optional[str], pid: Optional[int],
-                     pid_start: Optional[float], heartbeat: Optional[float],
-                     now: Optional[float] = None) -> Tuple[str, Optional[str]]:
+def effective_status(
+    status: str,
+    host: Optional[str],
+    pid: Optional[int],
+    pid_start: Optional[float],
+    heartbeat: Optional[float],
+    now: Optional[float] = None,
+) -> Tuple[str, Optional[str]]:
     """('running' or 'crashed', reason) for a run stored as running."""
     if status != "running":
         return status, None
@@ -111,11 +118,25 @@ class RunView(ContextReads):
 
     def __init__(self, store: Store, row: tuple):
         self._store = store
-        (self.id, self.name, self.path, self.alias, self.framework, stored_status, stored_reason,
-         self.host, self.pid, pid_start, self.start_time, self.end_time, self.heartbeat, self.lost,
-         self.primary_metric, self.primary_mode) = row
-        self.status, reason = effective_status(stored_status, self.host, self.pid, pid_start,
-                                               self.heartbeat)
+        (
+            self.id,
+            self.name,
+            self.path,
+            self.alias,
+            self.framework,
+            stored_status,
+            stored_reason,
+            self.host,
+            self.pid,
+            pid_start,
+            self.start_time,
+            self.end_time,
+            self.heartbeat,
+            self.lost,
+            self.primary_metric,
+            self.primary_mode,
+        ) = row
+        self.status, reason = effective_status(stored_status, self.host, self.pid, pid_start, self.heartbeat)
         self.reason = reason or stored_reason
 
     def __repr__(self) -> str:
@@ -154,8 +175,9 @@ class RunView(ContextReads):
     def metric_keys(self) -> List[str]:
         return [r[0] for r in self._q("SELECT key FROM series WHERE run_id = ? ORDER BY key")]
 
-    def metrics(self, key: str, start: Optional[int] = None,
-                stop: Optional[int] = None) -> List[Tuple[float, int, Any]]:
+    def metrics(
+        self, key: str, start: Optional[int] = None, stop: Optional[int] = None
+    ) -> List[Tuple[float, int, Any]]:
         """``[(wall_time, step, value), ...]`` ordered by step (one value per step: the last logged).
 
         ``start``/``stop`` select steps ``start <= step < stop`` in the database, so a window of a
@@ -167,8 +189,13 @@ class RunView(ContextReads):
             out.extend(chunk)
         return out
 
-    def iter_metrics(self, key: str, start: Optional[int] = None, stop: Optional[int] = None,
-                     chunk_size: int = CHUNK_POINTS) -> Iterator[List[Tuple[float, int, Any]]]:
+    def iter_metrics(
+        self,
+        key: str,
+        start: Optional[int] = None,
+        stop: Optional[int] = None,
+        chunk_size: int = CHUNK_POINTS,
+    ) -> Iterator[List[Tuple[float, int, Any]]]:
         """Chunks (lists) of ``(wall_time, step, value)`` in step order, at most ``chunk_size`` each.
 
         Memory stays bounded by the chunk whatever the length of the series: each chunk is one
@@ -183,8 +210,13 @@ class RunView(ContextReads):
         for rows in self.iter_raw(key, start, stop, chunk_size):
             yield [(t, s, read(kind, v)) for s, t, v in rows]
 
-    def iter_raw(self, key: str, start: Optional[int] = None, stop: Optional[int] = None,
-                 chunk_size: int = CHUNK_POINTS) -> Iterator[List[Tuple[int, float, Any]]]:
+    def iter_raw(
+        self,
+        key: str,
+        start: Optional[int] = None,
+        stop: Optional[int] = None,
+        chunk_size: int = CHUNK_POINTS,
+    ) -> Iterator[List[Tuple[int, float, Any]]]:
         """Like :meth:`iter_metrics` but the stored form ``(step, wall_time, value)``: NaN as None,
         bools as 0/1 (see :meth:`series_kind`). For bulk readers (frames, export, plots) that
         convert whole columns at once instead of one value at a time."""
@@ -203,9 +235,12 @@ class RunView(ContextReads):
             if stop is not None:
                 where.append("step < ?")
                 params.append(int(stop))
-            rows = backend.query(f"SELECT step, wall_time, {columns} FROM metrics WHERE "
-                                 + " AND ".join(where) + " ORDER BY step LIMIT ?",
-                                 params + [int(chunk_size)])
+            rows = backend.query(
+                f"SELECT step, wall_time, {columns} FROM metrics WHERE "
+                + " AND ".join(where)
+                + " ORDER BY step LIMIT ?",
+                params + [int(chunk_size)],
+            )
             if not rows:
                 return
             if two:
@@ -232,11 +267,13 @@ class RunView(ContextReads):
             "ON st.run_id = ? AND st.step = m.step WHERE m.series = ? AND m.step IN "
             "(SELECT MAX(m2.step) FROM metrics m2 JOIN steps s2 ON s2.run_id = ? AND s2.step = m2.step "
             "WHERE m2.series = ? GROUP BY s2.epoch) ORDER BY st.epoch",
-            (self.id, series[0], self.id, series[0]))
+            (self.id, series[0], self.id, series[0]),
+        )
         return {int(r[0]): backend.read_point(series[1], *r[1:]) for r in rows}
 
-    def envelope(self, key: str, buckets: int
-                 ) -> List[Tuple[int, int, float, float, Any, Any, int, float, int]]:
+    def envelope(
+        self, key: str, buckets: int
+    ) -> List[Tuple[int, int, float, float, Any, Any, int, float, int]]:
         """The series ``key`` reduced by the database to ``buckets`` equal step ranges: per
         non-empty range ``(first step, last step, first wall_time, last wall_time, min, max,
         count of numbers, their sum, count of points)`` in step order (NaN is a point but not a
@@ -251,32 +288,51 @@ class RunView(ContextReads):
         if series is None:
             return []
         backend = self._store.backend
-        lo, hi = backend.query("SELECT MIN(step), MAX(step) FROM metrics WHERE series = ?",
-                               (series[0],))[0]
+        lo, hi = backend.query("SELECT MIN(step), MAX(step) FROM metrics WHERE series = ?", (series[0],))[0]
         if lo is None:
             return []
         lo, buckets = int(lo), max(1, int(buckets))
         span = int(hi) - lo + 1  # bucket b holds steps lo + ceil(b*span/buckets) .. before b+1's
-        aggregates = ("MIN(step), MAX(step), MIN(wall_time), MAX(wall_time), MIN(value), MAX(value), "
-                      "COUNT(value), SUM(value), COUNT(*)")
+        aggregates = (
+            "MIN(step), MAX(step), MIN(wall_time), MAX(wall_time), MIN(value), MAX(value), "
+            "COUNT(value), SUM(value), COUNT(*)"
+        )
         if span <= _ENVELOPE_GROUPED * buckets:
-            rows = [r[1:] for r in backend.query(
-                "SELECT ((step - CAST(? AS BIGINT)) * CAST(? AS BIGINT)) / CAST(? AS BIGINT) AS b, "
-                f"{aggregates} FROM metrics WHERE series = ? GROUP BY b ORDER BY b",
-                (lo, buckets, span, series[0]))]
+            rows = [
+                r[1:]
+                for r in backend.query(
+                    "SELECT ((step - CAST(? AS BIGINT)) * CAST(? AS BIGINT)) / CAST(? AS BIGINT) AS b, "
+                    f"{aggregates} FROM metrics WHERE series = ? GROUP BY b ORDER BY b",
+                    (lo, buckets, span, series[0]),
+                )
+            ]
         else:
             rows = []
             for b in range(buckets):
                 start = lo + (b * span + buckets - 1) // buckets
                 stop = lo + ((b + 1) * span + buckets - 1) // buckets
-                row = backend.query(f"SELECT {aggregates} FROM metrics WHERE series = ? AND step >= ? "
-                                    "AND step < ?", (series[0], start, stop))[0]
+                row = backend.query(
+                    f"SELECT {aggregates} FROM metrics WHERE series = ? AND step >= ? AND step < ?",
+                    (series[0], start, stop),
+                )[0]
                 if row[8]:
                     rows.append(row)
         kind = series[1]
         read = backend.read_point
-        return [(int(r[0]), int(r[1]), r[2], r[3], _number(read, kind, r[4]), _number(read, kind, r[5]),
-                 int(r[6]), float(r[7] or 0.0), int(r[8])) for r in rows]
+        return [
+            (
+                int(r[0]),
+                int(r[1]),
+                r[2],
+                r[3],
+                _number(read, kind, r[4]),
+                _number(read, kind, r[5]),
+                int(r[6]),
+                float(r[7] or 0.0),
+                int(r[8]),
+            )
+            for r in rows
+        ]
 
     def metric_count(self, key: str) -> int:
         """How many points (steps) the series ``key`` has, without reading them."""
@@ -312,13 +368,18 @@ class RunView(ContextReads):
     def metric_rows(self, key: str) -> List[Dict[str, Any]]:
         """Like :meth:`metrics`, with the epoch of each step and the stage the metric was logged in."""
         backend = self._store.backend
-        rows = self._q(f"SELECT m.wall_time, m.step, st.epoch, s.stage, s.kind, {backend.POINT_COLUMNS} "
-                       "FROM metrics m JOIN series s ON s.id = m.series LEFT JOIN steps st "
-                       "ON st.run_id = s.run_id AND st.step = m.step "
-                       "WHERE s.run_id = ? AND s.key = ? ORDER BY m.step", key)
+        rows = self._q(
+            f"SELECT m.wall_time, m.step, st.epoch, s.stage, s.kind, {backend.POINT_COLUMNS} "
+            "FROM metrics m JOIN series s ON s.id = m.series LEFT JOIN steps st "
+            "ON st.run_id = s.run_id AND st.step = m.step "
+            "WHERE s.run_id = ? AND s.key = ? ORDER BY m.step",
+            key,
+        )
         read = backend.read_point
-        return [{"wall_time": r[0], "step": r[1], "epoch": r[2], "stage": r[3], "value": read(*r[4:])}
-                for r in rows]
+        return [
+            {"wall_time": r[0], "step": r[1], "epoch": r[2], "stage": r[3], "value": read(*r[4:])}
+            for r in rows
+        ]
 
     def last(self, key: str) -> Any:
         return self.metric_stats([key]).get(key, {}).get("last")
@@ -327,27 +388,37 @@ class RunView(ContextReads):
         return [r[0] for r in self._q("SELECT DISTINCT key FROM histograms WHERE run_id = ? ORDER BY key")]
 
     def histograms(self, key: str) -> List[Tuple[float, int, Dict[str, Any]]]:
-        rows = self._q("SELECT wall_time, step, data FROM histograms WHERE run_id = ? AND key = ? "
-                       "ORDER BY step", key)
+        rows = self._q(
+            "SELECT wall_time, step, data FROM histograms WHERE run_id = ? AND key = ? ORDER BY step", key
+        )
         return [(t, s, ev.loads_value(d)) for t, s, d in rows]
 
     def images(self, key: Optional[str] = None) -> List[ImageRecord]:
-        rows = self._q("SELECT key, step, wall_time, path, caption, width, height FROM media "
-                       "WHERE run_id = ? AND kind = 'image' ORDER BY key, step, wall_time")
+        rows = self._q(
+            "SELECT key, step, wall_time, path, caption, width, height FROM media "
+            "WHERE run_id = ? AND kind = 'image' ORDER BY key, step, wall_time"
+        )
         root = self._store.backend.media_root
-        return [ImageRecord(k, s, t, media_path(root, p), c, w or 0, h or 0)
-                for k, s, t, p, c, w, h in rows if key is None or k == key]
+        return [
+            ImageRecord(k, s, t, media_path(root, p), c, w or 0, h or 0)
+            for k, s, t, p, c, w, h in rows
+            if key is None or k == key
+        ]
 
     def artifacts(self) -> List[ArtifactRecord]:
-        rows = self._q("SELECT key, wall_time, path, size, sha256, source FROM media "
-                       "WHERE run_id = ? AND kind = 'artifact' ORDER BY wall_time, key")
+        rows = self._q(
+            "SELECT key, wall_time, path, size, sha256, source FROM media "
+            "WHERE run_id = ? AND kind = 'artifact' ORDER BY wall_time, key"
+        )
         root = self._store.backend.media_root
-        return [ArtifactRecord(n, t, media_path(root, p), z or 0, h or "", s or "")
-                for n, t, p, z, h, s in rows]
+        return [
+            ArtifactRecord(n, t, media_path(root, p), z or 0, h or "", s or "") for n, t, p, z, h, s in rows
+        ]
 
     def texts(self, kind: Optional[str] = "text") -> List[TextRecord]:
-        rows = self._q("SELECT wall_time, kind, level, logger, text FROM texts WHERE run_id = ? "
-                       "ORDER BY wall_time")
+        rows = self._q(
+            "SELECT wall_time, kind, level, logger, text FROM texts WHERE run_id = ? ORDER BY wall_time"
+        )
         return [TextRecord(*r) for r in rows if kind is None or r[1] == kind]
 
     def comments(self) -> List[str]:
@@ -358,31 +429,58 @@ class RunView(ContextReads):
         return [{"name": n, "kind": k, "y_label": y, "metrics": json.loads(m)} for n, k, y, m in rows]
 
     def epochs(self) -> List[Dict[str, Any]]:
-        rows = self._q("SELECT epoch, total_epochs, wall_time, vals, percent FROM epochs "
-                       "WHERE run_id = ? ORDER BY epoch")
-        return [{"epoch": e, "total_epochs": n, "wall_time": t, "values": ev.loads_value(v),
-                 "percent": json.loads(p)} for e, n, t, v, p in rows]
+        rows = self._q(
+            "SELECT epoch, total_epochs, wall_time, vals, percent FROM epochs WHERE run_id = ? ORDER BY epoch"
+        )
+        return [
+            {
+                "epoch": e,
+                "total_epochs": n,
+                "wall_time": t,
+                "values": ev.loads_value(v),
+                "percent": json.loads(p),
+            }
+            for e, n, t, v, p in rows
+        ]
 
     def to_dict(self, full: bool = True) -> Dict[str, Any]:
         out: Dict[str, Any] = {
-            "id": self.id, "name": self.name, "path": self.path, "alias": self.alias,
-            "status": self.status, "reason": self.reason, "framework": self.framework,
-            "host": self.host, "pid": self.pid, "start_time": self.start_time,
-            "end_time": self.end_time, "duration": self.duration, "lost": self.lost,
-            "tags": self.tags, "primary_metric": self.primary_metric,
+            "id": self.id,
+            "name": self.name,
+            "path": self.path,
+            "alias": self.alias,
+            "status": self.status,
+            "reason": self.reason,
+            "framework": self.framework,
+            "host": self.host,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration": self.duration,
+            "lost": self.lost,
+            "tags": self.tags,
+            "primary_metric": self.primary_metric,
         }
         if full:
-            out.update({
-                "params": self.params, "fingerprint": self.fingerprint, "summary": self.summary,
-                "metrics": {k: [list(p) for p in self.metrics(k)] for k in self.metric_keys()},
-                "epochs": self.epochs(),
-                "images": [{"key": i.key, "step": i.step, "path": str(i.path), "caption": i.caption}
-                           for i in self.images()],
-                "artifacts": [{"name": a.name, "path": str(a.path), "size": a.size}
-                              for a in self.artifacts()],
-                "texts": [t.text for t in self.texts()], "comments": self.comments(),
-                "plots": self.plots(),
-            })
+            out.update(
+                {
+                    "params": self.params,
+                    "fingerprint": self.fingerprint,
+                    "summary": self.summary,
+                    "metrics": {k: [list(p) for p in self.metrics(k)] for k in self.metric_keys()},
+                    "epochs": self.epochs(),
+                    "images": [
+                        {"key": i.key, "step": i.step, "path": str(i.path), "caption": i.caption}
+                        for i in self.images()
+                    ],
+                    "artifacts": [
+                        {"name": a.name, "path": str(a.path), "size": a.size} for a in self.artifacts()
+                    ],
+                    "texts": [t.text for t in self.texts()],
+                    "comments": self.comments(),
+                    "plots": self.plots(),
+                }
+            )
             out.update(self.context_dict())
         return out
 
@@ -397,8 +495,13 @@ class Store:
     def uri(self) -> str:
         return self.backend.uri
 
-    def runs(self, path: Optional[str] = None, tag: Optional[str] = None,
-             status: Optional[str] = None, fingerprint: Optional[str] = None) -> List[RunView]:
+    def runs(
+        self,
+        path: Optional[str] = None,
+        tag: Optional[str] = None,
+        status: Optional[str] = None,
+        fingerprint: Optional[str] = None,
+    ) -> List[RunView]:
         """Runs, oldest first. ``path`` matches the path and everything below it."""
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         where, params = [], []
@@ -430,18 +533,25 @@ class Store:
         if not rows:
             rows = self.backend.query(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id LIKE ? ESCAPE '!' OR name = ? OR alias = ?",
-                (_like_prefix(ref) + "%", ref, ref))
+                (_like_prefix(ref) + "%", ref, ref),
+            )
         if not rows:
-            rows = self.backend.query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? "
-                                      "ORDER BY start_time DESC, id DESC LIMIT 1", (ref.strip("/"),))
+            rows = self.backend.query(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE path = ? ORDER BY start_time DESC, id DESC LIMIT 1",
+                (ref.strip("/"),),
+            )
         if not rows:
             import difflib  # here: only a failed lookup needs it
 
             known = self.backend.query("SELECT id, name, path, alias FROM runs")
             near = difflib.get_close_matches(ref, {n for row in known for n in row if n}, n=3, cutoff=0.5)
-            hint = ("closest: " + ", ".join(near) if near else
-                    f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5]) if known
-                    else "the store has no runs")
+            hint = (
+                "closest: " + ", ".join(near)
+                if near
+                else f"{len(known)} runs, at " + ", ".join(sorted({r[2] for r in known})[:5])
+                if known
+                else "the store has no runs"
+            )
             raise RunNotFoundError(f"no run {ref!r} in {self.uri} ({hint})")
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows[:5])
@@ -469,18 +579,24 @@ class Store:
         out: Dict[str, Tuple[Dict[str, Any], List[str]]] = {rid: ({}, []) for rid in run_ids}
         ids = list(out)
         for i in range(0, len(ids), _IN_BATCH):
-            batch = ids[i:i + _IN_BATCH]
+            batch = ids[i : i + _IN_BATCH]
             for rid, key, value, counts in self.backend.query(
-                    f"SELECT run_id, key, value, counts FROM params WHERE run_id IN "
-                    f"({', '.join('?' * len(batch))}) ORDER BY run_id, key", batch):
+                f"SELECT run_id, key, value, counts FROM params WHERE run_id IN "
+                f"({', '.join('?' * len(batch))}) ORDER BY run_id, key",
+                batch,
+            ):
                 out[rid][0][key] = ev.loads_value(value)
                 if not counts:
                     out[rid][1].append(key)
         return out
 
-    def metric_stats(self, run_ids: Sequence[str], keys: Optional[Sequence[str]] = None, *,
-                     extreme: Optional[Callable[[str, str], Optional[str]]] = None
-                     ) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    def metric_stats(
+        self,
+        run_ids: Sequence[str],
+        keys: Optional[Sequence[str]] = None,
+        *,
+        extreme: Optional[Callable[[str, str], Optional[str]]] = None,
+    ) -> Dict[str, Dict[str, Dict[str, Any]]]:
         """``{run_id: {key: {count, first_step, last_step, min, max, last, last_wall_time, stage,
         kind}}}`` computed by the database, so memory does not grow with the points.
 
@@ -503,45 +619,61 @@ class Store:
             key_params = keys
         ids = list(out)
         for i in range(0, len(ids), _IN_BATCH):
-            batch = ids[i:i + _IN_BATCH]
+            batch = ids[i : i + _IN_BATCH]
             marks = ", ".join("?" * len(batch))
             by_sid: Dict[int, Tuple[int, Dict[str, Any], str, str]] = {}
             for rid, key, sid, kind, stage, first, last in backend.query(
-                    "SELECT s.run_id, s.key, s.id, s.kind, s.stage, "
-                    "(SELECT MIN(step) FROM metrics WHERE series = s.id), "
-                    "(SELECT MAX(step) FROM metrics WHERE series = s.id) "
-                    f"FROM series s WHERE s.run_id IN ({marks}){key_sql}", batch + key_params):
+                "SELECT s.run_id, s.key, s.id, s.kind, s.stage, "
+                "(SELECT MIN(step) FROM metrics WHERE series = s.id), "
+                "(SELECT MAX(step) FROM metrics WHERE series = s.id) "
+                f"FROM series s WHERE s.run_id IN ({marks}){key_sql}",
+                batch + key_params,
+            ):
                 if first is None:
                     continue  # a series row without points (its batch was rolled back)
                 entry = out[rid][key] = {
-                    "count": None, "first_step": int(first), "last_step": int(last), "min": None,
-                    "max": None, "last": None, "last_wall_time": None, "stage": stage,
-                    "kind": "bool" if kind == 1 else "number"}
+                    "count": None,
+                    "first_step": int(first),
+                    "last_step": int(last),
+                    "min": None,
+                    "max": None,
+                    "last": None,
+                    "last_wall_time": None,
+                    "stage": stage,
+                    "kind": "bool" if kind == 1 else "number",
+                }
                 by_sid[int(sid)] = (int(kind), entry, rid, key)
             if not by_sid:
                 continue
             for sid, wall, *value in backend.query(
-                    f"SELECT s.id, m.wall_time, {backend.POINT_COLUMNS} FROM series s "
-                    "JOIN metrics m ON m.series = s.id "
-                    f"WHERE s.run_id IN ({marks}){key_sql} AND m.step = "
-                    "(SELECT MAX(step) FROM metrics WHERE series = s.id)", batch + key_params):
+                f"SELECT s.id, m.wall_time, {backend.POINT_COLUMNS} FROM series s "
+                "JOIN metrics m ON m.series = s.id "
+                f"WHERE s.run_id IN ({marks}){key_sql} AND m.step = "
+                "(SELECT MAX(step) FROM metrics WHERE series = s.id)",
+                batch + key_params,
+            ):
                 kind, entry, _, _ = by_sid[int(sid)]
                 entry.update(last=read(kind, *value), last_wall_time=wall)
             self._fill_extremes(by_sid, extreme)
         return out
 
-    def _fill_extremes(self, by_sid: Dict[int, Tuple[int, Dict[str, Any], str, str]],
-                       extreme: Optional[Callable[[str, str], Optional[str]]]) -> None:
+    def _fill_extremes(
+        self,
+        by_sid: Dict[int, Tuple[int, Dict[str, Any], str, str]],
+        extreme: Optional[Callable[[str, str], Optional[str]]],
+    ) -> None:
         """min/max (and count without ``extreme``) of the series in ``by_sid``, in place."""
         backend = self.backend
         read = backend.read_point
         sids = list(by_sid)
         if extreme is None:
             for j in range(0, len(sids), _IN_BATCH):
-                part = sids[j:j + _IN_BATCH]
+                part = sids[j : j + _IN_BATCH]
                 for sid, n, lo, hi in backend.query(
-                        "SELECT series, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE series "
-                        f"IN ({', '.join('?' * len(part))}) GROUP BY series", part):
+                    "SELECT series, COUNT(*), MIN(value), MAX(value) FROM metrics WHERE series "
+                    f"IN ({', '.join('?' * len(part))}) GROUP BY series",
+                    part,
+                ):
                     kind, entry, _, _ = by_sid[int(sid)]
                     entry.update(count=int(n), min=_number(read, kind, lo), max=_number(read, kind, hi))
             return
@@ -552,38 +684,48 @@ class Store:
                 wanted["min" if which == "min" else "max"].append(sid)
         for func, part_ids in wanted.items():
             for j in range(0, len(part_ids), _IN_BATCH):
-                part = part_ids[j:j + _IN_BATCH]
+                part = part_ids[j : j + _IN_BATCH]
                 for sid, value in backend.query(
-                        f"SELECT s.id, (SELECT {func.upper()}(value) FROM metrics WHERE series = s.id) "
-                        f"FROM series s WHERE s.id IN ({', '.join('?' * len(part))})", part):
+                    f"SELECT s.id, (SELECT {func.upper()}(value) FROM metrics WHERE series = s.id) "
+                    f"FROM series s WHERE s.id IN ({', '.join('?' * len(part))})",
+                    part,
+                ):
                     kind, entry, _, _ = by_sid[int(sid)]
                     entry[func] = _number(read, kind, value)
 
-    def compare(self, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
-                ) -> Dict[str, Any]:
+    def compare(
+        self, runs: Iterable[Union[str, RunView]], metrics: Optional[Sequence[str]] = None
+    ) -> Dict[str, Any]:
         """Side by side: see :func:`epochline.insight.compare.compare`."""
         from ..insight.compare import compare
 
         return compare(self, runs, metrics=metrics)
 
-    def aggregate(self, path: Optional[str] = None, tag: Optional[str] = None,
-                  by: Union[str, Sequence[str]] = "fingerprint",
-                  metrics: Optional[Sequence[str]] = None, status: Optional[str] = "completed",
-                  runs: Optional[Iterable[Union[str, RunView]]] = None) -> Dict[str, Any]:
+    def aggregate(
+        self,
+        path: Optional[str] = None,
+        tag: Optional[str] = None,
+        by: Union[str, Sequence[str]] = "fingerprint",
+        metrics: Optional[Sequence[str]] = None,
+        status: Optional[str] = "completed",
+        runs: Optional[Iterable[Union[str, RunView]]] = None,
+    ) -> Dict[str, Any]:
         """Groups of runs of one configuration: see :func:`epochline.insight.aggregate.aggregate`."""
         from ..insight.aggregate import aggregate
 
         return aggregate(self, path=path, tag=tag, by=by, metrics=metrics, status=status, runs=runs)
 
-    def runs_frame(self, path: Optional[str] = None, tag: Optional[str] = None,
-                   status: Optional[str] = None) -> Any:
+    def runs_frame(
+        self, path: Optional[str] = None, tag: Optional[str] = None, status: Optional[str] = None
+    ) -> Any:
         """A pandas DataFrame, one row per run: see :func:`epochline.insight.frames.runs_frame`."""
         from ..insight.frames import runs_frame
 
         return runs_frame(self, path=path, tag=tag, status=status)
 
-    def import_run(self, archive: Union[str, Path], new_id: bool = False, progress: Any = None,
-                   limits: Any = None) -> RunView:
+    def import_run(
+        self, archive: Union[str, Path], new_id: bool = False, progress: Any = None, limits: Any = None
+    ) -> RunView:
         """Restore a run from :meth:`RunView.export`'s zip: see
         :func:`epochline.insight.archive.import_run`."""
         from ..insight.archive import import_run
@@ -599,8 +741,10 @@ class Store:
 
         view = self.run(run)
         if view.status == "running":
-            raise RuntimeError(f"run {view.id} is still running (pid {view.pid} on {view.host}); "
-                               "stop it first, or wait until it is reported crashed")
+            raise RuntimeError(
+                f"run {view.id} is still running (pid {view.pid} on {view.host}); "
+                "stop it first, or wait until it is reported crashed"
+            )
         return delete_run(self.backend, view.id)
 
     __getitem__ = run

@@ -35,11 +35,17 @@ class SQLiteBackend(Backend):
     # no declared type: SQLite keeps each int, float and text value as it was given
     value_columns = "value"
     retryable = (sqlite3.OperationalError,)
-    row_errors = Backend.row_errors + (sqlite3.IntegrityError, sqlite3.DataError,
-                                       sqlite3.ProgrammingError, sqlite3.InterfaceError)
-    _POINT_SQL = ("INSERT INTO metrics (series, step, wall_time, value) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
-                  "value = excluded.value")
+    row_errors = Backend.row_errors + (
+        sqlite3.IntegrityError,
+        sqlite3.DataError,
+        sqlite3.ProgrammingError,
+        sqlite3.InterfaceError,
+    )
+    _POINT_SQL = (
+        "INSERT INTO metrics (series, step, wall_time, value) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (series, step) DO UPDATE SET wall_time = excluded.wall_time, "
+        "value = excluded.value"
+    )
     POINT_COLUMNS = "m.value"
     # points bind as (series, step, wall_time, value): NaN binds as NULL, bools as 0/1
 
@@ -50,8 +56,9 @@ class SQLiteBackend(Backend):
 
     def _connect(self) -> sqlite3.Connection:
         os.makedirs(self.directory / MEDIA_DIR, exist_ok=True)
-        conn = sqlite3.connect(str(self.db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            str(self.db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -115,6 +122,7 @@ def epochline_store_backend(uri: str, create: bool) -> Optional[Backend]:
         return None
     directory = directory.expanduser()
     if not create and not (directory / DB_NAME).is_file():
-        raise StoreNotFoundError(f"no store at {directory} (nothing recorded there yet); "
-                                 "give --store or set EPOCHLINE_STORE")
+        raise StoreNotFoundError(
+            f"no store at {directory} (nothing recorded there yet); give --store or set EPOCHLINE_STORE"
+        )
     return SQLiteBackend(directory, uri)

@@ -39,9 +39,11 @@ LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1", "[::1]"]
 POLL_MS = 1500
 """How often pages poll for new data: live views stay under 2 s behind the store."""
 _HASH = re.compile(r"[0-9a-f]{64}")
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 # scripts only from the viewer's own files (the page's config is a JSON data block, not code);
 # inline styles are allowed for the chart library's and the colour swatches' style attributes
 SCRIPTS = ("uPlot.iife.min.js", "app.js")
@@ -54,8 +56,9 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(data.json_safe(content), allow_nan=False, separators=(",", ":"),
-                          default=str).encode("utf-8")
+        return json.dumps(
+            data.json_safe(content), allow_nan=False, separators=(",", ":"), default=str
+        ).encode("utf-8")
 
 
 def script_json(value: Any) -> str:
@@ -67,21 +70,25 @@ def script_json(value: Any) -> str:
 def page_html(config: Dict[str, Any], styles: str, scripts: str, title: str = "epochline") -> str:
     """The page shell: the app builds everything else from ``config`` (a JSON data block the
     script reads; never executed) and the JSON endpoints."""
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<link rel=\"icon\" href=\"data:,\">"
-            f"<title>{html.escape(title)}</title>{styles}</head>"
-            "<body><div id=\"app\"><p class=\"loading\">Loading…</p></div>"
-            f"<script type=\"application/json\" id=\"epochline-config\">{script_json(config)}</script>"
-            f"{scripts}</body></html>")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{html.escape(title)}</title>{styles}</head>"
+        '<body><div id="app"><p class="loading">Loading…</p></div>'
+        f'<script type="application/json" id="epochline-config">{script_json(config)}</script>'
+        f"{scripts}</body></html>"
+    )
 
 
 def error_page(status: int, title: str, detail: str) -> HTMLResponse:
-    body = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{status} {html.escape(title)} · epochline</title>"
-            "<link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"error\">"
-            f"<h1>{status} · {html.escape(title)}</h1><p>{html.escape(detail)}</p>"
-            "<p><a href=\"/\">All runs</a></p></main></body></html>")
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{status} {html.escape(title)} · epochline</title>"
+        '<link rel="stylesheet" href="/static/app.css"></head><body><main class="error">'
+        f"<h1>{status} · {html.escape(title)}</h1><p>{html.escape(detail)}</p>"
+        '<p><a href="/">All runs</a></p></main></body></html>'
+    )
     return HTMLResponse(body, status_code=status)
 
 
@@ -116,18 +123,25 @@ class Endpoints:
     def shell(self, request: Request) -> HTMLResponse:
         if "run_id" in request.path_params:
             self.find(request.path_params["run_id"])  # a bad id is a 404 page, not an empty shell
-        styles = "".join(f"<link rel=\"stylesheet\" href=\"/static/{s}\">" for s in STYLES)
-        scripts = "".join(f"<script src=\"/static/{s}\"></script>" for s in SCRIPTS)
+        styles = "".join(f'<link rel="stylesheet" href="/static/{s}">' for s in STYLES)
+        scripts = "".join(f'<script src="/static/{s}"></script>' for s in SCRIPTS)
         config = {"report": False, "poll_ms": POLL_MS, "store": self.store.uri}
         return HTMLResponse(page_html(config, styles, scripts))
 
     def runs(self, request: Request) -> JSON:
         qp = request.query_params
-        return JSON(self.index.page(path=qp.get("path"), tag=qp.get("tag"), status=qp.get("status"),
-                                    q=qp.get("q"), sort=qp.get("sort", "start_time"),
-                                    desc=qp.get("desc", "1") not in ("0", "false"),
-                                    offset=_int_arg(request, "offset", 0),
-                                    limit=_int_arg(request, "limit", 50)))
+        return JSON(
+            self.index.page(
+                path=qp.get("path"),
+                tag=qp.get("tag"),
+                status=qp.get("status"),
+                q=qp.get("q"),
+                sort=qp.get("sort", "start_time"),
+                desc=qp.get("desc", "1") not in ("0", "false"),
+                offset=_int_arg(request, "offset", 0),
+                limit=_int_arg(request, "limit", 50),
+            )
+        )
 
     def run(self, request: Request) -> JSON:
         return JSON(data.run_detail(self.find(request.path_params["run_id"])))
@@ -135,10 +149,15 @@ class Endpoints:
     def series(self, request: Request) -> JSON:
         run = self.find(request.path_params["run_id"])
         keys = request.query_params.get("keys")
-        return JSON(data.run_series(run, keys.split(",") if keys else None,
-                                    points=_int_arg(request, "points", data.DEFAULT_POINTS),
-                                    epochs=request.query_params.get("x") == "epoch",
-                                    cache=self.series_cache))
+        return JSON(
+            data.run_series(
+                run,
+                keys.split(",") if keys else None,
+                points=_int_arg(request, "points", data.DEFAULT_POINTS),
+                epochs=request.query_params.get("x") == "epoch",
+                cache=self.series_cache,
+            )
+        )
 
     def histograms(self, request: Request) -> JSON:
         run = self.find(request.path_params["run_id"])
@@ -155,18 +174,24 @@ class Endpoints:
             raise HTTPException(404, f"media file {digest} is missing from the store")
         if kind == "image":
             return FileResponse(path, media_type="image/jpeg" if path.suffix == ".jpg" else "image/png")
-        return FileResponse(path, filename=name, media_type="application/octet-stream",
-                            content_disposition_type="attachment")
+        return FileResponse(
+            path, filename=name, media_type="application/octet-stream", content_disposition_type="attachment"
+        )
 
     def compare(self, request: Request) -> JSON:
         ids = [i for i in request.query_params.get("ids", "").split(",") if i]
         if not ids:
             raise HTTPException(400, "give the runs to compare: /api/compare?ids=ID,ID")
         runs = [self.find(i) for i in ids]
-        return JSON(data.compare(self.store, runs,
-                                 points=_int_arg(request, "points", data.DEFAULT_POINTS),
-                                 epochs=request.query_params.get("x") == "epoch",
-                                 cache=self.series_cache))
+        return JSON(
+            data.compare(
+                self.store,
+                runs,
+                points=_int_arg(request, "points", data.DEFAULT_POINTS),
+                epochs=request.query_params.get("x") == "epoch",
+                cache=self.series_cache,
+            )
+        )
 
     def _aggregate(self, request: Request) -> Dict[str, Any]:
         qp = request.query_params
@@ -176,8 +201,12 @@ class Endpoints:
         if cached is not None and time.monotonic() - cached[0] < self.AGGREGATE_TTL_S:
             return cached[1]
         try:
-            result = data.groups(self.store, path=key[0], tag=key[1],
-                                 by=by if by == "fingerprint" else [b.strip() for b in by.split(",")])
+            result = data.groups(
+                self.store,
+                path=key[0],
+                tag=key[1],
+                by=by if by == "fingerprint" else [b.strip() for b in by.split(",")],
+            )
         except KeyError as exc:
             raise HTTPException(404, str(exc.args[0]) if exc.args else "not found") from None
         if len(self._aggregates) > 16:
@@ -192,8 +221,14 @@ class Endpoints:
         key = request.query_params.get("metric")
         if not key:
             raise HTTPException(400, "give the metric: /api/groups/bands?metric=NAME")
-        return JSON(data.group_bands(self.store, self._aggregate(request)["aggregate"], key,
-                                     points=_int_arg(request, "points", data.DEFAULT_POINTS)))
+        return JSON(
+            data.group_bands(
+                self.store,
+                self._aggregate(request)["aggregate"],
+                key,
+                points=_int_arg(request, "points", data.DEFAULT_POINTS),
+            )
+        )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -206,8 +241,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_page(exc.status_code, titles.get(exc.status_code, "Error"), detail)
 
 
-def create_app(store: Store, token: Optional[str] = None,
-               allowed_hosts: Optional[List[str]] = None) -> Any:
+def create_app(store: Store, token: Optional[str] = None, allowed_hosts: Optional[List[str]] = None) -> Any:
     """The viewer over an open ``store`` (an ASGI app). ``token``: required on every request."""
     ep = Endpoints(store)
     lock = threading.Lock()
@@ -223,20 +257,25 @@ def create_app(store: Store, token: Optional[str] = None,
         return run
 
     routes = [
-        Route("/", ep.shell), Route("/runs", ep.shell), Route("/runs/{run_id}", serial(ep.shell)),
-        Route("/compare", ep.shell), Route("/groups", ep.shell),
-        Route("/api/runs", serial(ep.runs)), Route("/api/runs/{run_id}", serial(ep.run)),
+        Route("/", ep.shell),
+        Route("/runs", ep.shell),
+        Route("/runs/{run_id}", serial(ep.shell)),
+        Route("/compare", ep.shell),
+        Route("/groups", ep.shell),
+        Route("/api/runs", serial(ep.runs)),
+        Route("/api/runs/{run_id}", serial(ep.run)),
         Route("/api/runs/{run_id}/series", serial(ep.series)),
         Route("/api/runs/{run_id}/histograms", serial(ep.histograms)),
         Route("/api/runs/{run_id}/media/{digest}", serial(ep.media)),
-        Route("/api/compare", serial(ep.compare)), Route("/api/groups", serial(ep.groups)),
+        Route("/api/compare", serial(ep.compare)),
+        Route("/api/groups", serial(ep.groups)),
         Route("/api/groups/bands", serial(ep.bands)),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
-    middleware = [Middleware(TrustedHostMiddleware,
-                             allowed_hosts=allowed_hosts or (["*"] if token else LOCAL_HOSTS))]
-    app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={HTTPException: _http_error})
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or (["*"] if token else LOCAL_HOSTS))
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
     app.state.store = store
     return _guard(app, token)
 
@@ -254,29 +293,37 @@ def _guard(app: Starlette, token: Optional[str]) -> Any:
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", CSP.encode()),
-                            (b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"),
-                            (b"x-frame-options", b"DENY")]
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"x-frame-options", b"DENY"),
+                ]
                 if set_cookie and token:
-                    headers.append((b"set-cookie", f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; "
-                                                   "SameSite=Strict".encode()))
+                    headers.append(
+                        (b"set-cookie", f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict".encode())
+                    )
                 message = {**message, "headers": headers}
             await send(message)
 
         if scope["method"] not in ("GET", "HEAD"):
-            response = error_page(405, "Read-only viewer",
-                                  "this viewer only reads the store; nothing can be changed here")
+            response = error_page(
+                405, "Read-only viewer", "this viewer only reads the store; nothing can be changed here"
+            )
             response.headers["allow"] = "GET, HEAD"
             await response(scope, receive, send_with_headers)
             return
         if token:
             bearer = request.headers.get("authorization", "")
-            given = (request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-                     or (bearer[7:].strip() if bearer.startswith("Bearer ") else ""))
+            given = (
+                request.query_params.get("token")
+                or request.cookies.get(TOKEN_COOKIE)
+                or (bearer[7:].strip() if bearer.startswith("Bearer ") else "")
+            )
             if not given or not hmac.compare_digest(given.encode(), token.encode()):
-                response = error_page(401, "Token required",
-                                      "open the URL with ?token=... that `epochline ui` printed")
+                response = error_page(
+                    401, "Token required", "open the URL with ?token=... that `epochline ui` printed"
+                )
                 await response(scope, receive, send_with_headers)
                 return
             set_cookie = request.query_params.get("token") is not None
@@ -285,4 +332,3 @@ def _guard(app: Starlette, token: Optional[str]) -> Any:
 
     guarded.state = app.state  # type: ignore[attr-defined]
     return guarded
-

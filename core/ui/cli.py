@@ -18,8 +18,10 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
 def _missing_extra(exc: ModuleNotFoundError) -> int:
-    print(f"epochline: the viewer needs the 'ui' extra ({exc.name} is missing): "
-          "pip install 'epochline[ui]'", file=sys.stderr)
+    print(
+        f"epochline: the viewer needs the 'ui' extra ({exc.name} is missing): pip install 'epochline[ui]'",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -34,18 +36,25 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     token = args.token
     if args.host not in LOCAL:
-        print(f"epochline: WARNING: serving on {args.host} makes your runs readable from other "
-              "machines; every request needs the token", file=sys.stderr)
+        print(
+            f"epochline: WARNING: serving on {args.host} makes your runs readable from other "
+            "machines; every request needs the token",
+            file=sys.stderr,
+        )
         token = token or secrets.token_urlsafe(24)
     store = _read_store(args.store)
     app = create_app(store, token=token)
     try:  # bind before printing the URL, so a busy port is an error, not a dead link
-        sock = socket.create_server((args.host, args.port),
-                                    family=socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+        sock = socket.create_server(
+            (args.host, args.port), family=socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        )
     except OSError as exc:
         store.close()
-        print(f"epochline: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-              "give another --port", file=sys.stderr)
+        print(
+            f"epochline: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "give another --port",
+            file=sys.stderr,
+        )
         return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{sock.getsockname()[1]}/"
@@ -79,21 +88,29 @@ def configure_ui(p: argparse.ArgumentParser) -> None:
     p.description = "Serve a read-only web viewer of the store (runs, charts, compare, groups)."
     p.epilog = "example: epochline ui --store ./epochline-runs   # then open http://127.0.0.1:23300/"
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--token", default=None,
-                   help="require this token on every request (generated when --host is not local)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)"
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="require this token on every request (generated when --host is not local)",
+    )
     p.set_defaults(func=cmd_ui)
 
 
 def configure_report(p: argparse.ArgumentParser) -> None:
     """``epochline report``'s arguments (an entry of :data:`epochline.cli.COMMANDS`)."""
-    p.description = ("Write the run page (one run) or the compare page (several) as one offline "
-                     "HTML file.")
+    p.description = "Write the run page (one run) or the compare page (several) as one offline HTML file."
     p.epilog = "example: epochline report cv/resnet50 -o report.html"
-    p.add_argument("runs", nargs="+", metavar="RUN|PATH",
-                   help="run id, id prefix, name or alias; or a path (all runs under it)")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN|PATH",
+        help="run id, id prefix, name or alias; or a path (all runs under it)",
+    )
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
-    p.add_argument("--max-runs", type=int, default=50,
-                   help="refuse a selection of more runs than this (default 50)")
+    p.add_argument(
+        "--max-runs", type=int, default=50, help="refuse a selection of more runs than this (default 50)"
+    )
     p.set_defaults(func=cmd_report)

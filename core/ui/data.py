@@ -17,8 +17,21 @@ from .._json import replace_nonfinite
 from ..store.reader import RunView, Store
 from .downsample import Envelope, plottable
 
-__all__ = ["RunsIndex", "SeriesCache", "run_detail", "run_series", "histograms", "media_file", "compare",
-           "groups", "group_bands", "json_safe", "media_hash", "DEFAULT_POINTS", "MAX_TEXTS"]
+__all__ = [
+    "RunsIndex",
+    "SeriesCache",
+    "run_detail",
+    "run_series",
+    "histograms",
+    "media_file",
+    "compare",
+    "groups",
+    "group_bands",
+    "json_safe",
+    "media_hash",
+    "DEFAULT_POINTS",
+    "MAX_TEXTS",
+]
 
 DEFAULT_POINTS = 1000
 """Points per series when the page does not say (about one per pixel of a wide chart)."""
@@ -57,19 +70,38 @@ class RunsIndex:
             return cached[1]
         summary = run.summary
         best = summary.get(f"best_{run.primary_metric}") if run.primary_metric else None
-        row = {"id": run.id, "name": run.name, "path": run.path, "alias": run.alias,
-               "status": run.status, "reason": run.reason, "framework": run.framework,
-               "start_time": run.start_time, "end_time": run.end_time,
-               "duration": run.duration, "primary_metric": run.primary_metric,
-               "lost": run.lost, "tags": run.tags, "best": best}
+        row = {
+            "id": run.id,
+            "name": run.name,
+            "path": run.path,
+            "alias": run.alias,
+            "status": run.status,
+            "reason": run.reason,
+            "framework": run.framework,
+            "start_time": run.start_time,
+            "end_time": run.end_time,
+            "duration": run.duration,
+            "primary_metric": run.primary_metric,
+            "lost": run.lost,
+            "tags": run.tags,
+            "best": best,
+        }
         if run.status in FINISHED:
             with self._lock:
                 self._rows[run.id] = (key, row)
         return row
 
-    def page(self, path: Optional[str] = None, tag: Optional[str] = None,
-             status: Optional[str] = None, q: Optional[str] = None, sort: str = "start_time",
-             desc: bool = True, offset: int = 0, limit: int = 50) -> Dict[str, Any]:
+    def page(
+        self,
+        path: Optional[str] = None,
+        tag: Optional[str] = None,
+        status: Optional[str] = None,
+        q: Optional[str] = None,
+        sort: str = "start_time",
+        desc: bool = True,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Dict[str, Any]:
         """One page of the filtered, sorted table, plus what the filters can offer."""
         runs = self.store.runs()
         rows = [self.row(r) for r in runs]
@@ -90,9 +122,21 @@ class RunsIndex:
             rows = [r for r in rows if r["status"] == status]
         if q:
             needle = q.lower()
-            rows = [r for r in rows if any(needle in str(v).lower() for v in
-                                           (r["name"], r["path"], r["id"], r["alias"] or "",
-                                            " ".join(r["tags"]), r["reason"] or ""))]
+            rows = [
+                r
+                for r in rows
+                if any(
+                    needle in str(v).lower()
+                    for v in (
+                        r["name"],
+                        r["path"],
+                        r["id"],
+                        r["alias"] or "",
+                        " ".join(r["tags"]),
+                        r["reason"] or "",
+                    )
+                )
+            ]
         sort = sort if sort in SORT_KEYS else "start_time"
         keyed = [(_sort_key(r, sort), r) for r in rows]
         present = [kr for kr in keyed if kr[0][0] != 0]
@@ -101,9 +145,18 @@ class RunsIndex:
         rows = [r for _, r in present] + [r for k, r in keyed if k[0] == 0]
         offset = max(0, int(offset))
         limit = max(1, min(int(limit), 1000))
-        return {"total": len(rows), "offset": offset, "limit": limit, "sort": sort, "desc": desc,
-                "runs": rows[offset:offset + limit], "paths": paths, "tags": tags,
-                "statuses": statuses, "store": self.store.uri}
+        return {
+            "total": len(rows),
+            "offset": offset,
+            "limit": limit,
+            "sort": sort,
+            "desc": desc,
+            "runs": rows[offset : offset + limit],
+            "paths": paths,
+            "tags": tags,
+            "statuses": statuses,
+            "store": self.store.uri,
+        }
 
 
 def _sort_key(row: Dict[str, Any], column: str) -> tuple:
@@ -122,27 +175,63 @@ def run_detail(run: RunView, max_texts: int = MAX_TEXTS) -> Dict[str, Any]:
     out = run.to_dict(full=False)
     texts = run.texts(kind=None)
     lines = [t for t in texts if t.kind != "comment"]
-    out.update({
-        "params": run.params, "ignored_params": run.ignored_params, "fingerprint": run.fingerprint,
-        "summary": run.summary, "epochs": run.epochs(), "metric_keys": run.metric_keys(),
-        "histogram_keys": run.histogram_keys(), "plots": run.plots(),
-        "images": [{"key": i.key, "step": i.step, "wall_time": i.wall_time, "caption": i.caption,
-                    "width": i.width, "height": i.height, "hash": media_hash(i.path)}
-                   for i in run.images()],
-        "artifacts": [{"name": a.name, "size": a.size, "sha256": a.sha256, "source": a.source,
-                       "wall_time": a.wall_time, "hash": media_hash(a.path)}
-                      for a in run.artifacts()],
-        "texts": [{"wall_time": t.wall_time, "kind": t.kind, "level": t.level, "logger": t.logger,
-                   "text": t.text} for t in lines[-max_texts:]],
-        "texts_total": len(lines),
-        "comments": [{"wall_time": t.wall_time, "text": t.text} for t in texts if t.kind == "comment"],
-    })
+    out.update(
+        {
+            "params": run.params,
+            "ignored_params": run.ignored_params,
+            "fingerprint": run.fingerprint,
+            "summary": run.summary,
+            "epochs": run.epochs(),
+            "metric_keys": run.metric_keys(),
+            "histogram_keys": run.histogram_keys(),
+            "plots": run.plots(),
+            "images": [
+                {
+                    "key": i.key,
+                    "step": i.step,
+                    "wall_time": i.wall_time,
+                    "caption": i.caption,
+                    "width": i.width,
+                    "height": i.height,
+                    "hash": media_hash(i.path),
+                }
+                for i in run.images()
+            ],
+            "artifacts": [
+                {
+                    "name": a.name,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                    "source": a.source,
+                    "wall_time": a.wall_time,
+                    "hash": media_hash(a.path),
+                }
+                for a in run.artifacts()
+            ],
+            "texts": [
+                {
+                    "wall_time": t.wall_time,
+                    "kind": t.kind,
+                    "level": t.level,
+                    "logger": t.logger,
+                    "text": t.text,
+                }
+                for t in lines[-max_texts:]
+            ],
+            "texts_total": len(lines),
+            "comments": [{"wall_time": t.wall_time, "text": t.text} for t in texts if t.kind == "comment"],
+        }
+    )
     return out
 
 
-def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
-               points: int = DEFAULT_POINTS, epochs: bool = True,
-               cache: Optional[SeriesCache] = None) -> Dict[str, Any]:
+def run_series(
+    run: RunView,
+    keys: Optional[Iterable[str]] = None,
+    points: int = DEFAULT_POINTS,
+    epochs: bool = True,
+    cache: Optional[SeriesCache] = None,
+) -> Dict[str, Any]:
     """Per metric: downsampled ``step``, ``time`` (seconds since start) and ``value``, and with
     ``epochs`` the last value of each epoch (``{"epoch": [...], "value": [...]}``).
 
@@ -177,14 +266,18 @@ def run_series(run: RunView, keys: Optional[Iterable[str]] = None,
                 env.add(chunk)
             kept = env.points()
         out[key] = {
-            "n": count, "downsampled": len(kept) < count,
-            "step": [p[0] for p in kept], "time": [round(p[1] - t0, 3) for p in kept],
+            "n": count,
+            "downsampled": len(kept) < count,
+            "step": [p[0] for p in kept],
+            "time": [round(p[1] - t0, 3) for p in kept],
             "value": [p[2] for p in kept],
         }
         if epochs:
             per_epoch = run.epoch_values(key)
-            out[key]["epochs"] = {"epoch": list(per_epoch),
-                                  "value": [plottable(v) for v in per_epoch.values()]}
+            out[key]["epochs"] = {
+                "epoch": list(per_epoch),
+                "value": [plottable(v) for v in per_epoch.values()],
+            }
         if cache is not None:
             cache.put(cache_key, out[key])
     return {"id": run.id, "status": run.status, "series": out}
@@ -233,8 +326,11 @@ def _from_ranges(ranges: Sequence[tuple]) -> List[Tuple[int, float, Optional[flo
             previous = low
         else:
             # draw the range as a stroke from the end nearer to where the line comes from
-            a, b = (high, low) if previous is not None and abs(previous - high) < abs(previous - low) \
+            a, b = (
+                (high, low)
+                if previous is not None and abs(previous - high) < abs(previous - low)
                 else (low, high)
+            )
             kept += [(first, t_first, a), (last, t_last, b)]
             previous = b
     return kept
@@ -260,23 +356,36 @@ def media_file(run: RunView, digest: str) -> Optional[Tuple[Path, Optional[str],
     return None
 
 
-def compare(store: Store, runs: Sequence[RunView], points: int = DEFAULT_POINTS,
-            epochs: bool = True, cache: Optional[SeriesCache] = None) -> Dict[str, Any]:
+def compare(
+    store: Store,
+    runs: Sequence[RunView],
+    points: int = DEFAULT_POINTS,
+    epochs: bool = True,
+    cache: Optional[SeriesCache] = None,
+) -> Dict[str, Any]:
     """The compare page: the read API's comparison of ``runs`` plus each run's series."""
     result = store.compare(runs)
-    return {"compare": result, "series": {
-        r.id: run_series(r, points=points, epochs=epochs, cache=cache)["series"] for r in runs}}
+    return {
+        "compare": result,
+        "series": {r.id: run_series(r, points=points, epochs=epochs, cache=cache)["series"] for r in runs},
+    }
 
 
-def groups(store: Store, path: Optional[str] = None, tag: Optional[str] = None,
-           by: Any = "fingerprint", metrics: Optional[Sequence[str]] = None,
-           runs: Optional[Sequence[RunView]] = None) -> Dict[str, Any]:
+def groups(
+    store: Store,
+    path: Optional[str] = None,
+    tag: Optional[str] = None,
+    by: Any = "fingerprint",
+    metrics: Optional[Sequence[str]] = None,
+    runs: Optional[Sequence[RunView]] = None,
+) -> Dict[str, Any]:
     """The groups page: the read API's aggregate over runs of one configuration."""
     return {"aggregate": store.aggregate(path=path, tag=tag, by=by, metrics=metrics, runs=runs)}
 
 
-def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
-                points: int = DEFAULT_POINTS) -> Dict[str, Any]:
+def group_bands(
+    store: Store, aggregate: Dict[str, Any], key: str, points: int = DEFAULT_POINTS
+) -> Dict[str, Any]:
     """Mean ± std curves of metric ``key`` for each group of an :meth:`Store.aggregate` result.
 
     The common step range is cut into ``points // 2`` buckets; each run contributes its mean in
@@ -289,9 +398,15 @@ def group_bands(store: Store, aggregate: Dict[str, Any], key: str,
         ids = list(group.get("runs") or [])
         stats = store.metric_stats(ids, [key]) if ids else {}
         present = [rid for rid in ids if key in stats.get(rid, {})]
-        band: Dict[str, Any] = {"label": group.get("label") or str(group.get("key")),
-                                "runs": len(present), "step": [], "mean": [], "upper": [],
-                                "lower": [], "n": []}
+        band: Dict[str, Any] = {
+            "label": group.get("label") or str(group.get("key")),
+            "runs": len(present),
+            "step": [],
+            "mean": [],
+            "upper": [],
+            "lower": [],
+            "n": [],
+        }
         out.append(band)
         if not present:
             continue

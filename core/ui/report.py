@@ -78,9 +78,15 @@ def _quote(text: str) -> str:
     return quote(text, safe="-_.!~*'()")
 
 
-def build_report(store: Store, refs: Sequence[Union[str, RunView]], out: Union[str, Path],
-                 points: int = data.DEFAULT_POINTS, max_image_bytes: int = MAX_IMAGE_BYTES,
-                 title: Optional[str] = None, max_runs: int = MAX_RUNS) -> Path:
+def build_report(
+    store: Store,
+    refs: Sequence[Union[str, RunView]],
+    out: Union[str, Path],
+    points: int = data.DEFAULT_POINTS,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
+    title: Optional[str] = None,
+    max_runs: int = MAX_RUNS,
+) -> Path:
     """Write the report of ``refs`` to ``out``; one run opens on its run page, several on compare.
 
     More than ``max_runs`` selected runs is a :class:`ValueError` (nothing written).
@@ -89,8 +95,10 @@ def build_report(store: Store, refs: Sequence[Union[str, RunView]], out: Union[s
     if not runs:
         raise KeyError("no runs to report: " + ", ".join(map(str, refs)))
     if len(runs) > max_runs:
-        raise ValueError(f"{len(runs)} runs selected, more than {max_runs} in one report; "
-                         "name fewer runs or a narrower path, or raise the limit (--max-runs)")
+        raise ValueError(
+            f"{len(runs)} runs selected, more than {max_runs} in one report; "
+            "name fewer runs or a narrower path, or raise the limit (--max-runs)"
+        )
     index = data.RunsIndex(store)
     payload: Dict[str, Any] = {"/api/runs": {"runs": [index.row(r) for r in runs]}}
     budget = [max_image_bytes]
@@ -111,13 +119,21 @@ def build_report(store: Store, refs: Sequence[Union[str, RunView]], out: Union[s
         has_groups = True
         for key in groups["aggregate"]["metrics"][:GROUP_CHARTS]:
             payload[f"/api/groups/bands?metric={_quote(key)}"] = data.group_bands(
-                store, groups["aggregate"], key, points=points)
+                store, groups["aggregate"], key, points=points
+            )
     start = f"/runs/{_quote(runs[0].id)}" if len(runs) == 1 else f"/compare?ids={ids}"
-    config = {"report": True, "data": payload, "start": start, "has_groups": has_groups,
-              "store": store.uri, "created": time.strftime("%Y-%m-%d %H:%M")}
+    config = {
+        "report": True,
+        "data": payload,
+        "start": start,
+        "has_groups": has_groups,
+        "store": store.uri,
+        "created": time.strftime("%Y-%m-%d %H:%M"),
+    }
     name = title or (runs[0].name if len(runs) == 1 else f"{len(runs)} runs")
-    html = page_html(config, _inline(STYLES, "style"), _inline(SCRIPTS, "script"),
-                     title=f"{name} · epochline report")
+    html = page_html(
+        config, _inline(STYLES, "style"), _inline(SCRIPTS, "script"), title=f"{name} · epochline report"
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

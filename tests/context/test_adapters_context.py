@@ -22,10 +22,19 @@ def test_lightning_logger_passes_the_context_keywords(tmp_path, store_dir, store
         def on_train_end(self, trainer, module):
             print("lightning says hello")
 
-    logger = KoguLogger("ctx/lightning", capture_console=True, system_metrics=True, system_interval=60,
-                        name_params=["lr"], emit="none")
-    trainer = L.Trainer(**trainer_kwargs(max_epochs=1, logger=logger, callbacks=[Say()],
-                                         limit_train_batches=3, limit_val_batches=2))
+    logger = KoguLogger(
+        "ctx/lightning",
+        capture_console=True,
+        system_metrics=True,
+        system_interval=60,
+        name_params=["lr"],
+        emit="none",
+    )
+    trainer = L.Trainer(
+        **trainer_kwargs(
+            max_epochs=1, logger=logger, callbacks=[Say()], limit_train_batches=3, limit_val_batches=2
+        )
+    )
     trainer.fit(DigitsMLP(lr=0.02), datamodule=DigitsData(batch_size=64))
     logger.finalize("success")
     view = store().runs(path="ctx/lightning")[0]
@@ -41,8 +50,9 @@ def test_transformers_callback_records_model_and_training_args(tmp_path, store_d
     from epochline.integrations.transformers import TrackerCallback
     from tests.integrations.test_transformers import make_trainer
 
-    callback = TrackerCallback("ctx/hf", capture_console=True, system_metrics=True, system_interval=60,
-                               emit="none")
+    callback = TrackerCallback(
+        "ctx/hf", capture_console=True, system_metrics=True, system_interval=60, emit="none"
+    )
     trainer = make_trainer(tmp_path, [callback], n_train=64, n_val=32, num_train_epochs=1)
     trainer.train()
     print("transformers says hello")  # after train(): the run is finished, not recorded
@@ -69,8 +79,9 @@ def test_keras_callback_records_console_summary_and_optimizer(store_dir, store):
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).random((64, 8)).astype("float32")
     y = (x.sum(axis=1) > 4).astype("int64")
-    callback = TrackerCallback("ctx/keras", capture_console=True, system_metrics=True,
-                               system_interval=60, emit="none")
+    callback = TrackerCallback(
+        "ctx/keras", capture_console=True, system_metrics=True, system_interval=60, emit="none"
+    )
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback, Say()])
     view = store().runs(path="ctx/keras")[0]
     _checks(view, "keras epoch 2 done")

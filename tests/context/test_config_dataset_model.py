@@ -30,9 +30,13 @@ def test_log_config_args_extra_and_files(tmp_path, store_dir, store):
     (tmp_path / "notes.txt").write_text("free text")
     args = argparse.Namespace(lr=0.01, out=tmp_path / "out", fn=len)
     run = _init()
-    run.log_config(args=args, extra={"model": "resnet"},
-                   config_files=[tmp_path / n for n in ("model.yaml", "data.json", "sched.toml",
-                                                         "broken.yaml", "notes.txt")])
+    run.log_config(
+        args=args,
+        extra={"model": "resnet"},
+        config_files=[
+            tmp_path / n for n in ("model.yaml", "data.json", "sched.toml", "broken.yaml", "notes.txt")
+        ],
+    )
     run.log_config(args=Train())
     run.finish()
     view = store().run(run.id)
@@ -47,8 +51,13 @@ def test_log_config_args_extra_and_files(tmp_path, store_dir, store):
     assert files["broken.yaml"]["parsed"] is False and "not parsed" in files["broken.yaml"]["note"]
     assert "not YAML, JSON or TOML" in files["notes.txt"]["note"]
     stored = {a.name: a for a in view.artifacts()}
-    assert sorted(stored) == ["config/broken.yaml", "config/data.json", "config/model.yaml",
-                              "config/notes.txt", "config/sched.toml"]
+    assert sorted(stored) == [
+        "config/broken.yaml",
+        "config/data.json",
+        "config/model.yaml",
+        "config/notes.txt",
+        "config/sched.toml",
+    ]
     assert stored["config/broken.yaml"].path.read_text() == "a: [1, 2\n"  # stored even unparsed
 
 
@@ -68,8 +77,9 @@ def test_log_config_omegaconf_and_bad_input(tmp_path, store_dir, store):
         run.finish()
     view = store().run(run.id)
     assert view.params == {"model.depth": 18, "model.name": "r18", "name": "r18"}
-    assert view.config_files() == [{"name": "missing.yaml", "path": str(tmp_path / "missing.yaml"),
-                                    "error": "no such file"}]
+    assert view.config_files() == [
+        {"name": "missing.yaml", "path": str(tmp_path / "missing.yaml"), "error": "no such file"}
+    ]
     assert view.lost == 1
 
 
@@ -159,8 +169,9 @@ def test_log_model_and_log_pretrained(tmp_path, store_dir, store):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(os.urandom(2048))
     run = _init()
-    local = run.log_model("mlp", ckpt, save=True, description="best epoch",
-                          config={"hidden": [64, 32], "act": "relu"})
+    local = run.log_model(
+        "mlp", ckpt, save=True, description="best epoch", config={"hidden": [64, 32], "act": "relu"}
+    )
     run.log_pretrained("bert-base", path_or_uri="bert-base-uncased", source_type="huggingface")
     run.log_model("resnet18", "resnet18", source="torchvision")
     with pytest.warns(RuntimeWarning, match="does not exist"):
@@ -171,8 +182,12 @@ def test_log_model_and_log_pretrained(tmp_path, store_dir, store):
     models = {m["name"]: m for m in view.models()}
     assert models["mlp"]["config"] == {"hidden": [64, 32], "act": "relu"}
     assert models["mlp"]["archive"]["artifact"] == "model/mlp"
-    assert models["bert-base"] == {"name": "bert-base", "source": "huggingface", "description": None,
-                                   "uri": "bert-base-uncased"}
+    assert models["bert-base"] == {
+        "name": "bert-base",
+        "source": "huggingface",
+        "description": None,
+        "uri": "bert-base-uncased",
+    }
     assert models["resnet18"]["uri"] == "resnet18" and models["lost"]["exists"] is False
     (art,) = view.artifacts()
     assert art.path.read_bytes() == ckpt.read_bytes()
@@ -194,8 +209,15 @@ def test_show_and_json_carry_the_records(tmp_path, store_dir, store):
     with contextlib.redirect_stdout(out):
         assert main(["show", "--store", str(store_dir), run.id]) == 0
     text = out.getvalue()
-    for expected in ("config files", "c.json", "datasets", "pets", "models", "bert-base-uncased",
-                     "param parents: m -> use_m (not counted)"):
+    for expected in (
+        "config files",
+        "c.json",
+        "datasets",
+        "pets",
+        "models",
+        "bert-base-uncased",
+        "param parents: m -> use_m (not counted)",
+    ):
         assert expected in text, expected
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -208,8 +230,14 @@ def test_show_and_json_carry_the_records(tmp_path, store_dir, store):
 
 def test_export_import_keeps_the_records_console_and_system_samples(tmp_path, store_dir, store):
     root = _tree(tmp_path / "ds")
-    with epochline.init("ctx", capture_console=True, system_metrics=True, system_interval=60,
-                        param_parents={"m": "on"}, params={"on": False, "m": 1}) as run:
+    with epochline.init(
+        "ctx",
+        capture_console=True,
+        system_metrics=True,
+        system_interval=60,
+        param_parents={"m": "on"},
+        params={"on": False, "m": 1},
+    ) as run:
         run.log_dataset("pets", root)
         run.log_model("bert", "bert-base-uncased", source="huggingface")
         print("kept in the archive")

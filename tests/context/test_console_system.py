@@ -33,8 +33,12 @@ CHILD = textwrap.dedent("""
 
 def _child(store_dir, mode):
     # bytes, not text=True: universal newlines would turn the bar's carriage returns into "\n"
-    raw = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, timeout=120,
-                         env={**os.environ, "EPOCHLINE_STORE": str(store_dir), "PYTHONUNBUFFERED": "1"})
+    raw = subprocess.run(
+        [sys.executable, "-c", CHILD, mode],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir), "PYTHONUNBUFFERED": "1"},
+    )
     proc = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip().splitlines()[-1]
@@ -114,8 +118,9 @@ SAMPLER_CHILD = textwrap.dedent("""
 
 def test_system_metrics_sampled_in_a_child_that_logs(store_dir):
     env = {**os.environ, "EPOCHLINE_STORE": str(store_dir)}
-    first = subprocess.run([sys.executable, "-c", SAMPLER_CHILD], capture_output=True, text=True,
-                           timeout=120, env=env)
+    first = subprocess.run(
+        [sys.executable, "-c", SAMPLER_CHILD], capture_output=True, text=True, timeout=120, env=env
+    )
     assert first.returncode == 0, first.stderr
     run_id = first.stdout.strip().splitlines()[-1]
     assert "system" not in first.stdout  # the Kogu emitter does not print samples
@@ -130,8 +135,9 @@ def test_system_metrics_sampled_in_a_child_that_logs(store_dir):
     times = [t for t, _, _ in rss]
     assert times == sorted(times)
     # resuming continues the sample indices, and the training steps ignore them
-    second = subprocess.run([sys.executable, "-c", SAMPLER_CHILD, run_id], capture_output=True,
-                            text=True, timeout=120, env=env)
+    second = subprocess.run(
+        [sys.executable, "-c", SAMPLER_CHILD, run_id], capture_output=True, text=True, timeout=120, env=env
+    )
     assert second.returncode == 0, second.stderr
     with epochline.open(store_dir) as store:
         view = store.run(run_id)

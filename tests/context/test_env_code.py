@@ -71,16 +71,31 @@ def test_env_never_imports_torch_and_sees_a_git_timeout(tmp_path, store_dir):
         assert "numpy" not in sys.modules, "capture_env imported numpy"
         print(_env.git_state(".", timeout=0.000001))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, env={**os.environ, "EPOCHLINE_STORE": str(store_dir)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "git status took longer than" in proc.stdout
 
 
 def test_command_line_secrets_are_redacted():
     argv = ["train.py", "--lr", "0.1", "--api-key=abc", "--password", "hunter2", "--token", "t", "x"]
-    assert _env.redact_argv(argv) == ["train.py", "--lr", "0.1", "--api-key=***", "--password", "***",
-                                      "--token", "***", "x"]
+    assert _env.redact_argv(argv) == [
+        "train.py",
+        "--lr",
+        "0.1",
+        "--api-key=***",
+        "--password",
+        "***",
+        "--token",
+        "***",
+        "x",
+    ]
 
 
 def test_snapshot_code_respects_gitignore_and_leaves_the_store_out(repo, store, monkeypatch):
@@ -101,8 +116,9 @@ def test_snapshot_code_respects_gitignore_and_leaves_the_store_out(repo, store, 
     assert record["files"] == 4
 
 
-def test_snapshot_code_outside_git_walks_source_files_and_refuses_huge_trees(tmp_path, store_dir,
-                                                                           store, monkeypatch):
+def test_snapshot_code_outside_git_walks_source_files_and_refuses_huge_trees(
+    tmp_path, store_dir, store, monkeypatch
+):
     tree = tmp_path / "proj"
     (tree / "pkg").mkdir(parents=True)
     (tree / "pkg" / "m.py").write_text("pass\n")
@@ -114,8 +130,10 @@ def test_snapshot_code_outside_git_walks_source_files_and_refuses_huge_trees(tmp
     with epochline.init("code", snapshot_code=tree, capture_env=False) as run:
         pass
     monkeypatch.setattr(_code, "MAX_FILES", 1)
-    with pytest.warns(RuntimeWarning, match="code snapshot not stored: more than 1 files"), \
-            epochline.init("code", snapshot_code=tree, capture_env=False) as refused:
+    with (
+        pytest.warns(RuntimeWarning, match="code snapshot not stored: more than 1 files"),
+        epochline.init("code", snapshot_code=tree, capture_env=False) as refused,
+    ):
         pass
     view = store().run(run.id)
     assert view.code["mode"] == "walk" and view.code["left_out_large"] == ["big.py"]
@@ -135,7 +153,13 @@ def test_env_reads_gpus_only_from_an_already_imported_torch(tmp_path, store_dir)
         with epochline.open() as store:
             print(store.run(run.id).env["gpus"] == [] and not torch.cuda.is_available())
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env={**os.environ, "EPOCHLINE_STORE": str(store_dir)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"  # a CPU build: asked, and no GPU (no error recorded)

@@ -18,22 +18,30 @@ def test_lightning_dataset_sizes_from_a_real_fit(store_dir, store):
         def on_train_epoch_end(self, trainer, module):
             seen.append(lightning_datasets(run, trainer))
 
-    trainer = L.Trainer(**trainer_kwargs(max_epochs=1, callbacks=[Record()], logger=False,
-                                        limit_train_batches=3, limit_val_batches=2))
+    trainer = L.Trainer(
+        **trainer_kwargs(
+            max_epochs=1, callbacks=[Record()], logger=False, limit_train_batches=3, limit_val_batches=2
+        )
+    )
     trainer.fit(DigitsMLP(), datamodule=DigitsData(batch_size=64))
     run.finish()
     assert seen == [2]  # train and val were loaded; test was not
     datasets = {d["context"]: d for d in store().run(run.id).datasets()}
     assert datasets["train"]["name"] == "DigitsData"
-    assert datasets["train"]["location"] == {"dataset": "TensorDataset", "samples": 1437,
-                                             "batches": 23, "batch_size": 64}
+    assert datasets["train"]["location"] == {
+        "dataset": "TensorDataset",
+        "samples": 1437,
+        "batches": 23,
+        "batch_size": 64,
+    }
     assert datasets["val"]["location"]["samples"] == 360 and "test" not in datasets
 
 
 def test_huggingface_model_from_config_and_from_a_local_folder(tmp_path, store_dir, store):
     transformers = pytest.importorskip("transformers")
-    config = transformers.BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=8)
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
     model = transformers.BertForSequenceClassification(config)
     model.save_pretrained(tmp_path / "tiny-bert")
     loaded = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "tiny-bert")

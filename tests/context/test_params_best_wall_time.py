@@ -18,11 +18,13 @@ def test_child_counts_only_while_its_parent_is_set(store_dir, store):
         pass
     with _init(params={**common, "momentum": 0.5}, param_parents={"momentum": "use_momentum"}) as b:
         pass
-    with _init(params={"lr": 0.1, "use_momentum": True, "momentum": 0.9},
-               param_parents={"momentum": "use_momentum"}) as c:
+    with _init(
+        params={"lr": 0.1, "use_momentum": True, "momentum": 0.9}, param_parents={"momentum": "use_momentum"}
+    ) as c:
         pass
-    with _init(params={"lr": 0.1, "use_momentum": True, "momentum": 0.5},
-               param_parents={"momentum": "use_momentum"}) as d:
+    with _init(
+        params={"lr": 0.1, "use_momentum": True, "momentum": 0.5}, param_parents={"momentum": "use_momentum"}
+    ) as d:
         pass
     assert a.fingerprint == b.fingerprint  # momentum is off: its value does not matter
     assert c.fingerprint != d.fingerprint  # momentum is on: it counts
@@ -53,8 +55,10 @@ def test_parent_given_for_a_prefix_and_chains(store_dir, store):
     with _init(params=params, param_parents={"sched": "use_sched", "use_sched": "warm"}) as run:
         pass
     assert sorted(store().run(run.id).ignored_params) == ["sched.gamma", "sched.kind"]
-    with _init(params={**params, "use_sched": 1, "warm": False},
-               param_parents={"sched": "use_sched", "use_sched": "warm"}) as run2:
+    with _init(
+        params={**params, "use_sched": 1, "warm": False},
+        param_parents={"sched": "use_sched", "use_sched": "warm"},
+    ) as run2:
         pass  # use_sched is on but its own parent is off: sched does not count, nor use_sched
     assert sorted(store().run(run2.id).ignored_params) == ["sched.gamma", "sched.kind", "use_sched"]
 
@@ -71,8 +75,9 @@ def test_bad_parents_raise_at_the_call(store_dir):
 
 
 def test_name_params_name_the_run(store_dir, store):
-    with _init(params={"lr": 0.01, "model": {"name": "resnet"}, "seed": 3},
-               name_params=["lr", "model.name"]) as run:
+    with _init(
+        params={"lr": 0.01, "model": {"name": "resnet"}, "seed": 3}, name_params=["lr", "model.name"]
+    ) as run:
         assert run.name == "lr=0.01-model.name=resnet"
     later = _init(name_params=["lr", "model"])
     generated = later.name

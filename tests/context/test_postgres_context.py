@@ -20,8 +20,15 @@ def test_records_console_and_system_samples_round_trip(tmp_path):
     (tmp_path / "data" / "x.csv").write_text("1,2\n")
     (tmp_path / "c.json").write_text('{"depth": 3}')
     path = f"pg/{uuid.uuid4().hex}"
-    with epochline.init(path, store=store, params={"use_m": False, "m": 0.9}, param_parents={"m": "use_m"},
-                        capture_console=True, system_metrics=True, system_interval=60) as run:
+    with epochline.init(
+        path,
+        store=store,
+        params={"use_m": False, "m": 0.9},
+        param_parents={"m": "use_m"},
+        capture_console=True,
+        system_metrics=True,
+        system_interval=60,
+    ) as run:
         run.log_config(config_files=[tmp_path / "c.json"])
         run.log_dataset("d", tmp_path / "data", save=True)
         run.log_model("bert", "bert-base-uncased", source="huggingface")
@@ -31,7 +38,9 @@ def test_records_console_and_system_samples_round_trip(tmp_path):
     with epochline.open(store) as reader:
         view = reader.run(run.id)
         assert view.env["packages"]["epochline"] == epochline.__version__
-        assert view.datasets()[0]["files"] == 1 and view.datasets()[0]["archive"]["artifact"] == "dataset/d.zip"
+        assert (
+            view.datasets()[0]["files"] == 1 and view.datasets()[0]["archive"]["artifact"] == "dataset/d.zip"
+        )
         assert view.models()[0]["uri"] == "bert-base-uncased"
         assert view.config_files()[0]["params"] == 1 and view.params["config.c.depth"] == 3
         assert view.ignored_params == ["m"] and view.fingerprint == run.fingerprint

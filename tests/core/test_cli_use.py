@@ -29,8 +29,12 @@ def _render(monkeypatch, argv, width=200):
 def _hostile_store(store_dir):
     runs = []
     for name in (HOSTILE_NAME, "[red]x", HOSTILE_NAME):
-        with epochline.init("cv/resnet50/baseline", name=name, tags=["[i]t"],
-                            params={"layers": ["conv", "fc"], "[bold]k": "[red]v"}) as run:
+        with epochline.init(
+            "cv/resnet50/baseline",
+            name=name,
+            tags=["[i]t"],
+            params={"layers": ["conv", "fc"], "[bold]k": "[red]v"},
+        ) as run:
             run.set_primary_metric("val_acc")
             for epoch in (1, 2):
                 run.log({"val_acc": 0.4 * epoch, "[x]key": 1.0}, step=epoch)
@@ -134,8 +138,9 @@ def test_help_is_plain_with_examples_and_version(capsys):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "epochline", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "epochline", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_store_problems_are_one_line_not_a_traceback(store_dir, tmp_path):
@@ -147,10 +152,12 @@ def test_store_problems_are_one_line_not_a_traceback(store_dir, tmp_path):
     newer = store_dir / "epochline.db"
     with sqlite3.connect(newer) as conn:
         conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
-    cases = [("foo://x", "no epochline storage backend accepts 'foo://x'"),
-             ("postgresql://nobody@127.0.0.1:1/none", "PostgreSQL: "),
-             (str(bad), "the store cannot be read: file is not a database"),
-             (str(store_dir), "schema version 999, newer than this epochline understands")]
+    cases = [
+        ("foo://x", "no epochline storage backend accepts 'foo://x'"),
+        ("postgresql://nobody@127.0.0.1:1/none", "PostgreSQL: "),
+        (str(bad), "the store cannot be read: file is not a database"),
+        (str(store_dir), "schema version 999, newer than this epochline understands"),
+    ]
     for store, message in cases:
         for command in (["ls"], ["show", run.id]):
             proc = _cli(*command, "--store", store)
@@ -160,11 +167,14 @@ def test_store_problems_are_one_line_not_a_traceback(store_dir, tmp_path):
 
 
 def test_lightning_adapter_without_lightning_names_the_extra(tmp_path):
-    code = ("import sys\nsys.modules['lightning'] = None\nsys.modules['pytorch_lightning'] = None\n"
-            "sys.modules['lightning.pytorch'] = None\nsys.modules['lightning.pytorch.loggers'] = None\n"
-            "import epochline.integrations.lightning\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          check=False)
+    code = (
+        "import sys\nsys.modules['lightning'] = None\nsys.modules['pytorch_lightning'] = None\n"
+        "sys.modules['lightning.pytorch'] = None\nsys.modules['lightning.pytorch.loggers'] = None\n"
+        "import epochline.integrations.lightning\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 1
     assert "pip install 'epochline[lightning]'" in proc.stderr.strip().splitlines()[-1]
 

@@ -26,8 +26,12 @@ CHILD = textwrap.dedent("""
 def test_kill_9_keeps_flushed_points_and_reads_crashed(store_dir, store, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    child = subprocess.Popen([sys.executable, str(script), "500"], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "EPOCHLINE_STORE": str(store_dir)})
+    child = subprocess.Popen(
+        [sys.executable, str(script), "500"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
+    )
     run_id = child.stdout.readline().strip()
     time.sleep(1.0)  # more than the flush interval
     child.send_signal(signal.SIGKILL)
@@ -52,8 +56,12 @@ def test_four_processes_write_one_store(store_dir, store, tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     env = {**os.environ, "EPOCHLINE_STORE": str(store_dir)}
-    procs = [subprocess.Popen([sys.executable, str(script), str(i), "3000"], env=env,
-                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(i), "3000"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

@@ -26,17 +26,25 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode,status,reason", [
-    ("raise", "failed", "RuntimeError: diverged"),
-    ("ctrl-c", "interrupted", "KeyboardInterrupt"),
-    ("swallowed", "failed", "fit did not reach its end"),
-    ("plain", "completed", "finish() was not called"),
-])
+@pytest.mark.parametrize(
+    "mode,status,reason",
+    [
+        ("raise", "failed", "RuntimeError: diverged"),
+        ("ctrl-c", "interrupted", "KeyboardInterrupt"),
+        ("swallowed", "failed", "fit did not reach its end"),
+        ("plain", "completed", "finish() was not called"),
+    ],
+)
 def test_unfinished_runs_end_with_the_right_status(store_dir, store, tmp_path, mode, status, reason):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
-                          env={**os.environ, "EPOCHLINE_STORE": str(store_dir)}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(script), mode],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
+        timeout=60,
+    )
     if mode in ("raise", "ctrl-c"):
         assert proc.returncode != 0 and ("diverged" in proc.stderr or "KeyboardInterrupt" in proc.stderr)
     view = store().run(f"exit/{mode}")
@@ -45,8 +53,10 @@ def test_unfinished_runs_end_with_the_right_status(store_dir, store, tmp_path, m
 
 
 def test_import_is_light():
-    code = ("import sys, epochline; heavy = [m for m in ('torch', 'lightning', 'pytorch_lightning', "
-            "'transformers', 'keras', 'numpy', 'PIL', 'rich') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, epochline; heavy = [m for m in ('torch', 'lightning', 'pytorch_lightning', "
+        "'transformers', 'keras', 'numpy', 'PIL', 'rich') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -55,7 +65,9 @@ def test_import_loads_the_package_on_first_use():
     """`import epochline` (and `epochline --help`) load nothing of the package's machinery; the
     first use of a name loads what it needs (benchmarks/bench_import.py measures the times)."""
     machinery = ("msgspec", "pluggy", "epochline.lifecycle", "epochline.store.reader")
-    code = (f"import sys, epochline; print([m for m in {machinery!r} if m in sys.modules]); "
-            f"epochline.init; epochline.open; print(sorted(m for m in {machinery!r} if m in sys.modules))")
+    code = (
+        f"import sys, epochline; print([m for m in {machinery!r} if m in sys.modules]); "
+        f"epochline.init; epochline.open; print(sorted(m for m in {machinery!r} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["[]", str(sorted(machinery))]

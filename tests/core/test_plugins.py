@@ -43,16 +43,19 @@ def test_entry_point_plugins_are_loaded(tmp_path, store_dir):
     (site / "thirdparty_sink.py").write_text(SINK)
     (site / "thirdparty_backend.py").write_text(BACKEND)
     (site / "thirdparty-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: thirdparty\nVersion: 0.1\n")
+        "Metadata-Version: 2.1\nName: thirdparty\nVersion: 0.1\n"
+    )
     (site / "thirdparty-0.1.dist-info" / "entry_points.txt").write_text(
-        "[epochline]\nsink = thirdparty_sink\nbackend = thirdparty_backend\n")
+        "[epochline]\nsink = thirdparty_sink\nbackend = thirdparty_backend\n"
+    )
     out = tmp_path / "events.jsonl"
-    code = ("import epochline\n"
-            f"run = epochline.init('ep', store='memo://{tmp_path / 'memo'}')\n"
-            "run.log({'a': 1}); run.finish(); print(run.id)")
+    code = (
+        "import epochline\n"
+        f"run = epochline.init('ep', store='memo://{tmp_path / 'memo'}')\n"
+        "run.log({'a': 1}); run.finish(); print(run.id)"
+    )
     env = {**os.environ, "PYTHONPATH": str(site), "SINK_OUT": str(out)}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip()
     seen = [json.loads(line) for line in out.read_text().splitlines()]

@@ -27,8 +27,18 @@ def test_log_auto_steps_merge_and_read_back(store_dir, store):
 
 def test_nan_inf_bools_text_round_trip(store_dir, store):
     with epochline.init("x") as run:
-        run.log({"nan": float("nan"), "inf": math.inf, "ninf": -math.inf, "b": False, "t": "ok",
-                 "i": 2**40, "np": np.float32(0.25)}, step=0)
+        run.log(
+            {
+                "nan": float("nan"),
+                "inf": math.inf,
+                "ninf": -math.inf,
+                "b": False,
+                "t": "ok",
+                "i": 2**40,
+                "np": np.float32(0.25),
+            },
+            step=0,
+        )
     view = store().run(run.id)
     got = {k: view.metrics(k)[0][2] for k in view.metric_keys()}
     assert math.isnan(got["nan"]) and got["inf"] == math.inf and got["ninf"] == -math.inf
@@ -145,8 +155,7 @@ def test_artifacts_texts_tags_histogram_plots(store_dir, store, tmp_path):
         run.untag("x")
         run.rename("second")
         run.log_histogram("w", np.arange(100.0), step=3, bins=10)
-        run.log_histogram("h", hist={"min": 0, "max": 2, "num": 3, "bucket_limit": [1, 2],
-                                     "bucket": [1, 2]})
+        run.log_histogram("h", hist={"min": 0, "max": 2, "num": 3, "bucket_limit": [1, 2], "bucket": [1, 2]})
         run.declare_plot("Loss", ["loss", "val_loss"], y_label="loss")
     view = store().run(run.id)
     arts = {a.name: a for a in view.artifacts()}
@@ -155,11 +164,12 @@ def test_artifacts_texts_tags_histogram_plots(store_dir, store, tmp_path):
     assert [t.text for t in view.texts()] == ["started", "plain line"]
     assert view.texts()[0].level == "INFO" and view.comments() == ["a note"]
     assert view.tags == ["y"] and view.name == "second"
-    (_, step, hist), = view.histograms("w")
+    ((_, step, hist),) = view.histograms("w")
     assert step == 3 and hist["num"] == 100 and sum(hist["bucket_counts"]) == 100
     assert view.histograms("h")[0][2]["bucket_counts"] == [1.0, 2.0]
-    assert view.plots() == [{"name": "Loss", "kind": "line", "y_label": "loss",
-                             "metrics": ["loss", "val_loss"]}]
+    assert view.plots() == [
+        {"name": "Loss", "kind": "line", "y_label": "loss", "metrics": ["loss", "val_loss"]}
+    ]
 
 
 def test_disabled_returns_noop(store_dir, monkeypatch):

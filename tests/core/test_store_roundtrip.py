@@ -11,8 +11,9 @@ import epochline
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True)
 # every storable value: NUL and lone surrogates are refused at log() (tests/faults/test_bad_values.py)
 storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-scalars = st.one_of(st.booleans(), st.integers(-2**53, 2**53), finite_or_not,
-                    st.text(storable, max_size=30))
+scalars = st.one_of(
+    st.booleans(), st.integers(-(2**53), 2**53), finite_or_not, st.text(storable, max_size=30)
+)
 names = st.text(storable, min_size=1, max_size=15)
 param_values = st.one_of(st.none(), scalars, st.lists(st.one_of(st.integers(), finite_or_not), max_size=4))
 
@@ -26,9 +27,11 @@ def same(a, b):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.dictionaries(names, scalars, min_size=1, max_size=4), min_size=1, max_size=5),
-       params=st.dictionaries(names.filter(lambda n: "." not in n), param_values, max_size=5),
-       summary=st.dictionaries(names.filter(lambda n: "." not in n), param_values, max_size=3))
+@given(
+    steps=st.lists(st.dictionaries(names, scalars, min_size=1, max_size=4), min_size=1, max_size=5),
+    params=st.dictionaries(names.filter(lambda n: "." not in n), param_values, max_size=5),
+    summary=st.dictionaries(names.filter(lambda n: "." not in n), param_values, max_size=3),
+)
 def test_logged_values_read_back_exactly(tmp_path, steps, params, summary):
     store_dir = tmp_path / uuid.uuid4().hex
     expected = {}

@@ -26,7 +26,6 @@ class Exploding:
         raise RuntimeError("boom")
 
 
-
 class CallableConfig:
     def __call__(self):  # must never be called
         raise AssertionError("user callable was called")
@@ -48,10 +47,24 @@ def test_metric_values_plain_numpy_and_torch():
 
 
 def test_flatten_nested_namespace_dataclass_enum_path():
-    ns = argparse.Namespace(lr=0.1, opt=Opt(), color=Color.RED, out=Path("/tmp/x"),
-                            layers=[64, 32], nested={"a": {"b": 1}}, fn=len, obj=Exploding(), call=CallableConfig(),
-                            arr=np.arange(3), big=np.zeros(1000), scalar=np.float64(2.0),
-                            mixed=[{"k": 1}, 2], empty={}, none=None, s={3, 1})
+    ns = argparse.Namespace(
+        lr=0.1,
+        opt=Opt(),
+        color=Color.RED,
+        out=Path("/tmp/x"),
+        layers=[64, 32],
+        nested={"a": {"b": 1}},
+        fn=len,
+        obj=Exploding(),
+        call=CallableConfig(),
+        arr=np.arange(3),
+        big=np.zeros(1000),
+        scalar=np.float64(2.0),
+        mixed=[{"k": 1}, 2],
+        empty={},
+        none=None,
+        s={3, 1},
+    )
     flat = flatten_params(ns)
     assert flat["lr"] == 0.1 and flat["opt.lr"] == 0.1 and flat["opt.betas"] == [0.9, 0.999]
     assert flat["color"] == "RED" and flat["out"] == "/tmp/x" and flat["layers"] == [64, 32]

@@ -28,11 +28,15 @@ def _reliability_table():
     yield _ROWS
     target = os.environ.get("EPOCHLINE_RELIABILITY_TABLE")
     if target and _ROWS:
-        lines = ["| case | logged | kept | reported lost | status read back | training survived |",
-                 "|---|---:|---:|---:|---|---|"]
-        lines += [f"| {case} | {logged:,} | {kept:,} | {'-' if lost is None else f'{lost:,}'} | "
-                  f"{status} | {survived} |"
-                  for case, logged, kept, lost, status, survived in sorted(_ROWS)]
+        lines = [
+            "| case | logged | kept | reported lost | status read back | training survived |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        lines += [
+            f"| {case} | {logged:,} | {kept:,} | {'-' if lost is None else f'{lost:,}'} | "
+            f"{status} | {survived} |"
+            for case, logged, kept, lost, status, survived in sorted(_ROWS)
+        ]
         Path(target).write_text("\n".join(lines) + "\n")
 
 
@@ -40,10 +44,18 @@ def _reliability_table():
 def reliability(_reliability_table):
     """``reliability(case, logged, kept, status, lost=, survived=)``: one row of the reliability
     table (values logged, values read back, what the run reported lost, the status read back)."""
-    def record(case: str, logged: int, kept: int, status: str, lost: Optional[int] = None,
-               survived: Union[bool, str] = True) -> None:
+
+    def record(
+        case: str,
+        logged: int,
+        kept: int,
+        status: str,
+        lost: Optional[int] = None,
+        survived: Union[bool, str] = True,
+    ) -> None:
         said = survived if isinstance(survived, str) else ("yes" if survived else "NO")
         _reliability_table.append((case, logged, kept, lost, status, said))
+
     return record
 
 

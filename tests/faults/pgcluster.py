@@ -46,8 +46,9 @@ class Cluster:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                raise RuntimeError("running as root and there is no 'postgres' user to run the "
-                                   "server") from None
+                raise RuntimeError(
+                    "running as root and there is no 'postgres' user to run the server"
+                ) from None
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
         pwfile = os.path.join(self.root, "pw")
@@ -55,11 +56,26 @@ class Cluster:
             f.write("unused-superuser-password\n")
         if self._as:
             os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
-        self._run([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
-                   "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync"])
+        self._run(
+            [
+                f"{self.bin}/initdb",
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        )
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
-            f.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                    f"unix_socket_directories = '{self.root}'\nfsync = off\n")
+            f.write(
+                f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
+            )
         self.start()
         self.psql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
         self.psql(f"CREATE DATABASE {DB} OWNER {USER}")
@@ -68,8 +84,21 @@ class Cluster:
         return subprocess.run(self._as + cmd, capture_output=True, text=True, check=check, timeout=120)
 
     def psql(self, sql: str) -> str:
-        return self._run([f"{self.bin}/psql", "-h", self.root, "-p", str(self.port), "-U", "postgres",
-                          "-d", "postgres", "-qAtc", sql]).stdout
+        return self._run(
+            [
+                f"{self.bin}/psql",
+                "-h",
+                self.root,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+                sql,
+            ]
+        ).stdout
 
     def uri(self, password: bool = True, **params: str) -> str:
         auth = f"{USER}:{PASSWORD}" if password else USER
@@ -77,20 +106,34 @@ class Cluster:
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{DB}" + (f"?{query}" if query else "")
 
     def start(self) -> None:
-        self._run([f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"),
-                   "-w", "-t", "60", "start"])
+        self._run(
+            [
+                f"{self.bin}/pg_ctl",
+                "-D",
+                self.data,
+                "-l",
+                os.path.join(self.root, "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
 
     def stop(self) -> None:
         self._run([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop"])
 
     def is_up(self) -> bool:
-        return self._run([f"{self.bin}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)],
-                         check=False).returncode == 0
+        return (
+            self._run(
+                [f"{self.bin}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)], check=False
+            ).returncode
+            == 0
+        )
 
     def destroy(self) -> None:
         try:
-            self._run([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"],
-                      check=False)
+            self._run([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"], check=False)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -16,23 +16,29 @@ from epochline import events as ev
 from epochline.store import open_backend
 from epochline.store.base import PartialWrite
 
-good_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                    max_size=12)
-good_values = st.one_of(st.floats(allow_nan=False), st.integers(-2**53, 2**53), st.booleans(),
-                        good_text)
+good_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+good_values = st.one_of(st.floats(allow_nan=False), st.integers(-(2**53), 2**53), st.booleans(), good_text)
 # what hurt before: ints beyond 64 bits (SQLite OverflowError), NUL (PostgreSQL DataError), lone
 # surrogates (UnicodeEncodeError on both), arrays that are not scalars
-big_ints = st.one_of(st.integers(min_value=2**63), st.integers(max_value=-2**63 - 1),
-                     st.just(np.uint64(2**64 - 1)))
+big_ints = st.one_of(
+    st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1), st.just(np.uint64(2**64 - 1))
+)
 unstorable = st.one_of(st.just("a\x00b"), st.just("\ud800"), st.just(np.zeros(3)))
 bad_keys = st.sampled_from(["k\x00ey", "\x00", "x\udcff"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.tuples(st.dictionaries(st.sampled_from("abcdef"), good_values, min_size=1),
-                                st.lists(st.one_of(big_ints, unstorable), max_size=3),
-                                st.lists(bad_keys, max_size=2)),
-                      min_size=1, max_size=6))
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from("abcdef"), good_values, min_size=1),
+            st.lists(st.one_of(big_ints, unstorable), max_size=3),
+            st.lists(bad_keys, max_size=2),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_mixed_good_and_bad_values_keep_every_good_point(backend_uri, steps):
     path = f"faults/values/{uuid.uuid4().hex}"
     expected, refused = {}, 0
@@ -88,8 +94,9 @@ def test_big_ints_become_floats_and_nul_keys_warn_once(backend_uri, reliability)
         assert view.last("big") == float(2**64) and view.last("u64") == float(2**64 - 1)
         assert len(view.metrics("loss2")) == 3 and "bad\x00key" not in view.metric_keys()
     backend = "SQLite" if "://" not in backend_uri else "PostgreSQL"
-    reliability(f"2**64 and a NUL key among 3,000 good points ({backend})", 3000, kept, view.status,
-                lost=run.lost)
+    reliability(
+        f"2**64 and a NUL key among 3,000 good points ({backend})", 3000, kept, view.status, lost=run.lost
+    )
 
 
 def _events(run_id: str, bad_value, n: int = 200):
@@ -140,12 +147,14 @@ def test_deep_parameters_are_kept_or_warned_about(tmp_path):
         warnings.simplefilter("error")  # 40 levels: kept whole, without a word
         with epochline.init("faults/deep", store=store, params=_nested(40)) as run:
             pass
-    with pytest.warns(RuntimeWarning, match="nested deeper than 128 levels"), \
-            epochline.init("faults/deeper", store=store, params=_nested(200)) as deeper:
+    with (
+        pytest.warns(RuntimeWarning, match="nested deeper than 128 levels"),
+        epochline.init("faults/deeper", store=store, params=_nested(200)) as deeper,
+    ):
         pass
     with epochline.open(store) as reader:
         assert reader.run(run.id).params == {".".join(["n"] * 40 + ["lr"]): 0.1}
-        (key, value), = reader.run(deeper.id).params.items()
+        ((key, value),) = reader.run(deeper.id).params.items()
         assert key.count("n") == 129 and value == "<dict nested deeper than 128 levels>"
 
 

@@ -33,8 +33,9 @@ def full_disk(tmp_path):
     """A real 2 MB tmpfs mounted for this test (needs root); skipped, saying why, elsewhere."""
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a 2 MB tmpfs here (needs root and mount(8)): {done.stderr.strip()}")
     try:
@@ -58,14 +59,20 @@ def _train(tmp_path, store, path, steps):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
     env = {**os.environ, "EPOCHLINE_FINISH_TIMEOUT": "2"}
-    child = subprocess.run([sys.executable, str(script), str(store), path, str(steps)],
-                           capture_output=True, text=True, timeout=120, env=env)
+    child = subprocess.run(
+        [sys.executable, str(script), str(store), path, str(steps)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert child.returncode == 0, child.stderr  # training survived
     return json.loads(child.stdout.strip().splitlines()[-1]), child.stderr
 
 
 def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_stored(
-        full_disk, tmp_path, reliability):
+    full_disk, tmp_path, reliability
+):
     store = full_disk / "store"
     first, _ = _train(tmp_path, store, "faults/full/first", 60000)  # 300,000 values: more than 2 MB
     with epochline.open(store) as reader:
@@ -77,9 +84,13 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
     # final status among them) that could not be written either
     assert first["logged"] - kept <= first["lost"] <= first["logged"] - kept + 5
     assert status in ("completed", "crashed")
-    reliability("full disk (2 MB tmpfs): first run", first["logged"], kept,
-                f"{status} (its final status did not fit)" if status == "crashed" else status,
-                lost=first["lost"])
+    reliability(
+        "full disk (2 MB tmpfs): first run",
+        first["logged"],
+        kept,
+        f"{status} (its final status did not fit)" if status == "crashed" else status,
+        lost=first["lost"],
+    )
 
     _fill(full_disk / "filler")  # whatever the first run's rolled-back writes left free
     # a second run on the same full store: it is stored with what fit and its exact loss, or
@@ -97,8 +108,9 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
         assert runs == [] and leftovers == [(0,)] and kept == 0
         assert f"run {second['id']} was NOT recorded" in err
         status = "absent; finish says NOT recorded"
-    reliability("full disk: a second run on the same store", second["logged"], kept, status,
-                lost=second["lost"])
+    reliability(
+        "full disk: a second run on the same store", second["logged"], kept, status, lost=second["lost"]
+    )
 
     # a run on a new store on the full disk: nothing of it can be written
     third, err = _train(tmp_path, full_disk / "new-store", "faults/full/third", 2000)
@@ -106,5 +118,10 @@ def test_full_disk_loses_exactly_what_it_reports_and_a_second_run_is_not_half_st
     assert f"run {third['id']} was NOT recorded" in err
     with pytest.raises(FileNotFoundError, match=r"no (epochline )?store"):
         epochline.open(full_disk / "new-store")  # nothing of it is there
-    reliability("full disk: a run on a new store there", third["logged"], 0, lost=third["lost"],
-                status="absent; finish says NOT recorded")
+    reliability(
+        "full disk: a run on a new store there",
+        third["logged"],
+        0,
+        lost=third["lost"],
+        status="absent; finish says NOT recorded",
+    )

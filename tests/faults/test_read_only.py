@@ -81,8 +81,9 @@ def test_ls_does_not_wait_for_another_processs_write_lock(tmp_path, reliability)
     run_id = _make_store(store)
     script = tmp_path / "locker.py"
     script.write_text(LOCKER)
-    locker = subprocess.Popen([sys.executable, str(script), str(store / "epochline.db"), "120"],
-                              stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen(
+        [sys.executable, str(script), str(store / "epochline.db"), "120"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert locker.stdout.readline().strip() == "locked"
         started = time.perf_counter()

@@ -15,12 +15,19 @@ from .pgcluster import PASSWORD
 
 
 def _run_in_child(store, path, env=None):
-    code = ("import sys, epochline\n"
-            "with epochline.init(sys.argv[2], store=sys.argv[1]) as run:\n"
-            "    run.log({'loss': 0.5})\n"
-            "print(run.id, run.store_uri, run.recorded)\n")
-    return subprocess.run([sys.executable, "-c", code, store, path], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+    code = (
+        "import sys, epochline\n"
+        "with epochline.init(sys.argv[2], store=sys.argv[1]) as run:\n"
+        "    run.log({'loss': 0.5})\n"
+        "print(run.id, run.store_uri, run.recorded)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, store, path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_a_password_in_the_uri_is_never_shown(cluster, pg_own, capfd):
@@ -42,12 +49,20 @@ def test_a_password_in_the_uri_is_never_shown(cluster, pg_own, capfd):
     with epochline.init(path, store=pg_own) as run:
         run.log({"loss": 0.25})
     for args in (["ls"], ["ls", "--json"], ["show", run.id, "--json"], ["show", run.id]):
-        out = subprocess.run([sys.executable, "-m", "epochline", *args, "--store", pg_own],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "epochline", *args, "--store", pg_own],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         assert PASSWORD not in out.stdout + out.stderr
-    title = subprocess.run([sys.executable, "-m", "epochline", "ls", "--store", pg_own],
-                           capture_output=True, text=True, timeout=60).stdout
+    title = subprocess.run(
+        [sys.executable, "-m", "epochline", "ls", "--store", pg_own],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert "faults:***@127.0.0.1" in title
     with epochline.open(pg_own) as store:
         rows = store.backend.query("SELECT * FROM runs WHERE id = ?", (run.id,))

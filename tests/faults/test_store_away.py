@@ -54,8 +54,13 @@ def test_postgres_down_at_init_then_back(cluster, pg_own, reliability):
         kept = len(view.metrics("loss"))
         assert kept == 10000 and len(view.metrics("step_x2")) == 10000
         assert view.status == "completed" and view.lost == 0
-    reliability(f"PostgreSQL down at init, back after 5,000 steps (init took {took:.1f} s)",
-                20000, 2 * kept, view.status, lost=run.lost)
+    reliability(
+        f"PostgreSQL down at init, back after 5,000 steps (init took {took:.1f} s)",
+        20000,
+        2 * kept,
+        view.status,
+        lost=run.lost,
+    )
 
 
 def test_postgres_outage_during_the_run_loses_nothing(cluster, pg_own, reliability):
@@ -75,12 +80,18 @@ def test_postgres_outage_during_the_run_loses_nothing(cluster, pg_own, reliabili
         view = store.runs(path=path)[0]
         assert [s for _, s, _ in view.metrics("loss")] == list(range(12000))
         assert view.status == "completed" and view.lost == 0
-    reliability(f"PostgreSQL stopped for {outage:.1f} s during the run", 24000,
-                2 * len(view.metrics("loss")), view.status, lost=run.lost)
+    reliability(
+        f"PostgreSQL stopped for {outage:.1f} s during the run",
+        24000,
+        2 * len(view.metrics("loss")),
+        view.status,
+        lost=run.lost,
+    )
 
 
-def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(cluster, pg_own, monkeypatch,
-                                                                       reliability):
+def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(
+    cluster, pg_own, monkeypatch, reliability
+):
     monkeypatch.setattr(dispatch, "STALL_S", 0.5)
     path = f"faults/pg-overflow/{uuid.uuid4().hex}"
     # a small bound (values + 4 a call) so the test overflows it quickly
@@ -104,12 +115,12 @@ def test_a_full_queue_while_the_store_is_away_drops_only_the_overflow(cluster, p
         steps = [s for _, s, _ in view.metrics("loss")]
         assert steps[:500] == list(range(500)) and steps[-500:] == list(range(3500, 4000))
     assert any(f"{dropped} of" in m and "dropped" in m for m in said), said
-    reliability("PostgreSQL away with the queue full (bound lowered to 2,000)", 8000, kept,
-                view.status, lost=run.lost)
+    reliability(
+        "PostgreSQL away with the queue full (bound lowered to 2,000)", 8000, kept, view.status, lost=run.lost
+    )
 
 
-def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monkeypatch, capfd,
-                                                          reliability):
+def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monkeypatch, capfd, reliability):
     monkeypatch.setenv("EPOCHLINE_FINISH_TIMEOUT", "1")
     cluster.stop()
     path = f"faults/pg-never/{uuid.uuid4().hex}"
@@ -123,8 +134,13 @@ def test_a_server_that_never_comes_back_leaves_no_half_run(cluster, pg_own, monk
     with epochline.open(pg_own) as store:
         assert store.runs(path=path) == []
         assert store.backend.query("SELECT COUNT(*) FROM series WHERE run_id = ?", (run.id,)) == [(0,)]
-    reliability("PostgreSQL down for the whole run (finish gives up after 1 s)", 4000, 0, lost=run.lost,
-                status="absent; finish says NOT recorded")
+    reliability(
+        "PostgreSQL down for the whole run (finish gives up after 1 s)",
+        4000,
+        0,
+        lost=run.lost,
+        status="absent; finish says NOT recorded",
+    )
 
 
 LOCKER = textwrap.dedent("""
@@ -147,8 +163,11 @@ def locked_store(tmp_path):
     epochline.init("faults/first", store=store).finish()  # the store exists
     script, release = tmp_path / "locker.py", tmp_path / "release"
     script.write_text(LOCKER)
-    locker = subprocess.Popen([sys.executable, str(script), str(store / "epochline.db"), str(release)],
-                              stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen(
+        [sys.executable, str(script), str(store / "epochline.db"), str(release)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert locker.stdout.readline().strip() == "locked"
         yield store, release, locker
@@ -176,12 +195,18 @@ def test_sqlite_locked_by_another_process_at_init(locked_store, reliability):
         view = reader.run(run.id)
         assert [s for _, s, _ in view.metrics("loss")] == list(range(10000))
         assert view.status == "completed"
-    reliability(f"SQLite locked by another process at init (init took {took:.1f} s)", 20000,
-                2 * len(view.metrics("loss")), view.status, lost=run.lost)
+    reliability(
+        f"SQLite locked by another process at init (init took {took:.1f} s)",
+        20000,
+        2 * len(view.metrics("loss")),
+        view.status,
+        lost=run.lost,
+    )
 
 
-def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(locked_store, monkeypatch,
-                                                                       reliability):
+def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(
+    locked_store, monkeypatch, reliability
+):
     """Other processes holding the lock (several writers on one store) is not a store that is
     away: a full queue waits for the lock (back-pressure) and loses nothing."""
     monkeypatch.setattr(dispatch, "STALL_S", 0.3)  # an away store would make it drop at once
@@ -196,8 +221,13 @@ def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(locked_st
     with epochline.open(store) as reader:
         view = reader.run(run.id)
         assert [s for _, s, _ in view.metrics("loss")] == list(range(3000))
-    reliability("SQLite lock held 1.5 s by another process, queue full (bound 600)", 6000,
-                2 * len(view.metrics("loss")), view.status, lost=run.lost)
+    reliability(
+        "SQLite lock held 1.5 s by another process, queue full (bound 600)",
+        6000,
+        2 * len(view.metrics("loss")),
+        view.status,
+        lost=run.lost,
+    )
 
 
 KILLED = textwrap.dedent("""
@@ -209,19 +239,22 @@ KILLED = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_process_killed_right_after_init_leaves_a_crashed_run(backend, tmp_path, request,
-                                                                reliability):
+def test_a_process_killed_right_after_init_leaves_a_crashed_run(backend, tmp_path, request, reliability):
     store = str(tmp_path / "store")
     if backend == "postgresql":
         store = request.getfixturevalue("pg_own")
     script = tmp_path / "killed.py"
     script.write_text(KILLED)
-    child = subprocess.run([sys.executable, str(script), store], capture_output=True, text=True,
-                           timeout=60)
+    child = subprocess.run([sys.executable, str(script), store], capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL
     run_id = child.stdout.strip()
     with epochline.open(store) as reader:
         view = reader.run(run_id)
         assert view.status == "crashed" and view.path == "faults/killed"
-    reliability(f"kill -9 right after init ({backend})", 0, 0, "crashed (the run exists)",
-                survived="n/a: the process was ended on purpose")
+    reliability(
+        f"kill -9 right after init ({backend})",
+        0,
+        0,
+        "crashed (the run exists)",
+        survived="n/a: the process was ended on purpose",
+    )

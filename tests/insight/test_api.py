@@ -21,18 +21,26 @@ def make_seeds(uri, prefix, crash_one=True):
     """Two configs (lr) x three seeds; loss decreases to the given best, then rises a little."""
     for lr, bests in LOSSES.items():
         for seed, best in enumerate(bests):
-            with epochline.init(f"{prefix}/grid", params={"lr": lr, "seed": seed}, ignore_params=["seed"],
-                                store=uri) as run:
+            with epochline.init(
+                f"{prefix}/grid", params={"lr": lr, "seed": seed}, ignore_params=["seed"], store=uri
+            ) as run:
                 run.set_primary_metric("val_accuracy", mode="max")
                 for step in range(20):
                     loss = best + abs(step - 15) * 0.01
-                    run.log({"loss": loss, "val_accuracy": 1 - loss, "only_nan": math.nan},
-                            step=step, epoch=step // 5 + 1)
+                    run.log(
+                        {"loss": loss, "val_accuracy": 1 - loss, "only_nan": math.nan},
+                        step=step,
+                        epoch=step // 5 + 1,
+                    )
                 for epoch in range(1, 5):
                     run.end_epoch(epoch, {"val_loss": best + (4 - epoch) * 0.01, "val_accuracy": 0.5})
     if crash_one:
-        with pytest.raises(RuntimeError), epochline.init(
-                f"{prefix}/grid", params={"lr": 0.1, "seed": 9}, ignore_params=["seed"], store=uri) as run:
+        with (
+            pytest.raises(RuntimeError),
+            epochline.init(
+                f"{prefix}/grid", params={"lr": 0.1, "seed": 9}, ignore_params=["seed"], store=uri
+            ) as run,
+        ):
             run.log({"loss": 100.0}, step=0)
             raise RuntimeError("boom")
 
@@ -62,14 +70,24 @@ def test_aggregate_matches_numpy_and_scipy(backend_uri, prefix):
             # primary metric val_accuracy is max-mode: best = 1 - best loss
             assert group["metrics"]["val_accuracy"]["best"]["mean"] == pytest.approx((1 - arr).mean())
             assert group["metrics"]["only_nan"]["best"] == {
-                "n": 0, "mean": None, "std": None, "sem": None, "ci": None, "min": None, "max": None,
-                "dropped": 3}
+                "n": 0,
+                "mean": None,
+                "std": None,
+                "sem": None,
+                "ci": None,
+                "min": None,
+                "max": None,
+                "dropped": 3,
+            }
         crashed = by_label["lr=0.1"]["excluded"]
         assert len(crashed) == 1 and crashed[0]["status"] == "failed" and "boom" in crashed[0]["reason"]
         # status=None counts the failed run too; by=[...] groups by the named params
         assert len(store.aggregate(path=prefix, status=None)["groups"][0]["runs"]) == 4
         named = store.aggregate(path=prefix, by=["lr"], metrics=["loss"])
-        assert named["metrics"] == ["loss"] and [g["key"] for g in named["groups"]] == [{"lr": 0.1}, {"lr": 0.01}]
+        assert named["metrics"] == ["loss"] and [g["key"] for g in named["groups"]] == [
+            {"lr": 0.1},
+            {"lr": 0.01},
+        ]
         with pytest.raises(KeyError, match="closest: loss"):
             store.aggregate(path=prefix, metrics=["los"])
         empty = store.aggregate(path=f"{prefix}/nothing")
@@ -87,8 +105,13 @@ def test_compare(backend_uri, prefix):
         assert first["metrics"]["loss"]["best"] == pytest.approx(0.52)
         assert first["metrics"]["loss"]["final"] == pytest.approx(0.56)
         assert first["metrics"]["val_accuracy"]["mode"] == "max"
-        assert first["metrics"]["only_nan"] == {"best": None, "mode": "max", "final": "NaN",
-                                                "final_step": 19, "count": 20}
+        assert first["metrics"]["only_nan"] == {
+            "best": None,
+            "mode": "max",
+            "final": "NaN",
+            "final_step": 19,
+            "count": 20,
+        }
         assert second["metrics"]["loss"]["best"] == pytest.approx(0.31)
         assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3, 4]
         assert result["epochs"][0]["values"][1]["val_loss"] == pytest.approx(0.34)
@@ -168,12 +191,15 @@ def test_describe_edge_cases():
     assert describe([True, "x", None])["n"] == 0
 
 
-@pytest.mark.parametrize(("module", "call"), [
-    ("pandas", lambda store, view: view.history()),
-    ("pandas", lambda store, view: store.runs_frame()),
-    ("matplotlib", lambda store, view: epochline.plot([view], "x")),
-    ("tensorboardX", None),
-])
+@pytest.mark.parametrize(
+    ("module", "call"),
+    [
+        ("pandas", lambda store, view: view.history()),
+        ("pandas", lambda store, view: store.runs_frame()),
+        ("matplotlib", lambda store, view: epochline.plot([view], "x")),
+        ("tensorboardX", None),
+    ],
+)
 def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch, module, call):
     with epochline.init("opt/run", store=tmp_path) as run:
         run.log({"x": 1.0}, step=0)

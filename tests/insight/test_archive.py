@@ -20,13 +20,17 @@ import epochline
 from epochline.insight.archive import ArchiveError, Limits
 from epochline.store.admin import dump_run
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4"
-                    "890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4"
+    "890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082"
+)
 
 
 def points_of(view):
-    return {k: [(s, t, "NaN" if isinstance(v, float) and v != v else v) for t, s, v in view.metrics(k)]
-            for k in view.metric_keys()}
+    return {
+        k: [(s, t, "NaN" if isinstance(v, float) and v != v else v) for t, s, v in view.metrics(k)]
+        for k in view.metric_keys()
+    }
 
 
 def snapshot(store, run_id):
@@ -34,8 +38,10 @@ def snapshot(store, run_id):
     record = dump_run(store.backend, run_id)
     record["run"].pop("id")
     view = store.run(run_id)
-    media = {row[4]: hashlib.sha256(Path(store.backend.media_root, row[4]).read_bytes()).hexdigest()
-             for row in record["media"]}
+    media = {
+        row[4]: hashlib.sha256(Path(store.backend.media_root, row[4]).read_bytes()).hexdigest()
+        for row in record["media"]
+    }
     return json.loads(json.dumps(record, default=str)), points_of(view), media
 
 
@@ -45,7 +51,7 @@ def record_full_run(uri, path, values, extra_artifact=None, params=None, tags=("
         run.set_primary_metric("acc", mode="max")
         for step, value in enumerate(values):
             run.log({"v": value}, step=step, epoch=step // 2)
-        run.log({"acc": 0.5, "flag": True, "label": "text value", "big": 2 ** 60}, step=len(values))
+        run.log({"acc": 0.5, "flag": True, "label": "text value", "big": 2**60}, step=len(values))
         run.end_epoch(1, {"val_accuracy": 0.5, "val_loss": math.inf})
         for text in texts:
             run.log_text(text)
@@ -57,21 +63,34 @@ def record_full_run(uri, path, values, extra_artifact=None, params=None, tags=("
         return run.id
 
 
-FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                   st.integers(min_value=-2 ** 62, max_value=2 ** 62))
+FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(2**62), max_value=2**62)
+)
 
 
 # no control characters: PostgreSQL text cannot hold NUL (what a run may store is issue 14's matter)
 CHARS = st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))
 NAMES = st.text(CHARS, min_size=1, max_size=12)
-PARAMS = st.dictionaries(NAMES, st.one_of(st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=False),
-                                          st.text(CHARS, max_size=20), st.booleans(),
-                                          st.lists(st.integers(0, 9), max_size=3)), max_size=5)
+PARAMS = st.dictionaries(
+    NAMES,
+    st.one_of(
+        st.integers(-(10**6), 10**6),
+        st.floats(allow_nan=False),
+        st.text(CHARS, max_size=20),
+        st.booleans(),
+        st.lists(st.integers(0, 9), max_size=3),
+    ),
+    max_size=5,
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(FLOATS, max_size=40), params=PARAMS, tags=st.lists(NAMES, max_size=3, unique=True),
-       texts=st.lists(st.text(CHARS, max_size=30), max_size=3))
+@given(
+    values=st.lists(FLOATS, max_size=40),
+    params=PARAMS,
+    tags=st.lists(NAMES, max_size=3, unique=True),
+    texts=st.lists(st.text(CHARS, max_size=30), max_size=3),
+)
 def test_export_import_round_trip(backend_uri, values, params, tags, texts):
     path = f"rt{uuid.uuid4().hex[:12]}/run"
     with tempfile.TemporaryDirectory() as work:
@@ -130,8 +149,11 @@ def rewrite(source, target, change=None, add=(), manifest_fix=True, attrs=None):
     for name, data in add:
         members[name] = data
     if manifest_fix:
-        manifest["members"] = {n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
-                               for n, d in members.items() if n != "manifest.json"}
+        manifest["members"] = {
+            n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            for n, d in members.items()
+            if n != "manifest.json"
+        }
         members["manifest.json"] = json.dumps(manifest).encode()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
@@ -152,16 +174,21 @@ def assert_refused(store_dir, archive, match, **kwargs):
     assert not any(p.is_file() for p in media.rglob("*")), "media written for a refused archive"
 
 
-@pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "C:/evil", "media/../../x",
-                                  "a\\..\\b", "series/./x"])
+@pytest.mark.parametrize(
+    "name", ["../evil.txt", "/etc/evil", "C:/evil", "media/../../x", "a\\..\\b", "series/./x"]
+)
 def test_zip_slip_names_are_refused(good_zip, tmp_path, name):
     bad = rewrite(good_zip, tmp_path / "bad.zip", add=[(name, b"x")])
     assert_refused(tmp_path / "dst", bad, "absolute|escape")
 
 
 def test_symlink_member_is_refused(good_zip, tmp_path):
-    bad = rewrite(good_zip, tmp_path / "bad.zip", add=[("media/link", b"/etc/passwd")],
-                  attrs={"media/link": (stat.S_IFLNK | 0o777) << 16})
+    bad = rewrite(
+        good_zip,
+        tmp_path / "bad.zip",
+        add=[("media/link", b"/etc/passwd")],
+        attrs={"media/link": (stat.S_IFLNK | 0o777) << 16},
+    )
     assert_refused(tmp_path / "dst", bad, "symbolic link")
 
 
@@ -184,6 +211,7 @@ def test_hash_mismatch_is_refused(good_zip, tmp_path):
         assert tampered != members["run.json"]
         members["run.json"] = tampered
         return members
+
     bad = rewrite(good_zip, tmp_path / "bad.zip", change=tamper, manifest_fix=False)
     assert_refused(tmp_path / "dst", bad, "SHA-256")
 
@@ -194,6 +222,7 @@ def test_future_format_version_is_refused(good_zip, tmp_path):
         manifest["format_version"] = 99
         members["manifest.json"] = json.dumps(manifest).encode()
         return members
+
     bad = rewrite(good_zip, tmp_path / "bad.zip", change=future, manifest_fix=False)
     assert_refused(tmp_path / "dst", bad, "newer than this epochline")
 
@@ -212,6 +241,7 @@ def test_media_path_outside_content_address_is_refused(good_zip, tmp_path):
         record["media"][0][4] = "../../outside.png"
         members["run.json"] = json.dumps(record).encode()
         return members
+
     bad = rewrite(good_zip, tmp_path / "bad.zip", change=retarget)
     assert_refused(tmp_path / "dst", bad, "content address")
 
@@ -263,8 +293,9 @@ def test_export_and_import_report_progress(tmp_path):
             run.log({"a": float(step), "b": step * 2.0}, step=step)
     seen_export, seen_import = [], []
     with epochline.open(tmp_path / "s") as store:
-        archive = store.run("prog/run").export(tmp_path / "p.zip",
-                                                progress=lambda d, t: seen_export.append((d, t)))
+        archive = store.run("prog/run").export(
+            tmp_path / "p.zip", progress=lambda d, t: seen_export.append((d, t))
+        )
     with epochline.open(tmp_path / "t", create=True) as target:
         target.import_run(archive, progress=lambda d, t: seen_import.append((d, t)))
     assert seen_export[-1] == (2400, 2400) and all(t == 2400 for _, t in seen_export)
@@ -284,6 +315,7 @@ def test_crafted_record_with_valid_hashes_is_refused(good_zip, tmp_path, damage)
             record["series"][0]["kind"] = "bool'; DROP TABLE runs; --"
         members["run.json"] = json.dumps(record).encode()
         return members
+
     bad = rewrite(good_zip, tmp_path / "bad.zip", change=craft)  # manifest re-hashed: only the shape is wrong
     assert_refused(tmp_path / "dst", bad, "run.json|run record")
 

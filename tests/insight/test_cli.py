@@ -21,8 +21,9 @@ def epochline_cmd(*args, stdin=subprocess.DEVNULL, check=True):
     exe = shutil.which("epochline", path=str(Path(sys.executable).parent)) or shutil.which("epochline")
     command = [exe] if exe else [sys.executable, "-m", "epochline"]
     env = {**os.environ, "COLUMNS": "200"}
-    proc = subprocess.run(command + [str(a) for a in args], capture_output=True, text=True,
-                          stdin=stdin, env=env, timeout=120)
+    proc = subprocess.run(
+        command + [str(a) for a in args], capture_output=True, text=True, stdin=stdin, env=env, timeout=120
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -33,12 +34,20 @@ def seeds(tmp_path_factory):
     store = tmp_path_factory.mktemp("cli") / "store"
     for lr in (0.1, 0.01):
         for seed in range(3):
-            with epochline.init("cli/grid", params={"lr": lr, "seed": seed}, ignore_params=["seed"],
-                                store=store, name=f"lr{lr}-s{seed}") as run:
+            with epochline.init(
+                "cli/grid",
+                params={"lr": lr, "seed": seed},
+                ignore_params=["seed"],
+                store=store,
+                name=f"lr{lr}-s{seed}",
+            ) as run:
                 run.set_primary_metric("val_accuracy", mode="max")
                 for step in range(30):
-                    run.log({"loss": 1 / (step + 1) + lr + seed / 100, "val_accuracy": 0.5 + step / 100 - lr},
-                            step=step, epoch=step // 10 + 1)
+                    run.log(
+                        {"loss": 1 / (step + 1) + lr + seed / 100, "val_accuracy": 0.5 + step / 100 - lr},
+                        step=step,
+                        epoch=step // 10 + 1,
+                    )
                 run.log_image("sample", [[0.0, 1.0], [1.0, 0.0]])
     return store
 
@@ -48,8 +57,11 @@ def test_aggregate_table_json_and_csv(seeds):
     assert "lr=0.1" in table.stdout and "lr=0.01" in table.stdout and "±" in table.stdout
     data = json.loads(epochline_cmd("aggregate", "--store", seeds, "--json").stdout)
     assert [len(g["runs"]) for g in data["groups"]] == [3, 3]
-    rows = list(csv.DictReader(io.StringIO(epochline_cmd("aggregate", "--store", seeds, "--csv",
-                                                          "--by", "lr").stdout)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(epochline_cmd("aggregate", "--store", seeds, "--csv", "--by", "lr").stdout)
+        )
+    )
     best = next(r for r in rows if r["metric"] == "loss" and r["value"] == "best" and r["label"] == "lr=0.1")
     assert int(best["n"]) == 3 and math.isclose(float(best["mean"]), 1 / 30 + 0.1 + 0.01)
     wrong = epochline_cmd("aggregate", "--store", seeds, "--metric", "los", check=False)
@@ -67,7 +79,9 @@ def test_compare_table_and_json(seeds):
 
 def test_plot_png_and_svg(seeds, tmp_path):
     png = tmp_path / "band.png"
-    assert epochline_cmd("plot", "--store", seeds, "cli", "-m", "loss", "--group", "-o", png).stdout.strip() == str(png)
+    assert epochline_cmd(
+        "plot", "--store", seeds, "cli", "-m", "loss", "--group", "-o", png
+    ).stdout.strip() == str(png)
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
     svg = tmp_path / "lines.svg"
     epochline_cmd("plot", "--store", seeds, "cli/grid", "-m", "val_accuracy", "--x", "epoch", "-o", svg)
@@ -103,8 +117,9 @@ def test_tensorboard_export(seeds, tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in folder.iterdir())
 
 
-@pytest.mark.parametrize("command", ["compare", "aggregate", "plot", "export", "import", "rm",
-                                     "tensorboard-export"])
+@pytest.mark.parametrize(
+    "command", ["compare", "aggregate", "plot", "export", "import", "rm", "tensorboard-export"]
+)
 def test_help_shows_an_example(command, capsys):
     from epochline import cli
 

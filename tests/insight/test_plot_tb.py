@@ -17,11 +17,15 @@ pytest.importorskip("matplotlib")
 def seeds(store_dir):
     for lr in (0.1, 0.01):
         for seed in range(3):
-            with epochline.init("p/grid", params={"lr": lr, "seed": seed}, ignore_params=["seed"],
-                                store=store_dir) as run:
+            with epochline.init(
+                "p/grid", params={"lr": lr, "seed": seed}, ignore_params=["seed"], store=store_dir
+            ) as run:
                 for step in range(50):
-                    run.log({"loss": 1 / (step + 1) + lr + seed * 0.05, "acc": 40 + step + seed * 3},
-                            step=step, epoch=step // 10 + 1)
+                    run.log(
+                        {"loss": 1 / (step + 1) + lr + seed * 0.05, "acc": 40 + step + seed * 3},
+                        step=step,
+                        epoch=step // 10 + 1,
+                    )
                 for epoch in range(1, 6):
                     run.end_epoch(epoch, {"val_accuracy": 0.1 * epoch + 0.05 * seed})
     return epochline.open(store_dir)

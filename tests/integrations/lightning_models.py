@@ -63,9 +63,16 @@ def _define(L: Any, prefix: str = "") -> Tuple[type, type]:
             return self._loader(False)
 
     class DigitsMLP(L.LightningModule):
-        def __init__(self, lr: float = 0.01, hidden: int = 32, fail_at_step: Optional[int] = None,
-                     interrupt_at_step: Optional[int] = None, images: bool = True,
-                     config: Optional[Dict[str, Any]] = None, activation: str = "relu"):
+        def __init__(
+            self,
+            lr: float = 0.01,
+            hidden: int = 32,
+            fail_at_step: Optional[int] = None,
+            interrupt_at_step: Optional[int] = None,
+            images: bool = True,
+            config: Optional[Dict[str, Any]] = None,
+            activation: str = "relu",
+        ):
             super().__init__()
             self.save_hyperparameters()
             self.net = nn.Sequential(nn.Linear(64, hidden), _ACTIVATIONS[activation](), nn.Linear(hidden, 10))
@@ -85,7 +92,10 @@ def _define(L: Any, prefix: str = "") -> Tuple[type, type]:
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             if self.hparams.fail_at_step is not None and self.global_step >= self.hparams.fail_at_step:
                 raise ValueError(f"boom at step {self.global_step}")
-            if self.hparams.interrupt_at_step is not None and self.global_step >= self.hparams.interrupt_at_step:
+            if (
+                self.hparams.interrupt_at_step is not None
+                and self.global_step >= self.hparams.interrupt_at_step
+            ):
                 raise KeyboardInterrupt
             x, y = batch
             logits = self(x)
@@ -106,8 +116,9 @@ def _define(L: Any, prefix: str = "") -> Tuple[type, type]:
 
         def on_validation_epoch_end(self) -> None:
             if self.hparams.images and not self.trainer.sanity_checking and self.logger is not None:
-                self.logger.log_image("weights", [weights_image(self.net[0])],
-                                      caption=f"epoch {self.current_epoch + 1}")
+                self.logger.log_image(
+                    "weights", [weights_image(self.net[0])], caption=f"epoch {self.current_epoch + 1}"
+                )
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
@@ -120,9 +131,15 @@ def _define(L: Any, prefix: str = "") -> Tuple[type, type]:
 
 def trainer_kwargs(**overrides: Any) -> Dict[str, Any]:
     """Quiet, small, CPU-only Trainer settings."""
-    kwargs: Dict[str, Any] = dict(max_epochs=3, accelerator="cpu", devices=1, enable_progress_bar=False,
-                                  enable_model_summary=False, enable_checkpointing=False,
-                                  log_every_n_steps=5)
+    kwargs: Dict[str, Any] = dict(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=5,
+    )
     kwargs.update(overrides)
     return kwargs
 

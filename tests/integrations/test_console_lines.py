@@ -17,7 +17,7 @@ import pytest
 
 import epochline
 
-PROTOCOL_MARKERS = ('PROGRESS:', '{"metric"', '{"parameters"', '{"plot"', '{"name"', '{"tag"')
+PROTOCOL_MARKERS = ("PROGRESS:", '{"metric"', '{"parameters"', '{"plot"', '{"name"', '{"tag"')
 
 
 def check_whole(out: str) -> int:
@@ -28,7 +28,7 @@ def check_whole(out: str) -> int:
             at = line.find(marker)
             assert at in (-1, 0), f"protocol text not at column 0: {line!r}"
         if line.startswith("PROGRESS: "):
-            json.loads(line[len("PROGRESS: "):])
+            json.loads(line[len("PROGRESS: ") :])
             count += 1
         elif line.startswith('{"'):
             json.loads(line)
@@ -76,8 +76,13 @@ def test_transformers_trainer_prints_between_our_lines(store_dir, tmp_path):
     pytest.importorskip("accelerate")
     tests = os.path.dirname(__file__)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EPOCHLINE_STORE": str(store_dir)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests, tmp=str(tmp_path))],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(tests=tests, tmp=str(tmp_path))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "{'loss'" in proc.stdout  # the Trainer did print between our lines
     assert check_whole(proc.stdout) >= 20 * 3

@@ -35,8 +35,11 @@ def _lightning(make, fail=False):
                 raise Boom("boom")
 
     logger = make(KoguLogger)
-    trainer = L.Trainer(logger=logger, callbacks=[FailAt()],
-                        **trainer_kwargs(max_epochs=2, limit_train_batches=3, limit_val_batches=2))
+    trainer = L.Trainer(
+        logger=logger,
+        callbacks=[FailAt()],
+        **trainer_kwargs(max_epochs=2, limit_train_batches=3, limit_val_batches=2),
+    )
     trainer.fit(DigitsMLP(images=False), DigitsData())
     return trainer.callback_metrics["val_acc"] >= 0
 
@@ -83,8 +86,15 @@ def _keras(make, fail=False):
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with make(TrackerCallback) as callback:  # Keras has no failure event: the with block ends the run
-        history = model.fit(x[:300] / 16.0, y[:300], validation_split=0.2, epochs=2, batch_size=64,
-                            verbose=0, callbacks=[callback, FailAt()])
+        history = model.fit(
+            x[:300] / 16.0,
+            y[:300],
+            validation_split=0.2,
+            epochs=2,
+            batch_size=64,
+            verbose=0,
+            callbacks=[callback, FailAt()],
+        )
     return len(history.history["loss"]) == 2
 
 
@@ -145,8 +155,8 @@ def test_end_statuses(adapter, store_dir):
     with pytest.raises(Boom):
         train(adapter, fail=True, path=f"contract/{adapter}/fail", emit="none")
     with epochline.open(store_dir) as store:
-        ok, = store.runs(path=f"contract/{adapter}/ok")
-        failed, = store.runs(path=f"contract/{adapter}/fail")
+        (ok,) = store.runs(path=f"contract/{adapter}/ok")
+        (failed,) = store.runs(path=f"contract/{adapter}/fail")
         assert (ok.status, ok.reason) == ("completed", None)
         assert [e["epoch"] for e in ok.epochs()] == [1, 2]
         assert (failed.status, failed.reason) == ("failed", "Boom: boom")
@@ -158,18 +168,21 @@ def test_an_existing_run_is_recorded_into_and_left_open(adapter, store_dir):
         assert train(adapter, run=run)
         assert not run.finished  # the user's run: the user ends it
     with epochline.open(store_dir) as store:
-        stored, = store.runs()
+        (stored,) = store.runs()
         assert stored.status == "completed" and "mine" in stored.metric_keys()
         assert [e["epoch"] for e in stored.epochs()] == [1, 2]
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
-    ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
-    ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
-    ({"path": 5}, TypeError, ["path must be a string"]),
-    ({"tagz": ["x"]}, TypeError, ["'tagz'"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+        ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
+        ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
+        ({"path": 5}, TypeError, ["path must be a string"]),
+        ({"tagz": ["x"]}, TypeError, ["'tagz'"]),
+    ],
+)
 def test_one_constructor_validation(adapter, kwargs, error, words, store_dir):
     def build(cls):
         with pytest.raises(error) as info:
@@ -187,7 +200,9 @@ def test_one_constructor_validation(adapter, kwargs, error, words, store_dir):
 
 
 def test_importing_epochline_imports_no_framework(adapter):
-    code = ("import sys, epochline, epochline.integrations, epochline.integrations._support; "
-            f"assert {FRAMEWORK[adapter]!r} not in sys.modules and 'torch' not in sys.modules, "
-            "sorted(sys.modules)")
+    code = (
+        "import sys, epochline, epochline.integrations, epochline.integrations._support; "
+        f"assert {FRAMEWORK[adapter]!r} not in sys.modules and 'torch' not in sys.modules, "
+        "sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

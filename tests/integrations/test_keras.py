@@ -43,17 +43,24 @@ def digits():
 def make_model(lr=0.01):
     keras.backend.clear_session()  # layer names (dense, dense_1) do not depend on earlier tests
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
-                              keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
 def fit(model, digits, callbacks, epochs=EPOCHS, n=1400):
     x, y = digits
-    return model.fit(x[:n], y[:n], validation_split=0.2, epochs=epochs, batch_size=BATCH,
-                     verbose=0, callbacks=callbacks)
+    return model.fit(
+        x[:n], y[:n], validation_split=0.2, epochs=epochs, batch_size=BATCH, verbose=0, callbacks=callbacks
+    )
 
 
 def only_run(store):
@@ -244,16 +251,18 @@ def test_evaluate_on_its_own_is_a_run_of_its_own(store_dir, store, digits):
 
 # -- ModelCheckpoint -----------------------------------------------------------------------------
 def test_best_model_from_model_checkpoint_is_stored(store_dir, store, digits, tmp_path):
-    ckpt = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), monitor="val_accuracy",
-                                           mode="max", save_best_only=True)
+    ckpt = keras.callbacks.ModelCheckpoint(
+        str(tmp_path / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True
+    )
     fit(make_model(), digits, [ckpt, TrackerCallback(path="digits/ckpt", checkpoint=ckpt)])
     view = only_run(store)
     (artifact,) = view.artifacts()
     assert artifact.name == "best.keras" and artifact.size == (tmp_path / "best.keras").stat().st_size
     assert view.summary["best_model_file"] == str(tmp_path / "best.keras") and os.path.isabs(str(tmp_path))
     assert view.summary["best_model_monitor"] == "val_accuracy"
-    assert view.summary["best_model_value"] == pytest.approx(max(
-        r["values"]["val_accuracy"] for r in view.epochs()) / 100)
+    assert view.summary["best_model_value"] == pytest.approx(
+        max(r["values"]["val_accuracy"] for r in view.epochs()) / 100
+    )
 
 
 def test_checkpoint_template_stores_the_newest_file(store_dir, store, digits, tmp_path):
@@ -266,10 +275,13 @@ def test_checkpoint_template_stores_the_newest_file(store_dir, store, digits, tm
 
 
 # -- failure, in-process: the callback as a context manager --------------------------------------
-@pytest.mark.parametrize("exc,status,reason", [
-    (RuntimeError("boom in epoch 2"), "failed", "RuntimeError: boom in epoch 2"),
-    (KeyboardInterrupt(), "interrupted", "KeyboardInterrupt"),
-])
+@pytest.mark.parametrize(
+    "exc,status,reason",
+    [
+        (RuntimeError("boom in epoch 2"), "failed", "RuntimeError: boom in epoch 2"),
+        (KeyboardInterrupt(), "interrupted", "KeyboardInterrupt"),
+    ],
+)
 def test_with_block_ends_the_run_when_fit_raises(store_dir, store, digits, exc, status, reason):
     with pytest.raises(type(exc)):
         with TrackerCallback(path="digits/raise") as cb:
@@ -324,18 +336,27 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode,status,reason", [
-    ("raise", "failed", "RuntimeError: loss exploded"),
-    ("ctrl-c", "interrupted", "KeyboardInterrupt"),
-    ("swallowed", "failed", "fit did not reach its end"),
-])
+@pytest.mark.parametrize(
+    "mode,status,reason",
+    [
+        ("raise", "failed", "RuntimeError: loss exploded"),
+        ("ctrl-c", "interrupted", "KeyboardInterrupt"),
+        ("swallowed", "failed", "fit did not reach its end"),
+    ],
+)
 def test_uncaught_errors_end_the_run_at_process_exit(store_dir, store, tmp_path, mode, status, reason):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "EPOCHLINE_STORE": str(store_dir), "KERAS_BACKEND": "torch",
-           "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": "none"}
-    proc = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
-                          env=env, timeout=180)
+    env = {
+        **os.environ,
+        "EPOCHLINE_STORE": str(store_dir),
+        "KERAS_BACKEND": "torch",
+        "OMP_NUM_THREADS": "1",
+        "EPOCHLINE_EMIT": "none",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script), mode], capture_output=True, text=True, env=env, timeout=180
+    )
     if mode == "swallowed":
         assert proc.returncode == 0 and "script end" in proc.stdout, proc.stderr
     else:
@@ -346,8 +367,10 @@ def test_uncaught_errors_end_the_run_at_process_exit(store_dir, store, tmp_path,
 
 
 def test_importing_epochline_imports_no_framework():
-    code = ("import sys, epochline, epochline.integrations; "
-            "print([m for m in ('keras', 'torch') if m in sys.modules])")
+    code = (
+        "import sys, epochline, epochline.integrations; "
+        "print([m for m in ('keras', 'torch') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -394,12 +417,15 @@ def test_fit_and_evaluate_print_valid_progress_and_kogu_lines(store_dir, digits,
 
 
 # -- issue 13 ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
-    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
-    ({"path": 5}, TypeError, ["path must be a string"]),
-    ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
+        ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+        ({"path": 5}, TypeError, ["path must be a string"]),
+        ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
+    ],
+)
 def test_constructor_arguments_are_checked_when_built(kwargs, error, words):
     with pytest.raises(error) as info:
         TrackerCallback(**kwargs)
@@ -430,8 +456,9 @@ def test_early_stopping_restored_epoch_is_recorded(store_dir, store, digits):
         def on_epoch_end(self, epoch, logs=None):
             logs["val_score"] = abs(epoch - 1)
 
-    stop = keras.callbacks.EarlyStopping(monitor="val_score", mode="min", patience=2,
-                                         restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_score", mode="min", patience=2, restore_best_weights=True
+    )
     cb = TrackerCallback(path="digits/early")
     fit(make_model(), digits, [Worse(), stop, cb], epochs=20, n=400)
     view = only_run(store)
@@ -443,16 +470,24 @@ def test_early_stopping_restored_epoch_is_recorded(store_dir, store, digits):
 def test_reasons_carry_no_terminal_colour_codes(store_dir, store, digits):
     with pytest.raises(ValueError):
         with TrackerCallback(path="digits/ansi") as cb:
-            fit(make_model(), digits, [cb, RaiseAt(0, ValueError("\x1b[1mbad shape\x1b[0m (3, 4)"))],
-                epochs=2, n=400)
+            fit(
+                make_model(),
+                digits,
+                [cb, RaiseAt(0, ValueError("\x1b[1mbad shape\x1b[0m (3, 4)"))],
+                epochs=2,
+                n=400,
+            )
     assert only_run(store).reason == "ValueError: bad shape (3, 4)"
 
 
 def test_two_accuracy_names_are_scaled_the_same(store_dir, store, digits):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                  metrics=["acc", keras.metrics.SparseCategoricalAccuracy()])
+    model.compile(
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=["acc", keras.metrics.SparseCategoricalAccuracy()],
+    )
     fit(model, digits, [TrackerCallback(path="digits/two-acc")], epochs=1, n=400)
     record = only_run(store).epochs()[0]["values"]
     assert record["sparse_categorical_accuracy"] == pytest.approx(record["train_accuracy"])

@@ -64,8 +64,11 @@ class EpochsSeen(L.Callback):
 def test_fit_records_params_epochs_images_and_lines(store_dir, store, capfd):
     logger = KoguLogger(path="digits/mlp", tags=["baseline"], params={"note": "first"})
     seen = EpochsSeen()
-    fit(logger, model=DigitsMLP(config={"optimizer": {"name": "adam", "betas": [0.9, 0.999]}}),
-        callbacks=[seen])
+    fit(
+        logger,
+        model=DigitsMLP(config={"optimizer": {"name": "adam", "betas": [0.9, 0.999]}}),
+        callbacks=[seen],
+    )
     out = finished_output(capfd)
 
     runs = store().runs()
@@ -91,7 +94,9 @@ def test_fit_records_params_epochs_images_and_lines(store_dir, store, capfd):
     assert epochs[-1]["values"]["val_loss"] < epochs[0]["values"]["val_loss"]
 
     # step series keep Lightning's names, steps and (1-indexed) epochs
-    assert {"train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_acc"} <= set(run.metric_keys())
+    assert {"train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_acc"} <= set(
+        run.metric_keys()
+    )
     steps = [s for _, s, _ in run.metrics("train_loss_step")]
     assert steps == sorted(set(steps)) and steps[0] == 4  # log_every_n_steps=5: steps 4, 9, ...
     assert [r["epoch"] for r in run.metric_rows("val_acc")] == [1, 2, 3]
@@ -102,8 +107,12 @@ def test_fit_records_params_epochs_images_and_lines(store_dir, store, capfd):
     assert [i.step for i in images] == sorted(i.step for i in images) and images[0].step > 0
 
     lines = progress_lines(out)
-    assert [(p["epoch"], p["status"]) for p in lines] == [(1, "training"), (2, "training"),
-                                                           (3, "training"), (3, "completed")]
+    assert [(p["epoch"], p["status"]) for p in lines] == [
+        (1, "training"),
+        (2, "training"),
+        (3, "training"),
+        (3, "completed"),
+    ]
     assert all(p["total_epochs"] == 3 for p in lines)
     assert lines[2]["val_accuracy"] == pytest.approx(epochs[-1]["values"]["val_accuracy"])
     assert lines[-1]["test_accuracy"] > 80.0  # the consumer reads the final accuracy from here
@@ -178,7 +187,9 @@ def test_resume_from_checkpoint_continues_the_run(store_dir, store, tmp_path):
     again = KoguLogger(path="digits/resume", run_id=first.version)
     ckpt2 = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt2")
     seed(0)
-    trainer = L.Trainer(logger=again, callbacks=[ckpt2], **trainer_kwargs(max_epochs=4, enable_checkpointing=True))
+    trainer = L.Trainer(
+        logger=again, callbacks=[ckpt2], **trainer_kwargs(max_epochs=4, enable_checkpointing=True)
+    )
     trainer.fit(DigitsMLP(), DigitsData(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
 
     (run,) = store().runs()
@@ -186,7 +197,7 @@ def test_resume_from_checkpoint_continues_the_run(store_dir, store, tmp_path):
     assert [e["epoch"] for e in run.epochs()] == [1, 2, 3, 4]
     assert all(e["total_epochs"] == 4 for e in run.epochs()[2:])
     steps = [s for _, s, _ in run.metrics("train_loss_step")]
-    assert steps[:len(steps_before)] == steps_before and steps == sorted(set(steps))
+    assert steps[: len(steps_before)] == steps_before and steps == sorted(set(steps))
     assert len(steps) == 2 * len(steps_before)  # nothing lost, nothing twice
     assert [r["epoch"] for r in run.metric_rows("val_acc")] == [1, 2, 3, 4]
     names = [a.name for a in run.artifacts()]
@@ -226,7 +237,10 @@ def test_ddp_spawn_on_cpu_records_one_run_and_one_set_of_lines(store_dir, store,
     assert len(runs) == 1 and runs[0].id == logger.version and runs[0].status == "completed"
     assert [e["epoch"] for e in runs[0].epochs()] == [1, 2]
     assert [(p["epoch"], p["status"]) for p in progress_lines(out)] == [
-        (1, "training"), (2, "training"), (2, "completed")]
+        (1, "training"),
+        (2, "training"),
+        (2, "completed"),
+    ]
     kogu = kogu_lines(out)
     assert sum("parameters" in o for o in kogu) == 1
     assert sum("upload" in o for o in kogu) == 2
@@ -272,7 +286,10 @@ def test_hparams_and_metrics_without_a_trainer(store_dir, store, capfd):
     assert records[1] == {"val_accuracy": 50.0, "val_loss": 1.5, "train_loss": 1.0, "train_accuracy": 60.0}
     assert records[2] == {"val_accuracy": 75.0, "test_accuracy": 70.0}
     assert [(p["epoch"], p["total_epochs"]) for p in progress_lines(finished_output(capfd))] == [
-        (1, 2), (2, 2), (2, 2)]
+        (1, 2),
+        (2, 2),
+        (2, 2),
+    ]
 
 
 def test_pytorch_lightning_gets_its_own_logger_class(store_dir, store):
@@ -288,8 +305,9 @@ def test_pytorch_lightning_gets_its_own_logger_class(store_dir, store):
     data_cls, model_cls = pl_classes()
     logger = cls(path="digits/pl")
     seed(0)
-    trainer = pl.Trainer(logger=[logger, pl.loggers.CSVLogger(store_dir.parent / "csv")],
-                         **trainer_kwargs(max_epochs=2))
+    trainer = pl.Trainer(
+        logger=[logger, pl.loggers.CSVLogger(store_dir.parent / "csv")], **trainer_kwargs(max_epochs=2)
+    )
     trainer.fit(model_cls(), data_cls())
     (run,) = store().runs()
     assert run.status == "completed" and [e["epoch"] for e in run.epochs()] == [1, 2]
@@ -297,23 +315,28 @@ def test_pytorch_lightning_gets_its_own_logger_class(store_dir, store):
 
 
 def test_importing_epochline_imports_no_framework():
-    code = ("import sys, epochline, epochline.integrations; "
-            "assert not {'torch', 'lightning', 'pytorch_lightning'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys, epochline, epochline.integrations; "
+        "assert not {'torch', 'lightning', 'pytorch_lightning'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- issue 13: what Lightning's own tests and real trainings found -------------------------------
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"tag": ["x"]}, TypeError, ["'tag'", "did you mean 'tags'"]),
-    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
-    ({"path": 5}, TypeError, ["path must be a string"]),
-    ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
-    ({"emit": "kogu,progres"}, ValueError, ["'progres'", "did you mean 'progress'"]),
-    ({"log_model": "bestt"}, ValueError, ["'best' or 'all'"]),
-    ({"prefix": 3}, TypeError, ["prefix must be a string"]),
-    ({"total_epochs": 0}, ValueError, ["positive integer"]),
-    ({"scales": {"top1": "pct"}}, ValueError, ["'fraction' or 'percent'"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"tag": ["x"]}, TypeError, ["'tag'", "did you mean 'tags'"]),
+        ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+        ({"path": 5}, TypeError, ["path must be a string"]),
+        ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
+        ({"emit": "kogu,progres"}, ValueError, ["'progres'", "did you mean 'progress'"]),
+        ({"log_model": "bestt"}, ValueError, ["'best' or 'all'"]),
+        ({"prefix": 3}, TypeError, ["prefix must be a string"]),
+        ({"total_epochs": 0}, ValueError, ["positive integer"]),
+        ({"scales": {"top1": "pct"}}, ValueError, ["'fraction' or 'percent'"]),
+    ],
+)
 def test_constructor_rejects_bad_arguments_when_built(store_dir, kwargs, error, words):
     with pytest.raises(error) as info:
         KoguLogger(**kwargs)
@@ -340,8 +363,12 @@ def test_learning_rate_monitor_one_line_per_epoch_and_lr_on_its_epoch(store_dir,
     lr = L.callbacks.LearningRateMonitor(logging_interval="epoch")
     fit(KoguLogger(path="digits/lr"), max_epochs=3, limit_train_batches=5, callbacks=[lr])
     lines = progress_lines(finished_output(capfd))
-    assert [(p["epoch"], p["status"]) for p in lines] == [(1, "training"), (2, "training"),
-                                                           (3, "training"), (3, "completed")]
+    assert [(p["epoch"], p["status"]) for p in lines] == [
+        (1, "training"),
+        (2, "training"),
+        (3, "training"),
+        (3, "completed"),
+    ]
     (run,) = store().runs()
     assert [r["epoch"] for r in run.metric_rows("lr-Adam")] == [1, 2, 3]
     assert all(e["values"]["lr-Adam"] == pytest.approx(0.01) for e in run.epochs())
@@ -357,8 +384,13 @@ class StepOnly(DigitsMLP):
 
 
 def test_step_only_train_values_stay_out_of_the_epoch_record(store_dir, store):
-    fit(KoguLogger(path="digits/steps"), model=StepOnly(images=False), max_epochs=2,
-        limit_train_batches=6, log_every_n_steps=1)
+    fit(
+        KoguLogger(path="digits/steps"),
+        model=StepOnly(images=False),
+        max_epochs=2,
+        limit_train_batches=6,
+        log_every_n_steps=1,
+    )
     (run,) = store().runs()
     for record in run.epochs():
         assert "train_loss" not in record["values"]  # a last mini-batch is not the epoch's loss
@@ -369,20 +401,29 @@ def test_step_only_train_values_stay_out_of_the_epoch_record(store_dir, store):
 def test_two_checkpoint_callbacks_best_per_monitor_and_log_model_true(store_dir, store, tmp_path):
     best = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "best", monitor="val_acc", mode="max", save_top_k=2)
     periodic = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "every", every_n_epochs=1, save_top_k=-1)
-    fit(KoguLogger(path="digits/ckpt", log_model=True), max_epochs=3, limit_train_batches=5,
-        enable_checkpointing=True, callbacks=[best, periodic])
+    fit(
+        KoguLogger(path="digits/ckpt", log_model=True),
+        max_epochs=3,
+        limit_train_batches=5,
+        enable_checkpointing=True,
+        callbacks=[best, periodic],
+    )
     (run,) = store().runs()
     assert run.summary["best_checkpoint"] == os.path.abspath(best.best_model_path)
     assert run.summary["best_checkpoint_score"] == pytest.approx(float(best.best_model_score))
     stored = sorted(a.source for a in run.artifacts())
-    expected = {os.path.abspath(p) for c in (best, periodic)  # what MLflow's and W&B's loggers store
-                for p in [*c.best_k_models, c.best_model_path, c.last_model_path] if p}
+    expected = {
+        os.path.abspath(p)
+        for c in (best, periodic)  # what MLflow's and W&B's loggers store
+        for p in [*c.best_k_models, c.best_model_path, c.last_model_path]
+        if p
+    }
     assert set(stored) == expected and len(stored) == 3
 
 
 def test_a_later_stage_in_a_new_logger_adds_to_the_last_epoch(store_dir, store, tmp_path):
     first = KoguLogger(path="digits/stages")
-    trainer, model = fit(first, max_epochs=2, limit_train_batches=5)
+    _trainer, model = fit(first, max_epochs=2, limit_train_batches=5)
     before = store().run(first.version).epochs()
     again = KoguLogger(path="digits/stages", run_id=first.version)  # as in a new process
     L.Trainer(logger=again, **trainer_kwargs()).test(model, datamodule=DigitsData(), verbose=False)
@@ -395,9 +436,11 @@ def test_a_later_stage_in_a_new_logger_adds_to_the_last_epoch(store_dir, store, 
 def test_a_failure_finalized_twice_is_one_final_set_led_by_its_cause(store_dir, store, capfd):
     logger = KoguLogger(path="digits/ddp-fail")
     logger.log_metrics({"val_acc": 0.5, "epoch": 0}, step=1)
-    message = ("\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call "
-               "last):\n  File \"train.py\", line 3, in step\n    raise ValueError\n"
-               "ValueError: boom on rank 1\n")
+    message = (
+        "\n\n-- Process 1 terminated with the following error:\nTraceback (most recent call "
+        'last):\n  File "train.py", line 3, in step\n    raise ValueError\n'
+        "ValueError: boom on rank 1\n"
+    )
     try:
         raise RuntimeError(message)
     except RuntimeError:
@@ -421,8 +464,10 @@ def test_hparams_metrics_text_and_table(store_dir, store):
     logger.finalize("success")
     (run,) = store().runs()
     assert run.params == {"lr": 0.1} and run.summary["hp_metric"] == 0.25
-    assert [(t.logger, t.text) for t in run.texts()] == [("samples", "input\tlabel\na\t1\nb\t2"),
-                                                          ("preds", "0.5\tx")]
+    assert [(t.logger, t.text) for t in run.texts()] == [
+        ("samples", "input\tlabel\na\t1\nb\t2"),
+        ("preds", "0.5\tx"),
+    ]
 
 
 def test_odd_values_never_lose_the_run(store_dir, store):
@@ -439,7 +484,9 @@ def test_odd_values_never_lose_the_run(store_dir, store):
         st.floats(allow_nan=False, allow_infinity=False, width=32).map(np.longdouble),
         st.floats(allow_nan=False, allow_infinity=False).map(lambda f: torch.tensor(complex(f, 1.0))),
         st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1),
-        st.text(), st.integers(), st.booleans(),
+        st.text(),
+        st.integers(),
+        st.booleans(),
     )
     logger = KoguLogger(path="digits/odd")
     seen = []

@@ -248,8 +248,7 @@ def test_logger_reset_correctly(tmp_path, tuner_method):
             self.save_hyperparameters()
 
     model = CustomModel()
-    trainer = Trainer(default_root_dir=tmp_path, max_epochs=1, logger=KoguLogger(),
-                      enable_progress_bar=False)
+    trainer = Trainer(default_root_dir=tmp_path, max_epochs=1, logger=KoguLogger(), enable_progress_bar=False)
     tuner = Tuner(trainer)
 
     logger1 = trainer.logger
@@ -360,8 +359,9 @@ def test_custom_logger(tmp_path, store_dir):
 
     logger = CustomLogger()
     model = CustomModel()
-    trainer = Trainer(max_steps=2, log_every_n_steps=1, logger=logger, default_root_dir=tmp_path,
-                      enable_progress_bar=False)
+    trainer = Trainer(
+        max_steps=2, log_every_n_steps=1, logger=logger, default_root_dir=tmp_path, enable_progress_bar=False
+    )
     trainer.fit(model)
     assert trainer.state.finished, f"Training failed with {trainer.state}"
     assert logger.metrics_logged != {}
@@ -383,8 +383,13 @@ def test_multiple_loggers(tmp_path, store_dir):
     logger1 = CustomLogger()
     logger2 = CustomLogger()
 
-    trainer = Trainer(max_steps=2, log_every_n_steps=1, logger=[logger1, logger2], default_root_dir=tmp_path,
-                      enable_progress_bar=False)
+    trainer = Trainer(
+        max_steps=2,
+        log_every_n_steps=1,
+        logger=[logger1, logger2],
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+    )
     trainer.fit(model)
     assert trainer.state.finished, f"Training failed with {trainer.state}"
 

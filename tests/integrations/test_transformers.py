@@ -17,8 +17,13 @@ pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import (BertConfig, BertForSequenceClassification, Trainer,  # noqa: E402
-                          TrainerState, TrainingArguments)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    Trainer,  # noqa: E402
+    TrainerState,
+    TrainingArguments,
+)
 
 from epochline.integrations.transformers import TrackerCallback  # noqa: E402
 from linecheck import protocol_lines  # noqa: E402
@@ -52,10 +57,21 @@ def accuracy(pred) -> dict:
 
 
 def make_args(tmp_path, **overrides) -> TrainingArguments:
-    kw = dict(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True, save_strategy="no",
-              eval_strategy="epoch", num_train_epochs=2, per_device_train_batch_size=32,
-              per_device_eval_batch_size=64, learning_rate=3e-3, logging_steps=4, disable_tqdm=True,
-              seed=0, dataloader_num_workers=0)
+    kw = dict(
+        output_dir=str(tmp_path / "out"),
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        eval_strategy="epoch",
+        num_train_epochs=2,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=64,
+        learning_rate=3e-3,
+        logging_steps=4,
+        disable_tqdm=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
     kw.update(overrides)
     if "eval_strategy" not in _ARG_FIELDS:  # transformers < 4.46
         kw["evaluation_strategy"] = kw.pop("eval_strategy")
@@ -64,12 +80,24 @@ def make_args(tmp_path, **overrides) -> TrainingArguments:
 
 def make_trainer(tmp_path, callbacks, n_train=320, n_val=96, **overrides) -> Trainer:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=72, num_labels=10)
+    config = BertConfig(
+        vocab_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=72,
+        num_labels=10,
+    )
     model = BertForSequenceClassification(config)
-    return Trainer(model=model, args=make_args(tmp_path, **overrides), train_dataset=Digits(0, n_train),
-                   eval_dataset=Digits(n_train, n_train + n_val), compute_metrics=accuracy,
-                   callbacks=callbacks)
+    return Trainer(
+        model=model,
+        args=make_args(tmp_path, **overrides),
+        train_dataset=Digits(0, n_train),
+        eval_dataset=Digits(n_train, n_train + n_val),
+        compute_metrics=accuracy,
+        callbacks=callbacks,
+    )
 
 
 def only_run(store, **filters):
@@ -107,9 +135,13 @@ def test_two_epochs_eval_each_epoch(tmp_path, store_dir, store, capfd):
     steps_per_epoch = math.ceil(320 / 32)
     rows = view.metric_rows("eval_accuracy")
     assert [(r["step"], r["epoch"], r["stage"]) for r in rows] == [
-        (steps_per_epoch, 1, "val"), (2 * steps_per_epoch, 2, "val")]
+        (steps_per_epoch, 1, "val"),
+        (2 * steps_per_epoch, 2, "val"),
+    ]
     assert all(r["stage"] == "train" for r in view.metric_rows("loss"))
-    assert view.summary["train_runtime"] > 0 and "train_loss_mean" in view.summary  # the whole run's mean, not an epoch's
+    assert (
+        view.summary["train_runtime"] > 0 and "train_loss_mean" in view.summary
+    )  # the whole run's mean, not an epoch's
 
     epochs = view.epochs()
     assert [e["epoch"] for e in epochs] == [1, 2]
@@ -144,8 +176,9 @@ def check_lines(out: str, n_epochs: int, accuracies: list) -> None:
 def test_step_based_evaluation_gives_one_record_per_training_epoch(tmp_path, store_dir, store):
     # 10 steps per epoch, evaluation every 4 steps, stopped mid-epoch 3 by max_steps=24
     callback = TrackerCallback(path="nlp/steps", emit="none", epoch_loss=False)
-    trainer = make_trainer(tmp_path, [callback], eval_strategy="steps", eval_steps=4, max_steps=24,
-                           logging_steps=3)
+    trainer = make_trainer(
+        tmp_path, [callback], eval_strategy="steps", eval_steps=4, max_steps=24, logging_steps=3
+    )
     trainer.train()
     view = only_run(store)
     assert view.status == "completed"
@@ -159,7 +192,14 @@ def test_step_based_evaluation_gives_one_record_per_training_epoch(tmp_path, sto
         assert record["values"]["val_accuracy"] == pytest.approx(100 * evals[step])
     losses = {s: v for _, s, v in view.metrics("loss")}
     assert epochs[0]["values"]["train_loss"] == pytest.approx(losses[9])  # last log in epoch 1
-    assert [r["epoch"] for r in view.metric_rows("eval_accuracy")] == [1, 1, 2, 2, 2, 3]  # step 20 ends epoch 2
+    assert [r["epoch"] for r in view.metric_rows("eval_accuracy")] == [
+        1,
+        1,
+        2,
+        2,
+        2,
+        3,
+    ]  # step 20 ends epoch 2
 
 
 def test_no_evaluation_still_gives_train_loss_records(tmp_path, store_dir, store):
@@ -296,9 +336,16 @@ def test_uncaught_exception_ctrl_c_and_swallowed_exception_in_real_processes(tmp
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT.format(tests=os.path.dirname(__file__)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    procs = {mode: subprocess.Popen([sys.executable, str(script), mode, str(tmp_path / mode)], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for mode in ("raise", "sigint", "swallow")}
+    procs = {
+        mode: subprocess.Popen(
+            [sys.executable, str(script), mode, str(tmp_path / mode)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("raise", "sigint", "swallow")
+    }
     results = {mode: (p.wait(timeout=240), p.stderr.read()) for mode, p in procs.items()}
     outputs = {mode: p.stdout.read() for mode, p in procs.items()}
     for p in procs.values():
@@ -323,8 +370,13 @@ def test_uncaught_exception_ctrl_c_and_swallowed_exception_in_real_processes(tmp
 @pytest.mark.parametrize("mode", ["paths", "all", "best", "none"])
 def test_checkpoints_option(tmp_path, store_dir, store, mode):
     callback = TrackerCallback(path=f"nlp/ckpt-{mode}", emit="none", checkpoints=mode)
-    make_trainer(tmp_path, [callback], save_strategy="epoch", metric_for_best_model="accuracy",
-                 load_best_model_at_end=True).train()
+    make_trainer(
+        tmp_path,
+        [callback],
+        save_strategy="epoch",
+        metric_for_best_model="accuracy",
+        load_best_model_at_end=True,
+    ).train()
     view = only_run(store)
     out = tmp_path / "out"
     saved = sorted(p.name for p in out.iterdir())
@@ -335,7 +387,8 @@ def test_checkpoints_option(tmp_path, store_dir, store, mode):
         assert names == set() and "checkpoint.last" not in view.summary
         return
     assert [t for t in texts if t.startswith("checkpoint saved")] == [
-        f"checkpoint saved: {out / name}" for name in saved]
+        f"checkpoint saved: {out / name}" for name in saved
+    ]
     assert view.summary["checkpoint.last"] == str(out / "checkpoint-20")
     evals = {s: v for _, s, v in view.metrics("eval_accuracy")}
     best_step = max(sorted(evals), key=lambda s: evals[s])  # first best on ties, as the Trainer
@@ -370,8 +423,9 @@ def test_only_world_process_zero_logs(tmp_path, store_dir, store):
 
 
 def test_odd_params_and_configs_never_crash(tmp_path, store_dir, store):
-    callback = TrackerCallback(path="nlp/odd", emit="none",
-                               params={"fn": lambda x: x, "obj": object(), "nested": {"a/b": [1, None]}})
+    callback = TrackerCallback(
+        path="nlp/odd", emit="none", params={"fn": lambda x: x, "obj": object(), "nested": {"a/b": [1, None]}}
+    )
     trainer = make_trainer(tmp_path, [callback], num_train_epochs=1, eval_strategy="no")
     trainer.model.config.odd = object()  # configs can carry anything
     trainer.model.config.torch_dtype_like = torch.float32
@@ -379,14 +433,18 @@ def test_odd_params_and_configs_never_crash(tmp_path, store_dir, store):
         warnings.simplefilter("error", RuntimeWarning)
         trainer.train()
     params = only_run(store).params
-    assert params["fn"].endswith("<lambda>") and params["obj"] == "object()"  # no address: identical configs, one fingerprint
+    assert (
+        params["fn"].endswith("<lambda>") and params["obj"] == "object()"
+    )  # no address: identical configs, one fingerprint
     assert params["nested.a/b"] == [1, None] and "model.odd" in params
 
 
 def test_importing_epochline_imports_no_framework():
-    code = ("import sys, epochline, epochline.integrations; "
-            "bad = [m for m in ('transformers', 'torch') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, epochline, epochline.integrations; "
+        "bad = [m for m in ('transformers', 'torch') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -432,14 +490,17 @@ def test_a_callback_registered_twice_records_once(tmp_path, store_dir, store):
     assert steps == sorted(set(steps))
 
 
-@pytest.mark.parametrize("kwargs, error, words", [
-    ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
-    ({"path": 5}, TypeError, ["path must be a string"]),
-    ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
-    ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
-    ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
-    ({"epoch_loss": "yes"}, TypeError, ["True or False"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"accuracy_scale": "percnt"}, ValueError, ["'fraction' or 'percent'"]),
+        ({"path": 5}, TypeError, ["path must be a string"]),
+        ({"run_id": "bad id/"}, ValueError, ["letters, digits"]),
+        ({"emit": "kogu,progres"}, ValueError, ["did you mean 'progress'"]),
+        ({"tagz": ["x"]}, TypeError, ["'tagz'", "did you mean 'tags'"]),
+        ({"epoch_loss": "yes"}, TypeError, ["True or False"]),
+    ],
+)
 def test_constructor_arguments_are_checked_when_built(kwargs, error, words):
     with pytest.raises(error) as info:
         TrackerCallback(**kwargs)

@@ -22,10 +22,21 @@ def fixed_run(tmp_path: Path, emit: str, status: str = "completed", reason: Any 
     """The run of the golden tests. Returns {"id", "artifact"} (the stored artifact's path)."""
     source = tmp_path / "model.txt"
     source.write_text("weights\n")
-    run = epochline.init("digits/mlp", name="golden", emit=emit, total_epochs=3,
-                         params={"lr": 0.01, "optimizer": {"name": "adam", "betas": [0.9, 0.999]},
-                                 "layers": [64, 32], "1st": True, "mixed": [1, "a"], "none": None},
-                         tags=("baseline",))
+    run = epochline.init(
+        "digits/mlp",
+        name="golden",
+        emit=emit,
+        total_epochs=3,
+        params={
+            "lr": 0.01,
+            "optimizer": {"name": "adam", "betas": [0.9, 0.999]},
+            "layers": [64, 32],
+            "1st": True,
+            "mixed": [1, "a"],
+            "none": None,
+        },
+        tags=("baseline",),
+    )
     epochs = [
         {"loss": 0.9, "accuracy": 0.60, "val_loss": 1.0, "val_acc": 0.55, "lr": 0.01},
         {"loss": 0.5, "accuracy": 0.80, "val_loss": 0.7, "val_acc": 0.75, "lr": float("nan")},

@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quickstart_prints_nothing_a_legacy_parser_reads(store_dir, tmp_path):
     before = set(os.listdir(tmp_path))
     env = {**os.environ, "EPOCHLINE_EMIT": "kogu,progress", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--epochs", "2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--epochs", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert sum(l.startswith("PROGRESS:") for l in lines) == 3

@@ -15,9 +15,16 @@ import epochline
 from .helpers import check_lines
 
 # AiManage's legacy regexes (field notes), case-insensitive, run on every stdout line
-AIMANAGE_LEGACY = [re.compile(p, re.IGNORECASE) for p in (
-    r"Epoch\s+(\d+)[/:](\d+)", r"(train\s*)?loss[:\s]+([0-9.]+)", r"(val|validation)\s*loss[:\s]+([0-9.]+)",
-    r"(train\s*)?acc(?:uracy)?[:\s]+([0-9.]+)%?", r"(val|validation)\s*acc(?:uracy)?[:\s]+([0-9.]+)%?")]
+AIMANAGE_LEGACY = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"Epoch\s+(\d+)[/:](\d+)",
+        r"(train\s*)?loss[:\s]+([0-9.]+)",
+        r"(val|validation)\s*loss[:\s]+([0-9.]+)",
+        r"(train\s*)?acc(?:uracy)?[:\s]+([0-9.]+)%?",
+        r"(val|validation)\s*acc(?:uracy)?[:\s]+([0-9.]+)%?",
+    )
+]
 
 
 def split(out: str):
@@ -25,7 +32,7 @@ def split(out: str):
     kogu, progress = [], []
     for line in out.splitlines():
         if line.startswith("PROGRESS: "):
-            progress.append(json.loads(line[len("PROGRESS: "):]))
+            progress.append(json.loads(line[len("PROGRESS: ") :]))
         else:
             kogu.append(json.loads(line))
     return kogu, progress
@@ -43,11 +50,22 @@ def test_early_stopped_run_reports_best_epoch_and_epochs_run(store_dir, store, c
     out = capsys.readouterr().out
     check_lines(out)
     kogu, progress = split(out)
-    assert progress[-1] == {"epoch": 13, "total_epochs": 13, "train_loss": 0.1, "val_loss": 0.2,
-                            "test_accuracy": 90.0, "status": "completed"}
+    assert progress[-1] == {
+        "epoch": 13,
+        "total_epochs": 13,
+        "train_loss": 0.1,
+        "val_loss": 0.2,
+        "test_accuracy": 90.0,
+        "status": "completed",
+    }
     (final,) = finals(kogu)
-    assert final == {"train_loss": 0.1, "val_loss": 0.2, "val_accuracy": 90.0, "best_epoch": 10,
-                     "total_epochs": 13}
+    assert final == {
+        "train_loss": 0.1,
+        "val_loss": 0.2,
+        "val_accuracy": 90.0,
+        "best_epoch": 10,
+        "total_epochs": 13,
+    }
     assert store().run(run.id).summary == final  # one record, three channels
 
 
@@ -55,8 +73,9 @@ def test_best_evaluation_counts_even_when_not_the_epochs_last(store_dir, capsys)
     with epochline.init("x", emit="kogu,progress", total_epochs=3) as run:
         for epoch, evals in enumerate([[0.50, 0.55], [0.695, 0.62], [0.60, 0.64]], start=1):
             for i, acc in enumerate(evals):
-                run.end_evaluation({"eval_accuracy": acc, "eval_loss": 1 - acc}, epoch=epoch,
-                                   step=epoch * 40 + i * 20)
+                run.end_evaluation(
+                    {"eval_accuracy": acc, "eval_loss": 1 - acc}, epoch=epoch, step=epoch * 40 + i * 20
+                )
             run.end_epoch(epoch, {"loss": 0.5, "eval_accuracy": evals[-1], "eval_loss": 1 - evals[-1]})
     kogu, progress = split(capsys.readouterr().out)
     assert [p.get("val_accuracy") for p in progress[:-1]] == [55.00000000000001, 62.0, 64.0]
@@ -74,10 +93,25 @@ def test_test_stage_values_are_the_final_accuracy(store_dir, capsys):
     assert record == {"test_loss": 0.65, "test_accuracy": 76.6, "f1": 0.7}
     kogu, progress = split(capsys.readouterr().out)
     (final,) = finals(kogu)
-    assert final == {"train_loss": 0.5, "val_accuracy": 80.0, "val_loss": 0.6, "test_loss": 0.65,
-                     "test_accuracy": 76.6, "f1": 0.7, "best_epoch": 2, "total_epochs": 2}
-    assert progress[-1] == {"epoch": 2, "total_epochs": 2, "train_loss": 0.5, "val_loss": 0.6,
-                            "test_loss": 0.65, "test_accuracy": 76.6, "status": "completed"}
+    assert final == {
+        "train_loss": 0.5,
+        "val_accuracy": 80.0,
+        "val_loss": 0.6,
+        "test_loss": 0.65,
+        "test_accuracy": 76.6,
+        "f1": 0.7,
+        "best_epoch": 2,
+        "total_epochs": 2,
+    }
+    assert progress[-1] == {
+        "epoch": 2,
+        "total_epochs": 2,
+        "train_loss": 0.5,
+        "val_loss": 0.6,
+        "test_loss": 0.65,
+        "test_accuracy": 76.6,
+        "status": "completed",
+    }
 
 
 def test_explicit_best_epoch_wins(store_dir, capsys):
@@ -107,8 +141,9 @@ print("after the test stage")
 
 
 def test_fit_then_test_prints_one_final_set_after_the_last_stage(store_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", FIT_THEN_TEST], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", FIT_THEN_TEST], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     kogu, progress = split("\n".join(l for l in lines if not l.startswith(("between", "after"))))
@@ -117,10 +152,22 @@ def test_fit_then_test_prints_one_final_set_after_the_last_stage(store_dir, tmp_
     assert lines.index("between the stages") < lines.index("after the test stage") < len(lines) - 2
     (final,) = finals(kogu)
     # the best evaluation of the fit (epoch 2's mid-epoch 95 %) survives the re-open
-    assert final == {"train_loss": 0.5, "val_accuracy": 95.0, "test_loss": 0.3, "test_accuracy": 87.0,
-                     "best_epoch": 2, "total_epochs": 3}
-    assert progress[-1] == {"epoch": 3, "total_epochs": 3, "train_loss": 0.5, "test_loss": 0.3,
-                            "test_accuracy": 87.0, "status": "completed"}
+    assert final == {
+        "train_loss": 0.5,
+        "val_accuracy": 95.0,
+        "test_loss": 0.3,
+        "test_accuracy": 87.0,
+        "best_epoch": 2,
+        "total_epochs": 3,
+    }
+    assert progress[-1] == {
+        "epoch": 3,
+        "total_epochs": 3,
+        "train_loss": 0.5,
+        "test_loss": 0.3,
+        "test_accuracy": 87.0,
+        "status": "completed",
+    }
 
 
 def test_held_lines_go_out_before_the_next_runs_lines(store_dir, capsys):
@@ -182,8 +229,13 @@ HOSTILE = "best model by val_accuracy: 0.9514; Epoch 3/10, Train Loss: 0.5, acc 
 def test_no_line_we_print_matches_aimanage_legacy_regexes(store_dir, tmp_path, capsys):
     source = tmp_path / "loss 1.txt"
     source.write_text("x")
-    with epochline.init("x", name="acc 95", emit="kogu,progress", tags=["Epoch 1/2"],
-                        params={"note": HOSTILE, "layers": ["loss: 1", "acc 2"]}) as run:
+    with epochline.init(
+        "x",
+        name="acc 95",
+        emit="kogu,progress",
+        tags=["Epoch 1/2"],
+        params={"note": HOSTILE, "layers": ["loss: 1", "acc 2"]},
+    ) as run:
         run.end_epoch(1, {"loss": 0.5, "accuracy": 0.9})
         run.comment(HOSTILE)
         run.comment("multi\nline\r\ncomment")

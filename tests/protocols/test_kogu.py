@@ -18,17 +18,61 @@ from .helpers import KOGU_KEY, check_kogu_line, check_lines, fixed_run
 GOLDEN = [
     {"name": "golden"},
     {"tag": "baseline"},
-    {"parameters": {"lr": 0.01, "optimizer_name": "adam", "optimizer_betas": [0.9, 0.999],
-                    "layers": [64, 32], "k_1st": True, "mixed": "[1,\"a\"]"}},
+    {
+        "parameters": {
+            "lr": 0.01,
+            "optimizer_name": "adam",
+            "optimizer_betas": [0.9, 0.999],
+            "layers": [64, 32],
+            "k_1st": True,
+            "mixed": '[1,"a"]',
+        }
+    },
     {"plot": {"type": "line", "name": "loss", "y_label": "loss", "metrics": ["train_loss", "val_loss"]}},
-    {"plot": {"type": "line", "name": "accuracy", "y_label": "accuracy (%)",
-              "metrics": ["train_accuracy", "val_accuracy"]}},
-    {"metric": {"iteration": 1, "metrics": {"train_loss": 0.9, "train_accuracy": 60.0, "val_loss": 1.0,
-                                            "val_accuracy": 55.00000000000001, "lr": 0.01}}},
-    {"metric": {"iteration": 2, "metrics": {"train_loss": 0.5, "train_accuracy": 80.0, "val_loss": 0.7,
-                                            "val_accuracy": 75.0, "lr": "NaN"}}},
-    {"metric": {"iteration": 3, "metrics": {"train_loss": 0.4, "train_accuracy": 85.0, "val_loss": 0.8,
-                                            "val_accuracy": 70.0, "lr": 0.001}}},
+    {
+        "plot": {
+            "type": "line",
+            "name": "accuracy",
+            "y_label": "accuracy (%)",
+            "metrics": ["train_accuracy", "val_accuracy"],
+        }
+    },
+    {
+        "metric": {
+            "iteration": 1,
+            "metrics": {
+                "train_loss": 0.9,
+                "train_accuracy": 60.0,
+                "val_loss": 1.0,
+                "val_accuracy": 55.00000000000001,
+                "lr": 0.01,
+            },
+        }
+    },
+    {
+        "metric": {
+            "iteration": 2,
+            "metrics": {
+                "train_loss": 0.5,
+                "train_accuracy": 80.0,
+                "val_loss": 0.7,
+                "val_accuracy": 75.0,
+                "lr": "NaN",
+            },
+        }
+    },
+    {
+        "metric": {
+            "iteration": 3,
+            "metrics": {
+                "train_loss": 0.4,
+                "train_accuracy": 85.0,
+                "val_loss": 0.8,
+                "val_accuracy": 70.0,
+                "lr": 0.001,
+            },
+        }
+    },
     {"upload": "<artifact>"},
     {"tag": "best"},
     {"untag": "baseline"},
@@ -37,10 +81,23 @@ GOLDEN = [
     {"name": "golden-2"},
     # the final record: the best epoch (2, by val accuracy) under the per-epoch keys, in percent,
     # best_epoch, total_epochs, then what run.summary() was given under its own keys
-    {"metric": {"iteration": -1, "metrics": {"train_loss": 0.5, "train_accuracy": 80.0, "val_loss": 0.7,
-                                             "val_accuracy": 75.0, "lr": "NaN", "best_epoch": 2,
-                                             "total_epochs": 3, "val_acc": 0.75, "train_loss_2": 0.4,
-                                             "inf": "Infinity"}}},
+    {
+        "metric": {
+            "iteration": -1,
+            "metrics": {
+                "train_loss": 0.5,
+                "train_accuracy": 80.0,
+                "val_loss": 0.7,
+                "val_accuracy": 75.0,
+                "lr": "NaN",
+                "best_epoch": 2,
+                "total_epochs": 3,
+                "val_acc": 0.75,
+                "train_loss_2": 0.4,
+                "inf": "Infinity",
+            },
+        }
+    },
 ]
 
 
@@ -89,11 +146,15 @@ def test_step_mode_uses_steps_and_never_epochs(store_dir, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     check_lines("\n".join(lines))
     metrics = [json.loads(l)["metric"] for l in lines if l.startswith('{"metric"')]
-    assert metrics[:-1] == [{"iteration": 7, "metrics": {"train_loss": 0.5, "val_acc": 0.7, "note": "warmup"}}]
+    assert metrics[:-1] == [
+        {"iteration": 7, "metrics": {"train_loss": 0.5, "val_acc": 0.7, "note": "warmup"}}
+    ]
     assert metrics[-1]["iteration"] == -1
     plots = [json.loads(l)["plot"] for l in lines if l.startswith('{"plot"')]
     assert [(p["name"], p["metrics"], p["y_label"]) for p in plots] == [
-        ("loss", ["train_loss"], "loss"), ("accuracy", ["val_acc"], "accuracy")]
+        ("loss", ["train_loss"], "loss"),
+        ("accuracy", ["val_acc"], "accuracy"),
+    ]
 
 
 def test_epoch_mode_ignores_step_metrics_and_declares_each_family_once(store_dir, capsys):
@@ -111,8 +172,16 @@ def test_epoch_mode_ignores_step_metrics_and_declares_each_family_once(store_dir
 def test_numpy_and_torch_values_and_nonfinite_stay_strict_json(store_dir, capsys):
     torch = pytest.importorskip("torch")
     with epochline.init("x", emit="kogu") as run:
-        run.log_params({"a": np.float32(0.5), "b": np.int64(3), "c": torch.tensor(2.5),
-                        "d": np.array([1, 2]), "e": float("nan"), "f": [1.0, float("inf")]})
+        run.log_params(
+            {
+                "a": np.float32(0.5),
+                "b": np.int64(3),
+                "c": torch.tensor(2.5),
+                "d": np.array([1, 2]),
+                "e": float("nan"),
+                "f": [1.0, float("inf")],
+            }
+        )
         run.end_epoch(1, {"loss": np.float32(float("nan")), "acc": np.float64(-math.inf)})
     lines = capsys.readouterr().out.splitlines()
     check_lines("\n".join(lines))
@@ -141,18 +210,35 @@ def test_generated_name_is_not_printed(store_dir, capsys):
     assert capsys.readouterr().out.splitlines() == ['{"parameters": {"x": 1}}']
 
 
-@pytest.mark.parametrize("name, key", [
-    ("val/acc", "val_acc"), ("train-loss", "train_loss"), ("1st", "k_1st"), ("acc@1", "acc_1"),
-    ("  lr  ", "lr"), ("top-5 (%)", "top_5_"), ("", "k_"), ("_x", "k__x"), ("été", "k__t_"),
-    ("a..b", "a_b"), ("ok_Name9", "ok_Name9"),
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("val/acc", "val_acc"),
+        ("train-loss", "train_loss"),
+        ("1st", "k_1st"),
+        ("acc@1", "acc_1"),
+        ("  lr  ", "lr"),
+        ("top-5 (%)", "top_5_"),
+        ("", "k_"),
+        ("_x", "k__x"),
+        ("été", "k__t_"),
+        ("a..b", "a_b"),
+        ("ok_Name9", "ok_Name9"),
+    ],
+)
 def test_key_rule_examples(name, key):
     assert kogu_key(name) == key
 
 
 def test_collisions_are_disambiguated_not_merged():
     mapper = KeyMapper()
-    assert [mapper(n) for n in ("a.b", "a_b", "a-b", "a_b_2", "a.b")] == ["a_b", "a_b_2", "a_b_3", "a_b_2_2", "a_b"]
+    assert [mapper(n) for n in ("a.b", "a_b", "a-b", "a_b_2", "a.b")] == [
+        "a_b",
+        "a_b_2",
+        "a_b_3",
+        "a_b_2_2",
+        "a_b",
+    ]
 
 
 @given(st.lists(st.text(max_size=12), max_size=20))
@@ -164,13 +250,24 @@ def test_key_mapper_is_valid_and_injective(names):
     assert all(mapper(name) == key for name, key in keys.items())
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                    lambda c: st.lists(c, max_size=4), max_leaves=8))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=4),
+        max_leaves=8,
+    )
+)
 def test_values_always_fit_the_document(value):
     for converted, array_ok in ((kogu_param(value), True), (kogu_scalar(value), False)):
         if converted is None:
             assert value is None
             continue
-        check_kogu_line(json.dumps({"parameters" if array_ok else "metric":
-                                    {"k": converted} if array_ok else
-                                    {"iteration": 0, "metrics": {"k": converted}}}))
+        check_kogu_line(
+            json.dumps(
+                {
+                    "parameters" if array_ok else "metric": {"k": converted}
+                    if array_ok
+                    else {"iteration": 0, "metrics": {"k": converted}}
+                }
+            )
+        )

@@ -6,7 +6,7 @@ import epochline
 
 
 def _progress(out):
-    return [json.loads(l[len("PROGRESS: "):]) for l in out.splitlines() if l.startswith("PROGRESS: ")]
+    return [json.loads(l[len("PROGRESS: ") :]) for l in out.splitlines() if l.startswith("PROGRESS: ")]
 
 
 def test_resumed_run_continues_progress_and_kogu(store_dir, capsys):
@@ -21,8 +21,13 @@ def test_resumed_run_continues_progress_and_kogu(store_dir, capsys):
     lines = _progress(out)
     assert [l["epoch"] for l in lines] == [3, 3] and lines[0]["total_epochs"] == 4
     # best epoch 2 was before the resume; completed after 3 of 4 epochs: total_epochs = epochs run
-    assert lines[-1] == {"epoch": 3, "total_epochs": 3, "train_loss": 0.5, "test_accuracy": 90.0,
-                         "status": "completed"}
+    assert lines[-1] == {
+        "epoch": 3,
+        "total_epochs": 3,
+        "train_loss": 0.5,
+        "test_accuracy": 90.0,
+        "status": "completed",
+    }
     assert '"plot"' not in out  # families were declared by the first process
     run = epochline.init("res", run_id=first.id, emit="progress")
     run.finish("failed", "ValueError: late")

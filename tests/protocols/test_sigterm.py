@@ -33,8 +33,9 @@ for step in range(10**9):
 def _run(tmp_path, setup=""):
     script = tmp_path / "loop.py"
     script.write_text(LOOP.format(setup=textwrap.dedent(setup)))
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path
+    )
 
 
 def _stored(run_id):
@@ -56,12 +57,15 @@ def test_sigterm_finishes_the_run_flushes_and_dies_of_sigterm(store_dir, tmp_pat
 
 
 def test_a_handler_installed_before_is_chained(store_dir, tmp_path):
-    proc = _run(tmp_path, """
+    proc = _run(
+        tmp_path,
+        """
         def mine(signum, frame):
             print("user handler", flush=True)
             sys.exit(3)
         signal.signal(signal.SIGTERM, mine)
-    """)
+    """,
+    )
     assert proc.returncode == 3, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-2:] == ['PROGRESS: {"epoch": 0, "status": "interrupted"}', "user handler"]
@@ -70,14 +74,17 @@ def test_a_handler_installed_before_is_chained(store_dir, tmp_path):
 
 def test_an_ignored_sigterm_stays_ignored(store_dir, tmp_path):
     script = tmp_path / "ign.py"
-    script.write_text("import os, signal, epochline\n"
-                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                      "with epochline.init('ign') as run:\n"
-                      "    os.kill(os.getpid(), signal.SIGTERM)\n"
-                      "    run.log({'x': 1.0})\n"
-                      "print(run.id)\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          check=False)
+    script.write_text(
+        "import os, signal, epochline\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "with epochline.init('ign') as run:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    run.log({'x': 1.0})\n"
+        "print(run.id)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert _stored(proc.stdout.split()[-1]) == ("completed", None, [0])
 
@@ -120,17 +127,31 @@ def test_lightning_slurm_signal_handling_in_place(store_dir, tmp_path):
     pytest.importorskip("lightning")
     script = tmp_path / "fit.py"
     script.write_text(LIGHTNING)
-    env = {**os.environ, "SLURM_JOB_ID": "1", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train",
-           "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
-                          check=False, env=env, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "SLURM_JOB_ID": "1",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
     lines = proc.stdout.splitlines()
     run_id = lines[0].split()[1]
     with epochline.open() as store:
         view = store.run(run_id)
         assert (view.status, view.reason) == ("interrupted", "SIGTERM"), proc.stderr[-3000:]
         assert [e["epoch"] for e in view.epochs()] == [1]  # epoch 1 was complete; nothing lost
-    progress = [json.loads(l[len("PROGRESS: "):]) for l in lines if l.startswith("PROGRESS: ")]
+    progress = [json.loads(l[len("PROGRESS: ") :]) for l in lines if l.startswith("PROGRESS: ")]
     assert [p["status"] for p in progress] == ["training", "interrupted"]  # one final line
     assert sum('"fail"' in l for l in lines) == 1
     # Lightning stopped the fit gracefully (SIGTERMException, a SystemExit): the process ends as

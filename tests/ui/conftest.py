@@ -19,8 +19,15 @@ pytest.importorskip("uvicorn", reason="the viewer needs the 'ui' extra")
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 XSS = "<script>alert(1)</script>"
 
 
@@ -30,14 +37,20 @@ def demo_store(tmp_path_factory) -> Path:
     path, tag, param, text and comment are markup, recorded by a real child process."""
     path = tmp_path_factory.mktemp("ui") / "store"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""}
-    subprocess.run([sys.executable, str(ROOT / "examples" / "ui_demo.py"), "--store", str(path),
-                    "--epochs", "4"], check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "ui_demo.py"), "--store", str(path), "--epochs", "4"],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     code = (
         "import epochline\n"
         f"with epochline.init('xss/{XSS}', name={XSS!r}, params={{'note': {XSS!r}}}, tags=[{XSS!r}],"
         f" store={str(path)!r}) as run:\n"
         "    run.log({'loss': 1.0}, step=0); run.log({'loss': 0.5}, step=1)\n"
-        f"    run.log_text({XSS!r}); run.comment({XSS!r})\n")
+        f"    run.log_text({XSS!r}); run.comment({XSS!r})\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
     return path
 
@@ -86,8 +99,14 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(store, token=token), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            create_app(store, token=token),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -37,8 +37,7 @@ def rows(page) -> int:
 
 
 def wait_rows(page, n: int) -> None:
-    page.wait_for_function(f"document.querySelectorAll('#runs tbody tr').length === {n}",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_function(f"document.querySelectorAll('#runs tbody tr').length === {n}", timeout=TIMEOUT_MS)
 
 
 def test_runs_page_filter_open_run_and_see_a_drawn_chart(demo_store, live, page):
@@ -85,8 +84,9 @@ def test_runs_page_filter_open_run_and_see_a_drawn_chart(demo_store, live, page)
     assert href.startswith("/api/runs/") and "/media/" in href
 
     page.select_option("select[aria-label='x axis']", "epoch")
-    page.wait_for_function("document.querySelector('.chart[data-metric=loss] .plot')"
-                           ".getAttribute('data-points') === '4'")
+    page.wait_for_function(
+        "document.querySelector('.chart[data-metric=loss] .plot').getAttribute('data-points') === '4'"
+    )
     page.check("text=log y")
     page.wait_for_selector(".chart[data-metric=loss] canvas")
     assert page.evaluate(INK, [".chart[data-metric=loss] canvas", list(BLUE)]) > 20
@@ -173,8 +173,10 @@ with epochline.init("live/demo", name="live-run", store=store, flush_interval=0.
 def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
     store = tmp_path / "live-store"
     stop = tmp_path / "stop"
-    child = subprocess.Popen([sys.executable, "-c", LOGGER, str(store), str(stop)],
-                             env={**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""})
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOGGER, str(store), str(stop)],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""},
+    )
     try:
         # the store exists once the child has started its run (its file appears a moment before
         # the schema is committed in it: wait until a reader sees the run)
@@ -199,7 +201,8 @@ def test_a_running_runs_chart_grows_live(tmp_path, live, page, demo_store):
         first = int(page.get_attribute(".chart[data-metric=loss] .plot", "data-points"))
         page.wait_for_function(
             f"+document.querySelector('.chart[data-metric=loss] .plot').getAttribute('data-points') > {first + 10}",
-            timeout=TIMEOUT_MS)
+            timeout=TIMEOUT_MS,
+        )
         page.shot("live-running")
         stop.touch()
         assert child.wait(timeout=60) == 0
@@ -227,8 +230,9 @@ def test_a_long_series_is_downsampled_and_full_data_is_a_click_away(tmp_path, li
     assert 100 < shown <= 2_002
     assert "20000 points" in page.locator(".chart[data-metric=loss] h3").text_content()
     page.click(".chart[data-metric=loss] >> text=full data")
-    page.wait_for_function(f"document.querySelector('{plot}').getAttribute('data-points') === '20000'",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        f"document.querySelector('{plot}').getAttribute('data-points') === '20000'", timeout=TIMEOUT_MS
+    )
     assert page.evaluate(INK, [plot + " canvas", list(BLUE)]) > 100
     page.shot("long-series")
 

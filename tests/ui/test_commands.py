@@ -17,17 +17,22 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "EPOCHLINE_EMIT": ""}
 
 
 def epochline(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "epochline", *args], capture_output=True,
-                          text=True, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "epochline", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 class Served:
     """``epochline ui`` in a child process; its first line tells the URL."""
 
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "epochline", "ui", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=ENV)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "epochline", "ui", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         self.line = self.proc.stdout.readline()  # printed before serving starts
         match = re.search(r"(http://\S+)", self.line)
         assert match, (self.line, self.proc.stderr.read() if self.proc.poll() is not None else "")
@@ -100,7 +105,7 @@ def test_report_is_one_offline_file(demo_store, tmp_path, browser):
     assert result.returncode == 0, result.stderr
     assert f"wrote {out}" in result.stdout
     html = out.read_text()
-    assert "<script src" not in html and "<link rel=\"stylesheet\"" not in html
+    assert "<script src" not in html and '<link rel="stylesheet"' not in html
     assert "data:image/png;base64," in html  # the images travel inside
 
     context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
@@ -166,8 +171,9 @@ def test_report_of_one_run_opens_on_its_page_and_keeps_markup_inert(demo_store, 
 def test_report_of_an_unknown_run_or_too_many(demo_store, tmp_path):
     result = epochline("report", "nope", "-o", str(tmp_path / "r.html"), "--store", str(demo_store))
     assert result.returncode == 2 and "nope" in result.stderr
-    result = epochline("report", "digits", "-o", str(tmp_path / "r.html"), "--store", str(demo_store),
-                       "--max-runs", "5")
+    result = epochline(
+        "report", "digits", "-o", str(tmp_path / "r.html"), "--store", str(demo_store), "--max-runs", "5"
+    )
     assert result.returncode == 2 and "7 runs selected, more than 5" in result.stderr
     assert not (tmp_path / "r.html").exists()
 
@@ -179,14 +185,15 @@ def test_help_shows_examples():
 
 
 def test_import_epochline_does_not_import_the_web_stack():
-    code = ("import sys, epochline, epochline.cli; epochline.cli.build_parser(); "
-            "print(sorted(m for m in ('starlette', 'uvicorn', 'epochline.ui.app') if m in sys.modules))")
+    code = (
+        "import sys, epochline, epochline.cli; epochline.cli.build_parser(); "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'epochline.ui.app') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
     assert result.stdout.strip() == "[]", result.stderr
 
 
-@pytest.mark.parametrize("name", ["uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "app.js",
-                                  "app.css"])
+@pytest.mark.parametrize("name", ["uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "app.js", "app.css"])
 def test_static_files_ship_in_the_package(name):
     import epochline.ui
 

@@ -25,14 +25,14 @@ def test_envelope_keeps_every_buckets_extremes_in_step_order():
     values[8765] = -50.0
     env = Envelope(0, 9_999, 100)
     for i in range(0, 10_000, 3_000):  # fed in chunks, as iter_raw yields them
-        env.add(rows(values[i:i + 3_000], i))
+        env.add(rows(values[i : i + 3_000], i))
     kept = env.points()
     steps = [p[0] for p in kept]
     assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] == 9_999
     assert len(kept) <= 102
     assert (1234, 2234.0, 50.0) in kept and (8765, 9765.0, -50.0) in kept
     for b in range(50):  # each of the 50 buckets of 200 steps: its min and max are kept
-        chunk = values[b * 200:(b + 1) * 200]
+        chunk = values[b * 200 : (b + 1) * 200]
         got = [p[2] for p in kept if b * 200 <= p[0] < (b + 1) * 200]
         assert min(chunk) in got and max(chunk) in got
 
@@ -103,7 +103,9 @@ def test_long_series_reduced_by_the_database(tmp_path):
                 reader._ENVELOPE_GROUPED = saved
 
 
-@pytest.mark.skipif(not os.environ.get("EPOCHLINE_TEST_POSTGRES"), reason="EPOCHLINE_TEST_POSTGRES is not set")
+@pytest.mark.skipif(
+    not os.environ.get("EPOCHLINE_TEST_POSTGRES"), reason="EPOCHLINE_TEST_POSTGRES is not set"
+)
 def test_postgres_store_in_the_viewer(tmp_path):
     from starlette.testclient import TestClient
 

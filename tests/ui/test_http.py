@@ -65,8 +65,7 @@ def test_run_detail(client):
     run = client.get(f"/api/runs/{rid}").json()
     assert run["id"] == rid and run["status"] == "failed" and "FloatingPointError" in run["reason"]
     assert run["params"]["optimizer.lr"] == 25.0 and run["ignored_params"] == ["seed"]
-    assert set(run["metric_keys"]) == {"loss", "train_loss", "train_accuracy", "val_loss",
-                                       "val_accuracy"}
+    assert set(run["metric_keys"]) == {"loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
     assert [e["epoch"] for e in run["epochs"]] == [1, 2]
     assert "val_accuracy" in run["epochs"][0]["percent"]  # accuracies in percent
     assert 0 <= run["epochs"][0]["values"]["val_accuracy"] <= 100
@@ -125,8 +124,15 @@ def test_media_by_content_hash_only(client, demo_store, store_of):
 
     other = _run_id(client, status="failed")
     other_image = client.get(f"/api/runs/{other}").json()["images"][0]["hash"]
-    for bad in ("0" * 64, other_image, "../../epochline.db", "..%2F..%2Fepochline.db",
-                image["hash"].upper(), image["hash"] + ".png", "%2Fetc%2Fpasswd"):
+    for bad in (
+        "0" * 64,
+        other_image,
+        "../../epochline.db",
+        "..%2F..%2Fepochline.db",
+        image["hash"].upper(),
+        image["hash"] + ".png",
+        "%2Fetc%2Fpasswd",
+    ):
         r = client.get(f"/api/runs/{rid}/media/{bad}")
         assert r.status_code == 404, bad
         assert r.headers["content-type"].startswith(("application/json", "text/html"))
@@ -140,8 +146,13 @@ def test_unknown_ids_are_404_pages_not_tracebacks(client):
         assert "<script>" not in r.text and "<img" not in r.text  # the id is escaped
         assert "Traceback" not in r.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in client.get(f"/runs/{evil}").text
-    for url in ("/api/runs/nope", "/api/runs/nope/series", "/api/runs/nope/histograms",
-                "/api/runs/nope/media/" + "0" * 64, "/api/compare?ids=nope"):
+    for url in (
+        "/api/runs/nope",
+        "/api/runs/nope/series",
+        "/api/runs/nope/histograms",
+        "/api/runs/nope/media/" + "0" * 64,
+        "/api/compare?ids=nope",
+    ):
         r = client.get(url)
         assert r.status_code == 404 and "nope" in r.json()["error"], url
     assert client.get("/api/compare").status_code == 400
@@ -171,8 +182,17 @@ def test_the_xss_run_comes_back_as_data(client):
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_read_only_every_route(client, method):
     rid = _run_id(client)
-    for url in ("/", f"/runs/{rid}", "/api/runs", f"/api/runs/{rid}", f"/api/runs/{rid}/series",
-                f"/api/runs/{rid}/histograms", "/api/compare", "/api/groups", "/static/app.js"):
+    for url in (
+        "/",
+        f"/runs/{rid}",
+        "/api/runs",
+        f"/api/runs/{rid}",
+        f"/api/runs/{rid}/series",
+        f"/api/runs/{rid}/histograms",
+        "/api/compare",
+        "/api/groups",
+        "/static/app.js",
+    ):
         r = client.request(method, url)
         assert r.status_code == 405, (method, url)
         assert r.headers["allow"] == "GET, HEAD"
