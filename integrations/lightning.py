@@ -44,7 +44,7 @@ from ._support import (
 try:
     from lightning_utilities.core.rank_zero import rank_zero_only
 except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning_utilities
-    from pytorch_lightning.utilities import rank_zero_only  # type: ignore
+    from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
 INIT_KEYWORDS = (
@@ -88,14 +88,18 @@ def _strip_epoch(key: str) -> str:
 
 
 def _dummy_experiment_class() -> type:
-    Dummy: Any
-    try:
-        from lightning.fabric.loggers.logger import _DummyExperiment as Dummy
-    except ImportError:
+    import importlib
+
+    Dummy: Any = object
+    for module, name in (
+        ("lightning.fabric.loggers.logger", "_DummyExperiment"),
+        ("pytorch_lightning.loggers.logger", "DummyExperiment"),
+    ):
         try:
-            from pytorch_lightning.loggers.logger import DummyExperiment as Dummy
-        except ImportError:  # pragma: no cover
-            Dummy = object
+            Dummy = getattr(importlib.import_module(module), name)
+            break
+        except (ImportError, AttributeError):
+            continue
     return type(
         "RankExperiment",
         (epochline.NoOpRun, Dummy),

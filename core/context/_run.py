@@ -58,7 +58,7 @@ def _location(value: Any) -> Tuple[str, Any]:
 class RunContext:
     """Mixin: see the module docstring. Documented in docs/api.md."""
 
-    _put: Callable[[ev.Event], None]
+    _put: Callable[..., None]  # Dispatcher.put(event, weight=1)
     _info: Any
     _name: str
     _params: Dict[str, Any]

@@ -748,5 +748,5 @@ _WRITERS: Dict[type, Callable[[Any], Iterable[Tuple[str, List[tuple]]]]] = {
     ev.EpochEnd: _w_epoch,
     ev.RunFinished: _w_finished,
     ev.Heartbeat: _w_heartbeat,
-    **_context.WRITERS,
+    **_context.WRITERS,  # type: ignore[dict-item]  # msgspec Struct classes are types at run time
 }
