@@ -28,8 +28,16 @@ import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 import epochline
-from epochline.options import check_init_options, check_tags, unknown_keywords
+from epochline.options import CONTEXT_OPTIONS, check_init_options, check_tags, unknown_keywords
 from epochline.run import exit_status, failure_reason
+
+INIT_KEYWORDS: Tuple[str, ...] = (
+    ("path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "emit")
+    + ("accuracy_scale", "scales", "field_map", "flush_interval")
+    + CONTEXT_OPTIONS
+)
+"""The ``epochline.init`` keywords every adapter constructor passes through (checked when the
+adapter is built, by :func:`epochline.options.check_init_options`); Lightning adds ``total_epochs``."""
 
 __all__ = [
     "DEFAULT_EMIT",

@@ -31,10 +31,10 @@ from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Option
 import keras
 
 import epochline
-from epochline.options import CONTEXT_OPTIONS
 
 from ._support import (
     DEFAULT_EMIT,
+    INIT_KEYWORDS,
     adapter_options,
     catch_and_warn,
     end_run,
@@ -46,21 +46,6 @@ from ._support import (
 BATCH_PREFIX = "batch_"
 """Per-batch values (running means within the epoch) are logged as ``batch_loss``, ... so that
 the per-epoch series ``loss``, ``accuracy`` stay one value per epoch."""
-INIT_KEYWORDS = (
-    "path",
-    "name",
-    "alias",
-    "params",
-    "tags",
-    "store",
-    "run_id",
-    "emit",
-    "accuracy_scale",
-    "scales",
-    "field_map",
-    "ignore_params",
-    "flush_interval",
-) + CONTEXT_OPTIONS
 
 ImagesFn = Callable[[Any, int], Optional[Mapping[str, Any]]]
 

@@ -25,11 +25,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
 from epochline.context._frameworks import lightning_datasets
-from epochline.options import CONTEXT_OPTIONS
 from epochline.values import flatten_params
 
 from ._support import (
     DEFAULT_EMIT,
+    INIT_KEYWORDS,
     EpochAccumulator,
     UsageError,
     adapter_options,
@@ -47,22 +47,6 @@ except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning
     from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
-INIT_KEYWORDS = (
-    "path",
-    "name",
-    "alias",
-    "params",
-    "ignore_params",
-    "tags",
-    "store",
-    "run_id",
-    "emit",
-    "total_epochs",
-    "accuracy_scale",
-    "scales",
-    "field_map",
-    "flush_interval",
-) + CONTEXT_OPTIONS
 _STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
 
 
@@ -175,7 +159,10 @@ class KoguLoggerMixin:
         if type(prefix) is not str:
             raise TypeError(f"prefix must be a string, got {prefix!r}")
         self._options = adapter_options(
-            type(self).__name__, {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
+            type(self).__name__,
+            {"path": path, **init_kwargs},
+            run=run,
+            allowed=(*INIT_KEYWORDS, "total_epochs"),
         )
         self._prefix = prefix
         self._log_model = _log_model_mode(log_model)

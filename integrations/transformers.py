@@ -30,10 +30,10 @@ from transformers import TrainerCallback
 
 import epochline
 from epochline.context._frameworks import huggingface_model
-from epochline.options import CONTEXT_OPTIONS
 
 from ._support import (
     DEFAULT_EMIT,
+    INIT_KEYWORDS,
     EpochAccumulator,
     adapter_options,
     catch_and_warn,
@@ -45,21 +45,6 @@ from ._support import (
 )
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
-INIT_KEYWORDS = (
-    "path",
-    "name",
-    "alias",
-    "params",
-    "tags",
-    "store",
-    "run_id",
-    "emit",
-    "accuracy_scale",
-    "scales",
-    "field_map",
-    "ignore_params",
-    "flush_interval",
-) + CONTEXT_OPTIONS
 IGNORED_ARGS = (
     "output_dir",
     "logging_dir",
