@@ -44,7 +44,7 @@ from ._support import (
 try:
     from lightning_utilities.core.rank_zero import rank_zero_only
 except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning_utilities
-    from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef]
+    from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef, unused-ignore]
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
 _STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
