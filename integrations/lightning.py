@@ -41,10 +41,18 @@ from ._support import (
     prior_record,
 )
 
+_NEEDS_LIGHTNING = (
+    "epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
+    "pip install 'epochline[lightning]'"
+)
+
 try:
     from lightning_utilities.core.rank_zero import rank_zero_only
-except ImportError:  # pragma: no cover - every Lightning 2.x installs lightning_utilities
-    from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef, unused-ignore]
+except ImportError:  # every Lightning 2.x installs lightning_utilities; without it, no Lightning
+    try:
+        from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef, unused-ignore]
+    except ImportError as exc:
+        raise ImportError(_NEEDS_LIGHTNING) from exc
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
 _STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
@@ -554,10 +562,7 @@ except ImportError:  # only pytorch_lightning installed (or neither: that import
     try:
         PLKoguLogger = KoguLogger = _pytorch_lightning_logger()
     except ImportError as exc:
-        raise ImportError(
-            "epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
-            "pip install 'epochline[lightning]'"
-        ) from exc
+        raise ImportError(_NEEDS_LIGHTNING) from exc
 else:
     KoguLogger = _make(_LightningLogger, "lightning.pytorch")
 

@@ -114,13 +114,13 @@ def train(adapter, fail=False, **kwargs):
 def other_rank(adapter, monkeypatch):
     """Make this process a rank > 0 the way each framework tells it."""
     if adapter == "lightning":
-        from lightning_utilities.core.rank_zero import rank_zero_only
-
-        monkeypatch.setattr(rank_zero_only, "rank", 1, raising=False)
+        rank_zero_only = pytest.importorskip("lightning_utilities.core.rank_zero").rank_zero_only
+        if getattr(rank_zero_only, "rank", None) is None:
+            rank_zero_only.rank = 0  # what a single-process Trainer sets; it must outlive this test
+        monkeypatch.setattr(rank_zero_only, "rank", 1)
     elif adapter == "transformers":
-        from transformers import Trainer
-
-        monkeypatch.setattr(Trainer, "is_world_process_zero", lambda self: False)
+        trainer_class = pytest.importorskip("transformers").Trainer
+        monkeypatch.setattr(trainer_class, "is_world_process_zero", lambda self: False)
     else:  # Keras has no rank of its own: epochline.init reads the launcher's RANK
         monkeypatch.setenv("RANK", "1")
 

@@ -290,9 +290,12 @@ def test_ingest_command(store_dir, tmp_path, capsys):
 
 
 # -- round trip: what the emitters print, parsed back, is the same run --------------------------
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10).filter(
-    lambda s: s not in ("NaN", "Infinity", "-Infinity")
-)
+# no NUL: a name or tag holding one is refused at init (tests/faults), so it never reaches a line
+_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    min_size=1,
+    max_size=10,
+).filter(lambda s: s not in ("NaN", "Infinity", "-Infinity"))
 _name = st.text("abcXYZ019_./-@ ", min_size=1, max_size=8)
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 _param = (
