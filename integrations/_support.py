@@ -9,13 +9,21 @@ Adapter-author helpers (not user API):
 * :func:`catch_and_warn` — the one decorator every framework-facing adapter method wears (DVCLive's
   ``catch_and_warn`` is the model): a tracker failure warns once per method and error kind and the
   training goes on. Only :class:`UsageError` (a wrong argument in a call the *user* made) passes.
-* :func:`open_run` — starts the run, or returns the live run of that id in this process (one live
-  run per id per process, e.g. after a logger is unpickled in the same process).
+* :func:`safely` — the call form of the same rule, for user or model code an adapter calls (an
+  ``images=`` function, a model's ``get_config``); :func:`log_images` runs an ``images=`` function.
+* :func:`open_run` — starts the run (``framework=``, the adapters' default emit), or returns the
+  live run of that id in this process (one live run per id per process, e.g. after a logger is
+  unpickled in the same process); ``reopen=`` re-opens a finished run for a later stage.
 * :func:`end_run` — ends a run with the exception in flight: status and a one-line reason led by
   the root cause; a traceback carried in the message is kept as an ERROR text record.
 * :class:`EpochAccumulator` — the values of the epoch being gathered; each epoch closes into one
   record once, and a later stage only adds to the last record.
 * :func:`prefixed` — Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``).
+* :func:`parameter_count` — the number of values in a model's weight tensors (any framework).
+
+Framework-specific reading of framework objects (no run calls) lives in one private module per
+framework (``_keras_model``, ``_lightning_base``, ``_transformers_trainer``); checkpoint files ->
+artifacts in ``_checkpoints``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import sys
 import threading
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
 
 import epochline
 from epochline.options import CONTEXT_OPTIONS, check_init_options, check_tags, unknown_keywords
@@ -46,11 +54,14 @@ __all__ = [
     "catch_and_warn",
     "warn_once",
     "repeated_call",
+    "safely",
+    "log_images",
     "open_run",
     "end_run",
     "EpochAccumulator",
     "prior_record",
     "prefixed",
+    "parameter_count",
     "check_tags",
 ]
 
@@ -136,7 +147,7 @@ def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
             except UsageError:
                 raise
             except Exception as exc:
-                warn_once(self, method.__name__, exc)
+                warn_once(self, method.__name__.lstrip("_"), exc)  # a hook bound on request is private
                 return default
 
         return wrapper  # type: ignore[return-value]
@@ -144,19 +155,45 @@ def catch_and_warn(fn: Optional[F] = None, *, default: Any = None) -> Any:
     return decorate(fn) if fn is not None else decorate
 
 
+def safely(owner: Any, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or None when it raises (warned once as ``owner``'s ``what``): for user or
+    model code whose failure must not stop the training."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        warn_once(owner, what, exc)
+        return None
+
+
+def log_images(
+    owner: Any, run: Any, images_fn: Callable[..., Any], *args: Any, step: int, caption: Optional[str] = None
+) -> None:
+    """The adapters' ``images=`` option: ``images_fn(*args)`` returns ``{key: image}`` (or None),
+    each logged at ``step``; a failing function is warned about once (a plotting bug must not stop
+    the training)."""
+    images = safely(owner, "images function", lambda: list((images_fn(*args) or {}).items()))
+    for key, image in images or ():
+        run.log_image(str(key), image, step=step, caption=caption)
+
+
 _live: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
 
 
-def open_run(**options: Any) -> Any:
-    """``epochline.init(**options)``, except that a run of the same ``run_id`` still live in this
-    process is returned instead of a second one (two live runs of one id would both finish it)."""
+def open_run(framework: str, *, reopen: Optional[str] = None, **options: Any) -> Any:
+    """``epochline.init(framework=framework, default_emit=DEFAULT_EMIT, **options)``, except that a
+    run of the same ``run_id`` still live in this process is returned instead of a second one (two
+    live runs of one id would both finish it). ``reopen``: the id of a finished run that a later
+    stage (evaluate/test after fit) re-opens; its tags and params were recorded when it started."""
+    if reopen is not None:
+        options.update(run_id=reopen, tags=(), params=None)
+    options.setdefault("default_emit", DEFAULT_EMIT)
     run_id = options.get("run_id")
     with _live_lock:
         live = _live.get(run_id) if run_id else None
         if live is not None and not live.finished:
             return live
-        run = epochline.init(**options)
+        run = epochline.init(framework=framework, **options)
         if isinstance(run, epochline.Run):
             _live[run.id] = run
         return run
@@ -267,3 +304,15 @@ def prefixed(values: Mapping[str, Any], prefix: str, separator: str = "-") -> Di
     if not prefix:
         return dict(values)
     return {k if k in ("epoch", "step") else f"{prefix}{separator}{k}": v for k, v in values.items()}
+
+
+def parameter_count(tensors: Iterable[Any]) -> int:
+    """The number of values in ``tensors`` (anything with a ``shape``: Keras variables, torch
+    parameters), without asking the framework to compute anything."""
+    total = 0
+    for tensor in tensors:
+        n = 1
+        for d in tensor.shape:
+            n *= int(d)
+        total += n
+    return total

@@ -24,20 +24,27 @@ What happens when (one run per ``fit``):
 from __future__ import annotations
 
 import os
-import sys
-from types import FrameType
-from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional
+from typing import Any, Callable, Dict, Literal, Mapping, Optional
 
 import keras
 
 import epochline
 
+from ._checkpoints import Checkpoints
+from ._keras_model import (
+    checkpoint_file,
+    early_stops,
+    fit_params,
+    learning_rate,
+    sibling_callbacks,
+    summary_text,
+)
 from ._support import (
-    DEFAULT_EMIT,
     INIT_KEYWORDS,
     adapter_options,
     catch_and_warn,
     end_run,
+    log_images,
     open_run,
     repeated_call,
     warn_once,
@@ -99,7 +106,8 @@ class TrackerCallback(keras.callbacks.Callback):
         self._offset = 0  # a later fit in the same run continues the epoch numbering
         self._last_logs: Dict[str, Any] = {}
         self._total_epochs: Optional[int] = None
-        self._candidates: Dict[str, None] = {}
+        self._candidates: Dict[str, None] = {}  # the files the checkpoint callback wrote, in order
+        self._checkpoints = Checkpoints()
         if log_every_n_batches:
             # Only defined when asked for: a batch hook turns off Keras' async batch dispatch.
             self.on_train_batch_end = self._on_train_batch_end
@@ -117,24 +125,12 @@ class TrackerCallback(keras.callbacks.Callback):
         if self._given is not None:
             return self._given
         if resume:
-            self._run = open_run(
-                **{**self._init, "tags": ()},
-                run_id=self._run.id,
-                framework="keras",
-                default_emit=DEFAULT_EMIT,
-                total_epochs=self._total_epochs,
-            )
-        else:
-            self._run = open_run(
-                **self._init,
-                params=self._user_params,
-                run_id=self._run_id,
-                framework="keras",
-                default_emit=DEFAULT_EMIT,
-            )
-            self._run_id = None  # a later fit with this callback starts a new run
-            self._last_epoch, self._last_logs, self._offset = None, {}, 0
-            self._total_epochs = None
+            self._run = open_run("keras", **self._init, reopen=self._run.id, total_epochs=self._total_epochs)
+            return self._run
+        self._run = open_run("keras", **self._init, params=self._user_params, run_id=self._run_id)
+        self._run_id = None  # a later fit with this callback starts a new run
+        self._last_epoch, self._last_logs, self._offset, self._total_epochs = None, {}, 0, None
+        self._checkpoints = Checkpoints()
         return self._run
 
     def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
@@ -156,6 +152,14 @@ class TrackerCallback(keras.callbacks.Callback):
             end_run(self._run, exc)
         return False
 
+    def _end_stage(self, run: Any, **how: Any) -> None:
+        """The fit or evaluate ended: its phase ends, and the run unless a ``with`` block or the
+        user owns it."""
+        if self._phase is not None:
+            self._phase.end()
+        if not self._scoped and self._given is None:
+            end_run(run, **how)
+
     # -- fit -----------------------------------------------------------------------------------
     @catch_and_warn
     def on_train_begin(self, logs: Optional[Mapping[str, Any]] = None) -> None:
@@ -175,9 +179,11 @@ class TrackerCallback(keras.callbacks.Callback):
         self._epoch_batches: Optional[int] = None
         self._last_logged = 0
         self._candidates = {}
-        self._siblings = _sibling_callbacks()
-        run.log_params(self._fit_params(), ignore=("verbose", "model.name", "model.layer_names"))
-        summary = self._summary_text()
+        self._siblings = sibling_callbacks()
+        run.log_params(
+            fit_params(self, self.model, self.params), ignore=("verbose", "model.name", "model.layer_names")
+        )
+        summary = summary_text(self, self.model)
         if summary:
             run.log_text(summary, logger="keras.summary")
 
@@ -194,15 +200,13 @@ class TrackerCallback(keras.callbacks.Callback):
             if self._total_epochs is not None:
                 self._total_epochs += self._offset
 
+    @catch_and_warn
     def _on_train_batch_end(self, batch: int, logs: Optional[Mapping[str, Any]] = None) -> None:
-        try:
-            self._epoch_batches = batch + 1
-            step = self._base + self._done + batch + 1
-            if step - self._last_logged >= self._every and logs:
-                self._last_logged = step
-                self._run.log({BATCH_PREFIX + k: v for k, v in logs.items()}, step=step, stage="train")
-        except Exception as exc:
-            warn_once(self, "on_train_batch_end", exc)
+        self._epoch_batches = batch + 1
+        step = self._base + self._done + batch + 1
+        if step - self._last_logged >= self._every and logs:
+            self._last_logged = step
+            self._run.log({BATCH_PREFIX + k: v for k, v in logs.items()}, step=step, stage="train")
 
     @catch_and_warn
     def on_epoch_end(self, epoch: int, logs: Optional[Mapping[str, Any]] = None) -> None:
@@ -214,15 +218,19 @@ class TrackerCallback(keras.callbacks.Callback):
         step = self._base + self._done
         values = dict(logs or {})
         if "learning_rate" not in values and "lr" not in values:
-            lr = self._learning_rate()
+            lr = learning_rate(self.model)
             if lr is not None:
                 values["learning_rate"] = lr
         run.log(values, step=step, epoch=epoch + 1)
         run.end_epoch(epoch + 1, values, total_epochs=self._total_epochs)
         self._last_epoch, self._last_logs = epoch + 1, values
         if self._images is not None:
-            self._log_images(epoch + 1, step)
-        self._note_checkpoint(epoch, logs or {})
+            log_images(
+                self, run, self._images, self.model, epoch + 1, step=step, caption=f"epoch {epoch + 1}"
+            )
+        path = checkpoint_file(self._checkpoint, epoch, logs or {})
+        if path is not None:
+            self._candidates[path] = None
 
     @catch_and_warn
     def on_train_end(self, logs: Optional[Mapping[str, Any]] = None) -> None:
@@ -230,15 +238,43 @@ class TrackerCallback(keras.callbacks.Callback):
         run = self._run
         if run is None or run.finished or repeated_call(self, "on_train_end", id(logs)):
             return
-        self._store_checkpoint()
-        self._early_stopping(run)
+        self._store_checkpoint(run)
+        for monitor, stopped, restored in early_stops(self._siblings):
+            info: Dict[str, Any] = {
+                "early_stopping.stopped_epoch": stopped + 1 + self._offset,
+                "early_stopping.monitor": monitor,
+            }
+            if restored is not None:  # the final record reports the restored epoch
+                info["early_stopping.restored_epoch"] = restored + 1 + self._offset
+                set_best = getattr(run, "set_best_epoch", None)
+                if set_best is not None:
+                    set_best(restored + 1 + self._offset)
+            run.summary(info)
         if self._last_epoch is not None:
             run.summary({"epochs_trained": self._last_epoch})
-        if self._phase is not None:
-            self._phase.end()
-            self._phase = None
-        if not self._scoped and self._given is None:
-            end_run(run, hold_lines=True)  # an evaluate() may follow
+        self._end_stage(run, hold_lines=True)  # an evaluate() may follow
+
+    def _store_checkpoint(self, run: Any) -> None:
+        """The newest file the checkpoint callback wrote (with ``save_best_only``: the best model)."""
+        files = [p for p in self._candidates if os.path.exists(p)]
+        if not files:
+            if self._checkpoint is not None:
+                what = getattr(self._checkpoint, "filepath", self._checkpoint)
+                warn_once(
+                    self,
+                    "checkpoint",
+                    FileNotFoundError(f"no checkpoint file was found to store (checkpoint={what!r})"),
+                )
+            return
+        newest = os.path.abspath(max(files, key=os.path.getmtime))
+        info: Dict[str, Any] = {
+            "best_model_file": newest,
+            "best_model_stored": self._checkpoints.store(run, newest),
+        }
+        monitor, best = getattr(self._checkpoint, "monitor", None), getattr(self._checkpoint, "best", None)
+        if monitor is not None and getattr(self._checkpoint, "save_best_only", False):
+            info.update(best_model_monitor=monitor, best_model_value=best)
+        run.summary(info)
 
     # -- evaluate ------------------------------------------------------------------------------
     @catch_and_warn
@@ -254,11 +290,9 @@ class TrackerCallback(keras.callbacks.Callback):
 
     @catch_and_warn
     def on_test_end(self, logs: Optional[Mapping[str, Any]] = None) -> None:
-        if self._fitting or self._run is None or self._run.finished:
-            return
-        if repeated_call(self, "on_test_end", id(logs)):
-            return
         run = self._run
+        if self._fitting or run is None or run.finished or repeated_call(self, "on_test_end", id(logs)):
+            return
         test = {f"test_{k}": v for k, v in (logs or {}).items()}
         run.log(test, step=max(run.step, 0), epoch=self._last_epoch, stage="test")
         run.end_evaluation(test, stage="test")  # the final record's test values
@@ -266,166 +300,4 @@ class TrackerCallback(keras.callbacks.Callback):
             # The last epoch's record again, now with test_loss/test_accuracy.
             self._last_logs = {**self._last_logs, **test}
             run.end_epoch(self._last_epoch, self._last_logs, total_epochs=self._total_epochs)
-        if self._phase is not None:
-            self._phase.end()
-            self._phase = None
-        if not self._scoped and self._given is None:
-            end_run(run)
-
-    def _early_stopping(self, run: Any) -> None:
-        """EarlyStopping(restore_best_weights=True) restored an earlier epoch: record it and the
-        epoch where training stopped (the model is the best epoch's, not the last's)."""
-        for callback in self._siblings:
-            if not isinstance(callback, keras.callbacks.EarlyStopping):
-                continue
-            stopped = getattr(callback, "stopped_epoch", 0)
-            best = getattr(callback, "best_epoch", None)
-            if not stopped or best is None:
-                continue
-            info: Dict[str, Any] = {
-                "early_stopping.stopped_epoch": stopped + 1 + self._offset,
-                "early_stopping.monitor": callback.monitor,
-            }
-            if getattr(callback, "restore_best_weights", False):
-                info["early_stopping.restored_epoch"] = best + 1 + self._offset
-                set_best = getattr(run, "set_best_epoch", None)
-                if set_best is not None:  # the final record reports the restored epoch
-                    set_best(best + 1 + self._offset)
-            run.summary(info)
-
-    # -- helpers -------------------------------------------------------------------------------
-    def _fit_params(self) -> Dict[str, Any]:
-        model = self.model
-        out: Dict[str, Any] = {k: self.params.get(k) for k in ("epochs", "steps", "verbose")}
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None:
-            config = self._safely("optimizer config", optimizer.get_config) or {}
-            out["optimizer"] = {"class": type(optimizer).__name__, **config}
-        loss = getattr(model, "loss", None)
-        if loss is not None:
-            out["loss"] = (
-                loss
-                if isinstance(loss, str)
-                else getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
-            )
-        layers = self._layers()
-        out["model"] = {
-            "class": type(model).__name__,
-            "name": model.name,
-            "params": self._safely("parameter count", model.count_params),
-            "trainable_params": _count(model.trainable_weights),
-            "layers": [f"{cls}: {n}" for _, cls, n, _ in layers],
-            "layer_names": [name for name, _, _, _ in layers],
-        }
-        return out
-
-    def _layers(self) -> List[tuple]:
-        """(name, class, parameter count, output shape) of each top-level layer."""
-        rows = []
-        for layer in getattr(self.model, "layers", []):
-            try:
-                count = layer.count_params()
-            except Exception:  # an unbuilt layer
-                count = _count(layer.weights)
-            try:
-                shape = str(tuple(layer.output.shape))
-            except Exception:
-                shape = "?"
-            rows.append((layer.name, type(layer).__name__, count, shape))
-        return rows
-
-    def _summary_text(self) -> str:
-        rows = self._layers()
-        if not rows:
-            return ""
-        width = max(len(f"{n} ({c})") for n, c, _, _ in rows) + 2
-        lines = [
-            f'Model "{self.model.name}" ({type(self.model).__name__})',
-            f"{'Layer (type)':<{width}}{'Output shape':<22}{'Params':>10}",
-        ]
-        lines += [f"{f'{n} ({c})':<{width}}{s:<22}{p:>10,}" for n, c, p, s in rows]
-        total = self._safely("parameter count", self.model.count_params)
-        lines.append(f"Total params: {total:,}" if isinstance(total, int) else "Total params: ?")
-        return "\n".join(lines)
-
-    def _learning_rate(self) -> Optional[float]:
-        optimizer = getattr(self.model, "optimizer", None)
-        lr = getattr(optimizer, "learning_rate", None)
-        if lr is None:
-            return None
-        try:
-            return float(keras.ops.convert_to_numpy(lr))
-        except Exception:
-            return None
-
-    def _log_images(self, epoch: int, step: int) -> None:
-        if self._images is None:
-            return
-        images = self._safely("images function", self._images, self.model, epoch)
-        for key, image in (images or {}).items():
-            self._run.log_image(str(key), image, step=step, caption=f"epoch {epoch}")
-
-    def _note_checkpoint(self, epoch: int, logs: Mapping[str, Any]) -> None:
-        """Remember the file the checkpoint callback writes for this epoch (it may be a template)."""
-        template = getattr(self._checkpoint, "filepath", self._checkpoint)
-        if template is None:
-            return
-        template = os.fspath(template)
-        try:
-            path = template.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError, ValueError):
-            path = template
-        self._candidates[path] = None
-
-    def _store_checkpoint(self) -> None:
-        files = [p for p in self._candidates if os.path.exists(p)]
-        if not files:
-            if self._checkpoint is not None:
-                warn_once(
-                    self,
-                    "checkpoint",
-                    FileNotFoundError(
-                        "no checkpoint file was found to store (checkpoint="
-                        f"{getattr(self._checkpoint, 'filepath', self._checkpoint)!r})"
-                    ),
-                )
-            return
-        newest = os.path.abspath(max(files, key=os.path.getmtime))  # save_best_only: the best model
-        stored = self._run.log_artifact(newest)
-        info: Dict[str, Any] = {"best_model_file": newest, "best_model_stored": stored}
-        monitor, best = getattr(self._checkpoint, "monitor", None), getattr(self._checkpoint, "best", None)
-        if monitor is not None and getattr(self._checkpoint, "save_best_only", False):
-            info.update(best_model_monitor=monitor, best_model_value=best)
-        self._run.summary(info)
-
-    def _safely(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call user or model code whose failure must not stop the training (warned once)."""
-        try:
-            return fn(*args)
-        except Exception as exc:
-            warn_once(self, what, exc)
-            return None
-
-
-def _sibling_callbacks() -> List[Any]:
-    """The other callbacks of this ``fit`` (EarlyStopping...): Keras gives a callback no handle on
-    them, so they are read from the ``CallbackList`` that is calling us, found on the stack."""
-    frame: Optional[FrameType] = sys._getframe(1)
-    for _ in range(8):
-        if frame is None:
-            break
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, keras.callbacks.CallbackList):
-            return list(owner.callbacks)
-        frame = frame.f_back
-    return []
-
-
-def _count(weights: Iterable[Any]) -> int:
-    total = 0
-    for w in weights:
-        n = 1
-        for d in w.shape:
-            n *= int(d)
-        total += n
-    return total
+        self._end_stage(run)

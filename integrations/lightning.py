@@ -27,6 +27,19 @@ import epochline
 from epochline.context._frameworks import lightning_datasets
 from epochline.values import flatten_params
 
+from ._checkpoints import Checkpoints
+from ._lightning_base import (
+    NEEDS_LIGHTNING,
+    RankExperiment,
+    checkpoint_files,
+    epoch_level,
+    logger_class,
+    loop_state,
+    max_epochs,
+    rank_zero_only,
+    train_epoch_end,
+    trainer_fn,
+)
 from ._support import (
     DEFAULT_EMIT,
     INIT_KEYWORDS,
@@ -41,21 +54,7 @@ from ._support import (
     prior_record,
 )
 
-_NEEDS_LIGHTNING = (
-    "epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
-    "pip install 'epochline[lightning]'"
-)
-
-try:
-    from lightning_utilities.core.rank_zero import rank_zero_only
-except ImportError:  # every Lightning 2.x installs lightning_utilities; without it, no Lightning
-    try:
-        from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef, unused-ignore]
-    except ImportError as exc:
-        raise ImportError(_NEEDS_LIGHTNING) from exc
-
 LOG_MODEL_MODES = ("none", "best", "end", "all")
-_STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
 
 
 def _log_model_mode(value: Union[bool, str, None]) -> str:
@@ -70,39 +69,6 @@ def _log_model_mode(value: Union[bool, str, None]) -> str:
     return value
 
 
-def _value(enum: Any) -> Optional[str]:
-    """``TrainerFn.FITTING`` -> ``"fit"`` (``str()`` of these str-enums is the member name)."""
-    return None if enum is None else str(getattr(enum, "value", enum))
-
-
-def _strip_epoch(key: str) -> str:
-    return key[:-6] if key.endswith("_epoch") else key
-
-
-def _dummy_experiment_class() -> type:
-    import importlib
-
-    Dummy: Any = object
-    for module, name in (
-        ("lightning.fabric.loggers.logger", "_DummyExperiment"),
-        ("pytorch_lightning.loggers.logger", "DummyExperiment"),
-    ):
-        try:
-            Dummy = getattr(importlib.import_module(module), name)
-            break
-        except (ImportError, AttributeError):
-            continue
-    return type(
-        "RankExperiment",
-        (epochline.NoOpRun, Dummy),
-        {
-            "__doc__": "Other ranks' experiment: a no-op run that also accepts any other call "
-            "(``experiment.anything(...)`` returns None), as Lightning's DummyExperiment.",
-            "__module__": __name__,
-        },
-    )
-
-
 class _Reopening:
     """What ``experiment`` returns after a stage finished the run: any use re-opens it by id.
 
@@ -110,24 +76,8 @@ class _Reopening:
     would restart (and re-finish) the run even for a ``predict`` that logs nothing.
     """
 
-    _READ_ONLY = frozenset(
-        {
-            "id",
-            "name",
-            "path",
-            "store_uri",
-            "status",
-            "reason",
-            "finished",
-            "step",
-            "params",
-            "fingerprint",
-            "best",
-            "lost",
-            "epochs_done",
-            "accuracy_scale",
-        }
-    )
+    _READ_ONLY = frozenset(("id", "name", "path", "store_uri", "status", "reason", "finished", "step"))
+    _READ_ONLY |= {"params", "fingerprint", "best", "lost", "epochs_done", "accuracy_scale"}
 
     def __init__(self, logger: "KoguLoggerMixin"):
         self._logger = logger
@@ -183,8 +133,7 @@ class KoguLoggerMixin:
         self._epochs = EpochAccumulator()
         self._eval: Dict[str, Any] = {}  # values of a validate/test call outside fit
         self._hparams: Optional[Dict[str, Any]] = None
-        self._stored: Dict[str, float] = {}  # stored checkpoint path -> mtime
-        self._best: Dict[str, Tuple[str, Optional[float]]] = {}  # monitor -> (path, score)
+        self._checkpoints = Checkpoints()
         self._checkpoint_callbacks: Dict[int, Any] = {}
         self._finalized: Optional[Tuple[Any, ...]] = None
         self._phase: Any = None  # the run's "fit" phase while fit runs
@@ -222,7 +171,7 @@ class KoguLoggerMixin:
     def experiment(self) -> Any:
         """The :class:`epochline.Run` (on other ranks an experiment that accepts any call)."""
         if getattr(rank_zero_only, "rank", 0) > 0:
-            return _RankExperiment()
+            return RankExperiment()
         run = self._run
         if run is not None and run.finished and self._given is None:
             return _Reopening(self)
@@ -233,34 +182,22 @@ class KoguLoggerMixin:
         run = self._run
         if run is not None and (not run.finished or self._given is not None):
             return run
-        options = dict(self._options)
-        if run is not None:  # a later stage re-opens the run: its tags and params are recorded
-            options.pop("tags", None)
-            options.pop("params", None)
-        run = open_run(
-            **{**options, "run_id": self._run_id}, framework="lightning", default_emit=DEFAULT_EMIT
-        )
-        self._run = run
-        return run
+        reopen = self._run_id if run is not None else None  # a later stage: tags, params recorded
+        self._run = open_run("lightning", **{**self._options, "run_id": self._run_id}, reopen=reopen)
+        return self._run
 
     def _trainer(self) -> Any:
         return self._trainer_ref() if self._trainer_ref is not None else None
 
     def _total(self, trainer: Any) -> Optional[int]:
-        if self._options.get("total_epochs") is not None:
-            return self._options["total_epochs"]
-        max_epochs = getattr(trainer, "max_epochs", None)
-        return max_epochs if isinstance(max_epochs, int) and max_epochs > 0 else None
+        total = self._options.get("total_epochs")
+        return total if total is not None else max_epochs(trainer)
 
     def __getstate__(self) -> Dict[str, Any]:
         # ddp_spawn pickles the trainer and its loggers: the run (threads, connections) stays
         # here; rank zero of the spawned processes opens it (by id: the live one in this process).
         state = self.__dict__.copy()
-        state["_run"] = None
-        state["_given"] = None
-        state["_phase"] = None
-        state["_trainer_ref"] = None
-        state["_checkpoint_callbacks"] = {}
+        state.update(_run=None, _given=None, _phase=None, _trainer_ref=None, _checkpoint_callbacks={})
         return state
 
     # -- Logger methods ------------------------------------------------------------------------
@@ -278,7 +215,7 @@ class KoguLoggerMixin:
         except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
             self._trainer_ref = lambda proxy=trainer: proxy
         run = self._run
-        if run is not None and not run.finished and _value(trainer.state.fn) == "fit" and self._given is None:
+        if run is not None and not run.finished and trainer_fn(trainer) == "fit" and self._given is None:
             self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 
     @rank_zero_only
@@ -289,15 +226,13 @@ class KoguLoggerMixin:
         """Module + datamodule hparams (dict, Namespace, OmegaConf...), flattened without calling
         anything; a later stage with the same hparams records nothing again. ``metrics`` (as
         TensorBoard's ``hp_metric``) go into the run's summary."""
-        run = None
         if params is not None:
             flat = flatten_params(params)
             if flat and flat != self._hparams:
                 self._hparams = flat
-                run = self._open()
-                run.log_params(params)
+                self._open().log_params(params)
         if metrics:
-            (run or self._open()).summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
+            self._open().summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
 
     @rank_zero_only
     @catch_and_warn
@@ -307,14 +242,14 @@ class KoguLoggerMixin:
         epoch0 = raw.pop("epoch", None)
         values = prefixed(raw, self._prefix, self.LOGGER_JOIN_CHAR)
         trainer = self._trainer()
-        state = getattr(trainer, "state", None)
-        fn = _value(getattr(state, "fn", None))
-        stage = _STAGES.get(_value(getattr(state, "stage", None)) or "")
+        fn, stage = loop_state(trainer)
         if epoch0 is None and trainer is not None:  # a logged "step", LearningRateMonitor, ...
             epoch0 = getattr(trainer, "current_epoch", None)
         epoch = int(epoch0) + 1 if epoch0 is not None else None
         # the record takes Lightning's names (the prefix is for the stored series)
-        epoch_values = {_strip_epoch(k): v for k, v in raw.items() if not k.endswith("_step")}
+        epoch_values = {
+            k[:-6] if k.endswith("_epoch") else k: v for k, v in raw.items() if not k.endswith("_step")
+        }
         if fn is not None:
             evaluating = fn in ("validate", "test")
         else:  # no trainer known: only test metrics are told apart, by name
@@ -324,47 +259,21 @@ class KoguLoggerMixin:
             run.log(values, step=step, epoch=last, stage=stage)
             self._eval.update(epoch_values)
             if epoch_values:  # the final record's test values (or a later validate's)
+                kind = "test" if fn in ("test", None) else "val"
                 run.end_evaluation(
-                    epoch_values,
-                    stage="test" if fn == "test" or fn is None else "val",
-                    epoch=last if fn == "validate" else None,
-                    step=step,
+                    epoch_values, stage=kind, epoch=last if fn == "validate" else None, step=step
                 )
             return
         run.log(values, step=step, epoch=epoch, stage=stage)
         if stage == "val" and epoch_values:  # every validation counts for the best (val_check_interval<1)
             run.end_evaluation(epoch_values, stage="val", epoch=epoch, step=step)
-        if not self._epoch_level(trainer, fn, stage):
+        if not epoch_level(trainer, fn, stage):
             epoch_values = {}  # a training step's values: the record takes the epoch's, not the last batch's
         self._epochs.add(run, epoch, epoch_values, self._total(trainer))
-        if self._train_epoch_end(trainer, fn, stage):
+        if train_epoch_end(trainer, fn, stage):
             self._epochs.close(run, self._total(trainer))
             if self._epochs.closed == 1:  # the loaders are loaded now: their sizes cost a len()
                 lightning_datasets(run, trainer)
-
-    @staticmethod
-    def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
-        """True for the call Lightning makes at the end of a training epoch (after its
-        validation): the epoch is processed but not yet completed."""
-        if fn != "fit" or stage != "train":
-            return False
-        try:
-            current = trainer.fit_loop.epoch_progress.current
-            return current.processed > current.completed
-        except AttributeError:
-            return False
-
-    @classmethod
-    def _epoch_level(cls, trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
-        """Whether a call's values describe the epoch: validation's, the train-epoch-end call's and
-        those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
-        if trainer is None or fn != "fit" or stage != "train" or cls._train_epoch_end(trainer, fn, stage):
-            return True
-        try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
-            current = trainer.fit_loop.epoch_progress.current
-            return current.ready > current.started
-        except AttributeError:
-            return True
 
     @rank_zero_only
     @catch_and_warn
@@ -403,47 +312,31 @@ class KoguLoggerMixin:
         dataframe: Any = None,
         step: Optional[int] = None,
     ) -> None:
-        """W&B's signature. A table becomes one text record (a header line, then one
-        tab-separated line per row) under logger ``key``; ``key`` alone records nothing."""
+        """W&B's signature, also of :meth:`log_table` (epochline has no table records): a table
+        becomes one text record (a header line, then one tab-separated line per row) under
+        logger ``key``; ``key`` alone records nothing."""
         rows = _rows(columns, data, dataframe)
         if rows:
             self._open().log_text("\n".join(rows), logger=key)
 
-    @rank_zero_only
-    @catch_and_warn
-    def log_table(
-        self,
-        key: str,
-        columns: Optional[List[str]] = None,
-        data: Optional[List[List[Any]]] = None,
-        dataframe: Any = None,
-        step: Optional[int] = None,
-    ) -> None:
-        """W&B's signature: recorded like :meth:`log_text` (epochline has no table records)."""
-        self.log_text(key, columns, data, dataframe, step)
+    log_table = log_text
 
     @rank_zero_only
     @catch_and_warn
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Remember each monitoring callback's best (``summary``); store checkpoints by ``log_model``."""
         self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
-        monitor = getattr(checkpoint_callback, "monitor", None) or ""  # "": periodic, the latest file
         best = getattr(checkpoint_callback, "best_model_path", None)
-        if best:
-            score = getattr(checkpoint_callback, "best_model_score", None)
-            self._best[monitor] = (os.path.abspath(best), None if score is None else float(score))
+        if best:  # monitor None: a periodic callback, its latest file
+            monitor = getattr(checkpoint_callback, "monitor", None)
+            self._checkpoints.note_best(monitor, best, getattr(checkpoint_callback, "best_model_score", None))
         if self._log_model == "all":
-            for path in _checkpoint_files(checkpoint_callback):
-                self._store_checkpoint(path)
+            self._store_checkpoints(checkpoint_files(checkpoint_callback))
 
-    def _store_checkpoint(self, path: str) -> None:
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            return
-        if self._stored.get(path) != mtime:
-            self._stored[path] = mtime
-            self._open().log_artifact(path, name=f"checkpoints/{os.path.basename(path)}")
+    def _store_checkpoints(self, paths: Iterable[str]) -> None:
+        run = self._open()
+        for path in paths:
+            self._checkpoints.store(run, path, name=f"checkpoints/{os.path.basename(path)}")
 
     def save(self) -> None:
         """Nothing to do: the run's writer thread stores events as they come."""
@@ -468,33 +361,32 @@ class KoguLoggerMixin:
                 return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
         trainer = self._trainer()
-        total = self._total(trainer)
+        fn, total = trainer_fn(trainer), self._total(trainer)
         if self._eval:  # validate/test values join the last epoch's record (one line, not two)
             values, self._eval = self._eval, {}
             if self._epochs.closed == 0 and self._epochs.epoch == 0 and run.epochs_done:
                 self._epochs.resume(run.epochs_done, prior_record(run, run.epochs_done))
             self._epochs.add_to_last(run, values, total)
         self._epochs.close(run, total)
-        if _value(getattr(getattr(trainer, "state", None), "fn", None)) in ("fit", None):
+        if fn in ("fit", None):
             self._checkpoint_summary(run)
         if self._phase is not None:
             self._phase.end()
-            self._phase = None
         if self._given is not None:
             return  # the user's run: they finish it
         if status == "success":  # after fit a test may follow: the final lines wait for it
-            end_run(run, hold_lines=_value(getattr(getattr(trainer, "state", None), "fn", None)) == "fit")
+            end_run(run, hold_lines=fn == "fit")
+        elif status == "failed" and exc is not None:
+            end_run(run, exc)
         elif status == "failed":
-            end_run(run, exc) if exc is not None else end_run(
-                run, status="failed", reason="Lightning reported a failure"
-            )
+            end_run(run, status="failed", reason="Lightning reported a failure")
         elif status == "finished":
             end_run(run, status="interrupted", reason="Lightning stopped the run to requeue it (SLURM)")
         else:
             end_run(run, status="failed", reason=f"Lightning finalized the run with status {status!r}")
 
     def _checkpoint_summary(self, run: Any) -> None:
-        monitored = {m: best for m, best in self._best.items() if m} or self._best
+        monitored = self._checkpoints.monitored()
         if monitored:  # a monitoring callback's best, never a periodic one's latest file
             (path, score), *_ = monitored.values()
             summary: Dict[str, Any] = {"best_checkpoint": path, "best_checkpoint_score": score}
@@ -504,22 +396,10 @@ class KoguLoggerMixin:
                     summary[f"best_checkpoints.{monitor}_score"] = value
             run.summary(summary)
         if self._log_model == "best":
-            for path, _ in monitored.values():
-                self._store_checkpoint(path)
+            self._store_checkpoints(path for path, _ in monitored.values())
         elif self._log_model == "end":
             for callback in self._checkpoint_callbacks.values():
-                for path in _checkpoint_files(callback):
-                    self._store_checkpoint(path)
-
-
-def _checkpoint_files(callback: Any) -> List[str]:
-    """What MLflow's and W&B's loggers store of a ModelCheckpoint: last, best and the top k."""
-    paths = {
-        getattr(callback, "last_model_path", None),
-        getattr(callback, "best_model_path", None),
-        *getattr(callback, "best_k_models", {}).keys(),
-    }
-    return sorted(os.path.abspath(p) for p in paths if p and os.path.isfile(p))
+                self._store_checkpoints(checkpoint_files(callback))
 
 
 def _rows(
@@ -533,43 +413,18 @@ def _rows(
     return lines
 
 
-_RankExperiment = _dummy_experiment_class()
-
-
-def _make(base: type, package: str) -> type:
-    return type(
-        "KoguLogger",
-        (KoguLoggerMixin, base),
-        {
-            "__doc__": (KoguLoggerMixin.__doc__ or "")
-            + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
-            "__module__": __name__,
-        },
-    )
-
-
-def _pytorch_lightning_logger() -> type:
-    from pytorch_lightning.loggers import Logger
-
-    cls = _make(Logger, "pytorch_lightning")
-    cls.__name__ = cls.__qualname__ = "PLKoguLogger"
-    return cls
-
-
 try:
-    from lightning.pytorch.loggers import Logger as _LightningLogger
+    KoguLogger = logger_class(KoguLoggerMixin, "lightning.pytorch")
 except ImportError:  # only pytorch_lightning installed (or neither: that import raises)
     try:
-        PLKoguLogger = KoguLogger = _pytorch_lightning_logger()
+        PLKoguLogger = KoguLogger = logger_class(KoguLoggerMixin, "pytorch_lightning", "PLKoguLogger")
     except ImportError as exc:
-        raise ImportError(_NEEDS_LIGHTNING) from exc
-else:
-    KoguLogger = _make(_LightningLogger, "lightning.pytorch")
+        raise ImportError(NEEDS_LIGHTNING) from exc
 
 
 def __getattr__(name: str) -> Any:
     if name == "PLKoguLogger":  # built on first use: importing pytorch_lightning takes seconds
-        cls = globals()["PLKoguLogger"] = _pytorch_lightning_logger()
+        cls = globals()["PLKoguLogger"] = logger_class(KoguLoggerMixin, "pytorch_lightning", "PLKoguLogger")
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -22,7 +22,6 @@ Only the world process zero (``state.is_world_process_zero``) creates a run and 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
@@ -31,42 +30,29 @@ from transformers import TrainerCallback
 import epochline
 from epochline.context._frameworks import huggingface_model
 
+from ._checkpoints import Checkpoints
 from ._support import (
-    DEFAULT_EMIT,
     INIT_KEYWORDS,
     EpochAccumulator,
     adapter_options,
     catch_and_warn,
     end_run,
+    log_images,
     open_run,
     prior_record,
     repeated_call,
-    warn_once,
+)
+from ._transformers_trainer import (
+    IGNORED_ARGS,
+    content,
+    epoch_number,
+    model_params,
+    primary_metric,
+    total_epochs,
+    training_arguments,
 )
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
-IGNORED_ARGS = (
-    "output_dir",
-    "logging_dir",
-    "run_name",
-    "overwrite_output_dir",
-    "report_to",
-    "disable_tqdm",
-    "logging_steps",
-    "logging_first_step",
-    "logging_strategy",
-    "save_steps",
-    "save_strategy",
-    "save_total_limit",
-    "dataloader_num_workers",
-    "push_to_hub",
-    "hub_token",
-    "hub_model_id",
-    "hub_strategy",
-    "hub_private_repo",
-    "model.transformers_version",
-)
-"""Parameters recorded but not counted in the run's fingerprint: they do not change the result."""
 
 ImagesFn = Callable[[Any, Any], Optional[Mapping[str, Any]]]
 
@@ -122,7 +108,7 @@ class TrackerCallback(TrainerCallback):
         self._epochs = EpochAccumulator()
         self._closing: Optional[int] = None  # epoch that ended and awaits its evaluation
         self._train_loss: Optional[float] = None
-        self._last_checkpoint: Optional[str] = None
+        self._checkpoints = Checkpoints()
         self._total_epochs: Optional[int] = None
 
     # -- the run -----------------------------------------------------------------------------------
@@ -130,14 +116,8 @@ class TrackerCallback(TrainerCallback):
     def run(self) -> Any:
         """The run (created on first use; a NoOpRun on a non-zero rank or when tracking is off)."""
         if self._run is None:
-            self._run = self._start(all_ranks=False)
+            self._run = open_run("transformers", **self._options, all_ranks=False)
         return self._run
-
-    def _start(self, all_ranks: bool, run_id: Optional[str] = None) -> Any:
-        options = dict(self._options)
-        if run_id is not None:  # re-open a finished run for a later evaluate()/predict()
-            options.update(run_id=run_id, tags=(), params=None)
-        return open_run(**options, framework="transformers", default_emit=DEFAULT_EMIT, all_ranks=all_ranks)
 
     def _live(self, state: Any, create: bool = False, args: Any = None, model: Any = None) -> Any:
         """The run to log to on this process, or None (other rank, tracking off)."""
@@ -148,22 +128,19 @@ class TrackerCallback(TrainerCallback):
             if run is not None and not run.finished and run.in_progress == "train":
                 # the last train() never reached its end (its exception was caught): it failed,
                 # and this train() is a run of its own
-                end_run(
-                    run,
-                    status="failed",
-                    reason="train did not reach its end (an exception was raised and caught by the caller)",
-                )
+                reason = "train did not reach its end (an exception was raised and caught by the caller)"
+                end_run(run, status="failed", reason=reason)
             if run is None or run.finished:
                 if run is not None:
                     self._reset()
-                self._run = self._start(all_ranks=True)
+                self._run = open_run("transformers", **self._options, all_ranks=True)
         run = self._run
         if run is None or not isinstance(run, epochline.Run):
             return None
         if run.finished:
             if self._given is not None:
                 return None
-            run = self._run = self._start(all_ranks=True, run_id=run.id)
+            run = self._run = open_run("transformers", **self._options, all_ranks=True, reopen=run.id)
             if self._epochs.epoch == 0:  # not this process's run: continue its stored last record
                 self._epochs.resume(run.epochs_done, prior_record(run, run.epochs_done))
         if not self._params_done and args is not None:
@@ -211,13 +188,9 @@ class TrackerCallback(TrainerCallback):
             return
         if self._given is None:
             self._phase = run.phase("train")
-        best = getattr(args, "metric_for_best_model", None)
-        if best:
-            metric = best if best.startswith("eval_") else f"eval_{best}"
-            higher = getattr(args, "greater_is_better", None)
-            run.set_primary_metric(
-                metric, "max" if higher or (higher is None and "loss" not in best) else "min"
-            )
+        primary = primary_metric(args)
+        if primary is not None:
+            run.set_primary_metric(*primary)
 
     @catch_and_warn
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -235,14 +208,14 @@ class TrackerCallback(TrainerCallback):
         if run is not None:
             if self._closing is not None:
                 self._close_epoch(run)
-            self._closing = max(self._epochs.closed + 1, _epoch_number(state.epoch) or 1)
+            self._closing = max(self._epochs.closed + 1, epoch_number(state.epoch) or 1)
         return control
 
     @catch_and_warn
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None, **kwargs: Any
     ) -> None:
-        if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), _content(logs)):
+        if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), content(logs)):
             return
         if any(str(k).startswith(("eval_", "test_")) for k in logs):
             return  # evaluate()/predict()'s log: recorded by on_evaluate/on_predict, with its epoch
@@ -267,7 +240,7 @@ class TrackerCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if repeated_call(self, "on_evaluate", state, id(metrics), _content(metrics)):
+        if repeated_call(self, "on_evaluate", state, id(metrics), content(metrics)):
             return
         run = self._live(state, create=self._run is None, args=args, model=model)
         if run is None:
@@ -285,15 +258,11 @@ class TrackerCallback(TrainerCallback):
             if self._closing is not None:
                 self._close_epoch(run)
         elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
-            run.end_evaluation(
-                metrics,
-                stage="test" if test else "val",
-                epoch=None if test else epoch,
-                step=state.global_step,
-            )
+            stage = "test" if test else "val"
+            run.end_evaluation(metrics, stage=stage, epoch=None if test else epoch, step=state.global_step)
             self._epochs.add_to_last(run, metrics)
         if self.images is not None:
-            self._log_images(run, state, model)
+            log_images(self, run, self.images, state, model, step=state.global_step)
         self._after_train(run)
 
     @catch_and_warn
@@ -306,7 +275,7 @@ class TrackerCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if not metrics or repeated_call(self, "on_predict", state, id(metrics), _content(metrics)):
+        if not metrics or repeated_call(self, "on_predict", state, id(metrics), content(metrics)):
             return
         run = self._live(state, create=self._run is None, args=args, model=model)
         if run is None:
@@ -332,23 +301,20 @@ class TrackerCallback(TrainerCallback):
         if run is None or self.checkpoints == "none":
             return
         folder = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
-        if folder == self._last_checkpoint:  # some versions save twice at the last step (4.46)
+        if folder == self._checkpoints.last:  # some versions save twice at the last step (4.46)
             return
         if not os.path.isdir(folder):
-            run.log_text(
-                f"checkpoint of step {state.global_step} not found at {folder}",
-                level="WARNING",
-                logger="epochline.transformers",
-            )
+            message = f"checkpoint of step {state.global_step} not found at {folder}"
+            run.log_text(message, level="WARNING", logger="epochline.transformers")
             return
-        self._last_checkpoint = folder
+        self._checkpoints.last = folder
         run.log_text(f"checkpoint saved: {folder}", logger="epochline.transformers")
         summary = {"checkpoint.last": folder, "checkpoint.last_step": state.global_step}
         if state.best_model_checkpoint:
             summary["checkpoint.best"] = os.path.abspath(state.best_model_checkpoint)
         run.summary(summary)
         if self.checkpoints == "all":
-            run.log_artifact(folder, name=os.path.basename(folder))
+            self._checkpoints.store(run, folder, name=os.path.basename(folder))
 
     @catch_and_warn
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -360,13 +326,12 @@ class TrackerCallback(TrainerCallback):
         if self._closing is not None:
             self._close_epoch(run)
         if self.checkpoints == "best":
-            best = state.best_model_checkpoint or self._last_checkpoint
+            best = state.best_model_checkpoint or self._checkpoints.last
             if best and os.path.isdir(best):
                 run.summary({"checkpoint.best": os.path.abspath(best)})
-                run.log_artifact(best, name="checkpoint-best")
+                self._checkpoints.store(run, best, name="checkpoint-best")
         if self._phase is not None:
             self._phase.end()
-            self._phase = None
         if self.finish_on_train_end and self._given is None:
             end_run(run, hold_lines=True)  # an evaluate()/predict() may follow
 
@@ -374,8 +339,7 @@ class TrackerCallback(TrainerCallback):
     def _close_epoch(self, run: Any) -> None:
         epoch, self._closing = self._closing or 1, None
         values = {"train_loss": self._train_loss} if self._train_loss is not None else {}
-        total = self._total_epochs
-        total = max(total, epoch) if total else None
+        total = max(self._total_epochs, epoch) if self._total_epochs else None
         self._epochs.add(run, epoch, values, total)
         if not self._epochs.dirty and self._epochs.epoch == epoch:
             self._epochs.dirty = True  # an epoch with nothing to say still gets its record
@@ -383,58 +347,18 @@ class TrackerCallback(TrainerCallback):
 
     def _current_epoch(self, state: Any) -> Optional[int]:
         """The 1-indexed epoch in progress (the one that ended, between its end and the next)."""
-        if self._closing is not None:
-            return self._closing
-        return _epoch_number(state.epoch)
+        return self._closing if self._closing is not None else epoch_number(state.epoch)
 
     def _log_params(self, run: Any, args: Any, model: Any, state: Any) -> None:
-        try:
-            arguments = args.to_dict()  # enums as values, hub tokens masked
-        except Exception:
-            arguments = args
-        run.log_config(args=arguments)
+        """``TrainingArguments`` as the run's config, the model as a model record and as params."""
+        run.log_config(args=training_arguments(args))
         huggingface_model(run, model)  # _name_or_path and config.to_dict() as a model record
-        extra: Dict[str, Any] = {}
-        config = getattr(model, "config", None)
-        if config is not None:
-            try:
-                extra["model"] = config.to_dict()
-            except Exception:
-                extra["model"] = {"config": config}
+        self._total_epochs = total_epochs(state, args)
+        extra: Dict[str, Any] = {
+            "trainer": {"max_steps": state.max_steps, "total_epochs": self._total_epochs}
+        }
         if model is not None:
-            extra.setdefault("model", {})["class"] = type(model).__name__
-            try:
-                params = list(model.parameters())
-                extra["model"]["num_parameters"] = sum(p.numel() for p in params)
-                extra["model"]["num_trainable_parameters"] = sum(p.numel() for p in params if p.requires_grad)
-            except Exception:
-                pass
-        total = getattr(state, "num_train_epochs", None) or getattr(args, "num_train_epochs", None)
-        self._total_epochs = int(math.ceil(total)) if total else None
-        extra["trainer"] = {"max_steps": state.max_steps, "total_epochs": self._total_epochs}
+            extra["model"] = model_params(model)
         run.log_params(extra)
         if self._user_params is not None:
             run.log_params(self._user_params)
-
-    def _log_images(self, run: Any, state: Any, model: Any) -> None:
-        if self.images is None:
-            return
-        try:
-            images = self.images(state, model) or {}
-            items = list(images.items())
-        except Exception as exc:  # a plotting bug must not stop the training
-            warn_once(self, "images function", exc)
-            return
-        for key, image in items:
-            run.log_image(str(key), image, step=state.global_step)
-
-
-def _content(metrics: Optional[Mapping[str, Any]]) -> Any:
-    return tuple(sorted((str(k), repr(v)) for k, v in (metrics or {}).items()))
-
-
-def _epoch_number(epoch: Optional[float]) -> Optional[int]:
-    """1-indexed epoch of a transformers float epoch: 0.4 -> 1, 1.0 -> 1 (it just ended), 1.2 -> 2."""
-    if epoch is None:
-        return None
-    return max(1, int(math.ceil(float(epoch) - 1e-9)))

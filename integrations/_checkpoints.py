@@ -1,0 +1,51 @@
+"""Checkpoint files a framework wrote -> run artifacts, and the best checkpoint per monitor.
+
+All three adapters store checkpoints the same way, so the rules live here once: a file (or a
+checkpoint folder) is copied into the store at most once per version of it (its mtime), so a
+checkpoint announced again (a later stage, a second callback, a framework that saves twice at the
+last step) is not copied twice; and the best file of each monitoring callback is remembered per
+monitor, where a periodic callback's latest file (monitor ``""``) never replaces it. Which files a
+framework's checkpoint callback wrote is the adapter's (or its framework module's) business; the
+summary keys each adapter writes are documented per framework and stay in the adapter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+__all__ = ["Checkpoints"]
+
+
+class Checkpoints:
+    """The checkpoints one run has seen: what was stored (path -> (mtime, stored path)) and the best
+    file per monitor (monitor -> (absolute path, score))."""
+
+    def __init__(self) -> None:
+        self.stored: Dict[str, Tuple[float, Optional[str]]] = {}
+        self.best: Dict[str, Tuple[str, Optional[float]]] = {}
+        self.last: Optional[str] = None  # the last path stored or noted
+
+    def store(self, run: Any, path: Any, name: Optional[str] = None) -> Optional[str]:
+        """Copy ``path`` into the run's store as artifact ``name`` unless this version of it was
+        copied already; the stored path (None if ``path`` is gone or could not be stored)."""
+        path = os.path.abspath(os.fspath(path))
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return None
+        self.last = path
+        done = self.stored.get(path)
+        if done is not None and done[0] == mtime:
+            return done[1]
+        stored = run.log_artifact(path, name=name)
+        self.stored[path] = (mtime, stored)
+        return stored
+
+    def note_best(self, monitor: Optional[str], path: Any, score: Any = None) -> None:
+        """The best file of the callback watching ``monitor`` (None or ``""``: a periodic one)."""
+        self.best[monitor or ""] = (os.path.abspath(os.fspath(path)), None if score is None else float(score))
+
+    def monitored(self) -> Dict[str, Tuple[str, Optional[float]]]:
+        """The best of each monitoring callback; only when there is none, the periodic latest."""
+        return {m: best for m, best in self.best.items() if m} or dict(self.best)

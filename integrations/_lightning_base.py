@@ -1,0 +1,144 @@
+"""What the Lightning adapter reads from Lightning itself, kept apart so that ``lightning.py`` is
+the translation of ``Logger`` calls into run calls and nothing else.
+
+* Which Lightning is installed: ``rank_zero_only``, the ``Logger`` base class (``lightning`` first,
+  else ``pytorch_lightning``; :func:`logger_class` builds the public class over either) and the
+  other ranks' experiment (Lightning's own ``DummyExperiment`` with the no-op run's methods).
+* Where in Lightning's loop a ``log_metrics`` call is made (:func:`loop_state`,
+  :func:`epoch_level`, :func:`train_epoch_end`), read from the trainer's progress counters:
+  Lightning passes a logger nothing but the values and the step.
+* Which files a ``ModelCheckpoint`` holds (:func:`checkpoint_files`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, List, Optional, Tuple
+
+import epochline
+
+NEEDS_LIGHTNING = (
+    "epochline.integrations.lightning needs `lightning` or `pytorch_lightning`: "
+    "pip install 'epochline[lightning]'"
+)
+
+try:
+    from lightning_utilities.core.rank_zero import rank_zero_only
+except ImportError:  # every Lightning 2.x installs lightning_utilities; without it, no Lightning
+    try:
+        from pytorch_lightning.utilities import rank_zero_only  # type: ignore[no-redef, unused-ignore]
+    except ImportError as exc:
+        raise ImportError(NEEDS_LIGHTNING) from exc
+
+__all__ = [
+    "NEEDS_LIGHTNING",
+    "rank_zero_only",
+    "RankExperiment",
+    "logger_class",
+    "trainer_fn",
+    "loop_state",
+    "train_epoch_end",
+    "epoch_level",
+    "max_epochs",
+    "checkpoint_files",
+]
+
+STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
+"""Lightning's ``RunningStage`` values -> the stage a run records."""
+
+
+def _dummy_experiment_class() -> type:
+    Dummy: Any = object
+    for module, name in (
+        ("lightning.fabric.loggers.logger", "_DummyExperiment"),
+        ("pytorch_lightning.loggers.logger", "DummyExperiment"),
+    ):
+        try:
+            Dummy = getattr(importlib.import_module(module), name)
+            break
+        except (ImportError, AttributeError):
+            continue
+    return type(
+        "RankExperiment",
+        (epochline.NoOpRun, Dummy),
+        {
+            "__doc__": "Other ranks' experiment: a no-op run that also accepts any other call "
+            "(``experiment.anything(...)`` returns None), as Lightning's DummyExperiment.",
+            "__module__": "epochline.integrations.lightning",
+        },
+    )
+
+
+RankExperiment = _dummy_experiment_class()
+
+
+def logger_class(mixin: type, package: str, name: str = "KoguLogger") -> type:
+    """``class KoguLogger(mixin, <package>.loggers.Logger)``; ImportError if ``package`` is missing."""
+    base = importlib.import_module(f"{package}.loggers").Logger
+    return type(
+        name,
+        (mixin, base),
+        {
+            "__doc__": (mixin.__doc__ or "")
+            + f"\n    This class derives from ``{package}.loggers.Logger``.\n",
+            "__module__": "epochline.integrations.lightning",
+            "__qualname__": name,
+        },
+    )
+
+
+def _value(enum: Any) -> Optional[str]:
+    """``TrainerFn.FITTING`` -> ``"fit"`` (``str()`` of these str-enums is the member name)."""
+    return None if enum is None else str(getattr(enum, "value", enum))
+
+
+def trainer_fn(trainer: Any) -> Optional[str]:
+    """The trainer function running (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``) or None."""
+    return _value(getattr(getattr(trainer, "state", None), "fn", None))
+
+
+def loop_state(trainer: Any) -> Tuple[Optional[str], Optional[str]]:
+    """(trainer function, recorded stage) of the call being made now."""
+    stage = _value(getattr(getattr(trainer, "state", None), "stage", None))
+    return trainer_fn(trainer), STAGES.get(stage or "")
+
+
+def train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+    """True for the call Lightning makes at the end of a training epoch (after its validation):
+    the epoch is processed but not yet completed."""
+    if fn != "fit" or stage != "train":
+        return False
+    try:
+        current = trainer.fit_loop.epoch_progress.current
+        return bool(current.processed > current.completed)
+    except AttributeError:
+        return False
+
+
+def epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+    """Whether a call's values describe the epoch: validation's, the train-epoch-end call's and
+    those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
+    if trainer is None or fn != "fit" or stage != "train" or train_epoch_end(trainer, fn, stage):
+        return True
+    try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
+        current = trainer.fit_loop.epoch_progress.current
+        return bool(current.ready > current.started)
+    except AttributeError:
+        return True
+
+
+def max_epochs(trainer: Any) -> Optional[int]:
+    """``trainer.max_epochs`` when it is a real bound (not -1 / None)."""
+    value = getattr(trainer, "max_epochs", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def checkpoint_files(callback: Any) -> List[str]:
+    """What MLflow's and W&B's loggers store of a ModelCheckpoint: last, best and the top k."""
+    paths = {
+        getattr(callback, "last_model_path", None),
+        getattr(callback, "best_model_path", None),
+        *getattr(callback, "best_k_models", {}).keys(),
+    }
+    return sorted(os.path.abspath(p) for p in paths if p and os.path.isfile(p))
