@@ -498,10 +498,8 @@ class Run(RunContext):
             "step": self._best[1],
         }
 
-    def set_best_epoch(self, epoch: int) -> None:
-        """Name the epoch the training kept (early stopping that restored the best weights, the
-        best checkpoint): the final record reports this epoch's values instead of choosing."""
-        self._check_open("set_best_epoch")
+    def _pin_best_epoch(self, epoch: Any) -> None:
+        """``set_best(epoch=...)``: the final record reports this epoch's values."""
         epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
         if epoch < 1:
             raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")

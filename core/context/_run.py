@@ -73,6 +73,7 @@ class RunContext:
         def _warn_once(self, key: tuple, message: str) -> None: ...
         def _lose(self, key: tuple, message: str) -> None: ...
         def _step_or_current(self, step: Any) -> int: ...
+        def _pin_best_epoch(self, epoch: Any) -> None: ...
         def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]: ...
         def log_params(self, *args: Any, **kwargs: Any) -> None: ...
 
@@ -181,13 +182,26 @@ class RunContext:
         if len(recent) > RECENT_PRIMARY:
             recent.popitem(last=False)
 
-    def set_best(self, step: Optional[int] = None) -> None:
-        """Pin the best step (e.g. from early stopping; default: the last step logged).
+    def set_best(self, step: Optional[int] = None, *, epoch: Optional[int] = None) -> None:
+        """Name the best point of the run when the training, not the metric, decides it.
 
-        It overrides the primary metric's own tracking: the summary gets ``best_step`` and, with
-        a primary metric, ``best_<name>_step`` and the value logged at that step.
+        ``set_best(epoch=e)``: the training kept epoch ``e`` (early stopping that restored the
+        best weights, the best checkpoint reloaded); the final record (summary, Kogu ``-1`` line,
+        PROGRESS ``completed``) reports that epoch's values instead of choosing by the rule.
+
+        ``set_best(step)`` (default: the last step logged): pins the best *step* (legm's explicit
+        best step); it overrides the primary metric's own tracking: the summary gets ``best_step``
+        and, with a primary metric, ``best_<name>_step`` and the value logged at that step.
         """
         self._check_open("set_best")
+        if epoch is not None:
+            if step is not None:
+                raise ValueError(
+                    "set_best() takes a step or epoch=, not both (the epoch names the final record's "
+                    "epoch; the step pins the best step)"
+                )
+            self._pin_best_epoch(epoch)
+            return
         step = self._step_or_current(step)
         if step < 0:
             raise ValueError(f"the best step must be >= 0, got {step}")
