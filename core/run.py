@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import _sigterm
 from . import events as ev
@@ -161,6 +161,12 @@ class Run(RunContext):
     @property
     def store_uri(self) -> str:
         return self._info.store.uri
+
+    @property
+    def emit(self) -> FrozenSet[str]:
+        """The line emitters on for this run (``kogu``, ``progress``): a wrapper that shares stdout
+        with them (``epochline run``) keeps the child's lines whole when this is not empty."""
+        return self._info.emit
 
     @property
     def step(self) -> int:
