@@ -246,9 +246,7 @@ class TrackerCallback(keras.callbacks.Callback):
             }
             if restored is not None:  # the final record reports the restored epoch
                 info["early_stopping.restored_epoch"] = restored + 1 + self._offset
-                set_best = getattr(run, "set_best_epoch", None)
-                if set_best is not None:
-                    set_best(restored + 1 + self._offset)
+                run.set_best(epoch=restored + 1 + self._offset)
             run.summary(info)
         if self._last_epoch is not None:
             run.summary({"epochs_trained": self._last_epoch})
