@@ -36,6 +36,7 @@ from ._support import (
     catch_and_warn,
     end_run,
     exception_in_flight,
+    leave_to_launcher,
     open_run,
     prefixed,
     prior_record,
@@ -188,6 +189,7 @@ class KoguLoggerMixin:
         self._checkpoint_callbacks: Dict[int, Any] = {}
         self._finalized: Optional[Tuple[Any, ...]] = None
         self._phase: Any = None  # the run's "fit" phase while fit runs
+        self._worker = False  # a ddp_spawn worker: its launcher finalizes a failure
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -241,6 +243,8 @@ class KoguLoggerMixin:
             **{**options, "run_id": self._run_id}, framework="lightning", default_emit=DEFAULT_EMIT
         )
         self._run = run
+        if self._worker:
+            leave_to_launcher(run)
         return run
 
     def _trainer(self) -> Any:
@@ -278,6 +282,11 @@ class KoguLoggerMixin:
         except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
             self._trainer_ref = lambda proxy=trainer: proxy
         run = self._run
+        # Lightning trains in this process only in a worker when the launcher spawns processes
+        launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
+        if type(launcher).__name__ == "_MultiProcessingLauncher" and self._given is None:
+            self._worker = True
+            leave_to_launcher(run)
         if run is not None and not run.finished and _value(trainer.state.fn) == "fit" and self._given is None:
             self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 
