@@ -103,3 +103,86 @@ def test_fit_then_evaluate_without_a_with_block_prints_one_final_set(store_dir, 
         assert channel["test_loss"] == pytest.approx(test_loss, rel=1e-6)
         assert "val_accuracy" in channel  # the fit's validation stays beside the test values
     assert sum(p["status"] != "training" for p in progress) == 1
+
+
+# -- what works and must keep working (issue 13's list) --------------------------------------------
+def test_early_stopping_restored_epoch_is_the_final_record_on_every_channel(store_dir, store, digits, capfd):
+    class BestAtEpoch2(keras.callbacks.Callback):  # a monitored value that is best at epoch 2
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_score"] = abs(epoch - 1)
+
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_score", mode="min", patience=2, restore_best_weights=True
+    )
+    x, y = digits
+    history = make_model().fit(
+        x[:400], y[:400], validation_split=0.25, epochs=20, batch_size=64, verbose=0,
+        callbacks=[BestAtEpoch2(), stop, TrackerCallback(path="modes/restored")],
+    ).history  # fmt: skip
+    assert len(history["loss"]) == 4  # stopped after epoch 4, weights of epoch 2 restored
+    kogu, progress = protocol_lines(finished_output(capfd))
+    final, completed = final_lines(kogu, progress)
+    view = only_run(store)
+    for channel in (view.summary, final):
+        assert channel["best_epoch"] == 2 and channel["total_epochs"] == 4
+        assert channel["val_accuracy"] == pytest.approx(100 * history["val_accuracy"][1])
+        assert channel["train_loss"] == pytest.approx(history["loss"][1])
+    assert (completed["epoch"], completed["total_epochs"]) == (4, 4)  # 100 %, not 4/20
+    assert completed["test_accuracy"] == pytest.approx(100 * history["val_accuracy"][1])
+
+
+def test_generator_with_steps_per_epoch(store_dir, store, digits):
+    x, y = digits
+
+    def batches():  # endless, no length: Keras needs steps_per_epoch
+        i = 0
+        while True:
+            yield x[i : i + 32], y[i : i + 32]
+            i = (i + 32) % 1024
+
+    make_model().fit(
+        batches(), steps_per_epoch=5, epochs=3, verbose=0, shuffle=False, validation_data=(x[1400:1500], y[1400:1500]),
+        callbacks=[TrackerCallback(path="modes/steps-per-epoch")],
+    )  # fmt: skip
+    view = only_run(store)
+    assert view.status == "completed" and view.params["steps"] == 5
+    assert [e["epoch"] for e in view.epochs()] == [1, 2, 3]
+    assert [r["step"] for r in view.metric_rows("val_accuracy")] == [5, 10, 15]
+
+
+def test_loss_only_model_has_loss_records_and_no_accuracy(store_dir, store, digits, capfd):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # no metrics
+    x, y = digits
+    history = model.fit(
+        x[:400], y[:400], validation_split=0.25, epochs=2, verbose=0,
+        callbacks=[TrackerCallback(path="modes/loss-only")],
+    ).history  # fmt: skip
+    kogu, progress = protocol_lines(finished_output(capfd))
+    view = only_run(store)
+    assert view.status == "completed"
+    for record in view.epochs():
+        assert {"train_loss", "val_loss"} <= set(record["values"]) and not record["percent"]
+    assert set(plotted(kogu)) == {"loss"}
+    final, completed = final_lines(kogu, progress)
+    assert final["best_epoch"] == 1 + history["val_loss"].index(min(history["val_loss"]))  # lowest val_loss
+    assert completed["val_loss"] == pytest.approx(min(history["val_loss"]))
+    assert not any(k.endswith("accuracy") for k in completed)
+
+
+def test_predict_records_nothing(store_dir, store, digits, capfd):
+    x, y = digits
+    cb = TrackerCallback(path="modes/predict")
+    model = make_model()
+    model.fit(x[:400], y[:400], epochs=1, verbose=0, callbacks=[cb])
+    before = only_run(store)
+    model.predict(x[1400:], verbose=0, callbacks=[cb])  # after fit: nothing added, nothing printed
+    model.predict(x[1400:], verbose=0, callbacks=[TrackerCallback(path="modes/predict-only")])
+    kogu, progress = protocol_lines(finished_output(capfd))
+    after = only_run(store)  # no run for the predict-only callback
+    assert (after.id, after.status, after.summary) == (before.id, "completed", before.summary)
+    assert set(after.metric_keys()) == set(before.metric_keys()) and not any(
+        k.startswith(("test_", "predict")) for k in after.metric_keys()
+    )
+    assert len(final_lines(kogu, progress)) == 2  # still exactly one final set
