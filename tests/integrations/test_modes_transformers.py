@@ -3,6 +3,13 @@ end, a real Trainer (tiny BERT from a config, digits as tokens, CPU, offline; se
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 pytest.importorskip("transformers")
@@ -14,7 +21,7 @@ from epochline.integrations.transformers import TrackerCallback  # noqa: E402
 from linecheck import protocol_lines  # noqa: E402
 
 from .conftest import finished_output  # noqa: E402
-from .test_transformers import make_trainer, only_run  # noqa: E402
+from .test_transformers import Digits, make_trainer, only_run  # noqa: E402
 
 # Validation results per epoch, set by the test so that the stop is known in advance: the loss
 # (the Trainer's metric_for_best_model) is best at epoch 2, the accuracy at epoch 3; no improvement
@@ -68,3 +75,158 @@ def test_early_stopping_reports_the_epochs_run_and_the_loaded_best_epoch(tmp_pat
         assert channel["val_accuracy"] == pytest.approx(100 * EVAL_ACCURACY[2])
     assert completed["val_loss"] == pytest.approx(EVAL_LOSS[2])
     assert completed["test_accuracy"] == pytest.approx(100 * EVAL_ACCURACY[2])  # the final accuracy field
+
+
+# -- what works and must keep working (issue 13's list) --------------------------------------------
+def test_gradient_accumulation_gives_one_record_per_epoch(tmp_path, store_dir, store):
+    # 10 batches per epoch, 2 per optimizer step: 5 steps per epoch
+    callback = TrackerCallback(path="modes/accumulation", emit="none")
+    make_trainer(tmp_path, [callback], gradient_accumulation_steps=2).train()
+    view = only_run(store)
+    assert view.status == "completed" and view.params["gradient_accumulation_steps"] == 2
+    rows = view.metric_rows("eval_accuracy")
+    assert [(r["step"], r["epoch"]) for r in rows] == [(5, 1), (10, 2)]
+    epochs = view.epochs()
+    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["total_epochs"] == 2 for e in epochs)
+    for record, row in zip(epochs, rows):
+        assert record["values"]["val_accuracy"] == pytest.approx(100 * row["value"])
+
+
+def test_params_keep_enums_lists_dicts_and_none_and_mask_tokens(tmp_path, store_dir, store, capfd):
+    secret = "hf_do_not_print_me_123"
+    callback = TrackerCallback(path="modes/params")
+    make_trainer(
+        tmp_path,
+        [callback],
+        num_train_epochs=1,
+        n_train=64,
+        eval_strategy="no",
+        hub_token=secret,
+        lr_scheduler_type="cosine",  # an enum in TrainingArguments
+        lr_scheduler_kwargs={"num_cycles": 0.5},
+        label_names=["labels"],
+    ).train()
+    out = finished_output(capfd)
+    params = only_run(store).params
+    assert params["lr_scheduler_type"] == "cosine" and params["eval_strategy"] == "no"
+    assert params["lr_scheduler_kwargs.num_cycles"] == 0.5
+    assert params["label_names"] == ["labels"] and params["hub_model_id"] is None
+    assert params["hub_token"] != secret
+    stored = json.dumps(params)
+    assert secret not in stored and secret not in out  # neither in the store nor on stdout
+    kogu, _ = protocol_lines(out)
+    printed = {k: v for o in kogu if "parameters" in o for k, v in o["parameters"].items()}
+    assert printed["lr_scheduler_type"] == "cosine" and printed["label_names"] == ["labels"]
+
+
+def test_evaluate_on_test_data_with_the_run_kept_open_reports_the_real_test_values(
+    tmp_path, store_dir, store, capfd
+):
+    callback = TrackerCallback(path="modes/test-set", finish_on_train_end=False)
+    trainer = make_trainer(tmp_path, [callback])
+    with callback.guard():
+        trainer.train()
+        result = trainer.evaluate(Digits(1500, 1700), metric_key_prefix="test")
+    kogu, progress = protocol_lines(finished_output(capfd))
+    test_acc, test_loss = 100 * result["test_accuracy"], result["test_loss"]
+    finals = [o["metric"]["metrics"] for o in kogu if "metric" in o and o["metric"]["iteration"] == -1]
+    completed = [p for p in progress if p["status"] == "completed"]
+    assert len(finals) == 1 and len(completed) == 1 and progress[-1] is completed[0]
+    view = only_run(store)
+    for channel in (completed[0], finals[0], view.summary):
+        assert channel["test_accuracy"] == pytest.approx(test_acc)  # the test set's, not a val accuracy
+        assert channel["test_loss"] == pytest.approx(test_loss)
+    for channel in (finals[0], view.summary):
+        best = max(view.epochs(), key=lambda e: e["values"]["val_accuracy"])
+        assert channel["val_accuracy"] == best["values"]["val_accuracy"]  # validation kept beside it
+
+
+def test_report_to_another_integration_records_and_prints_once(tmp_path, store_dir, store, capfd):
+    pytest.importorskip("tensorboard")
+    callback = TrackerCallback(path="modes/report-to")
+    make_trainer(tmp_path, [callback], report_to=["tensorboard"]).train()
+    kogu, progress = protocol_lines(finished_output(capfd))
+    assert [(p["epoch"], p["status"]) for p in progress] == [
+        (1, "training"),
+        (2, "training"),
+        (2, "completed"),
+    ]
+    assert sum(o.get("metric", {}).get("iteration") == -1 for o in kogu) == 1
+    assert sum("parameters" in o for o in kogu) >= 1
+    view = only_run(store)
+    assert [e["epoch"] for e in view.epochs()] == [1, 2]
+    for key in ("loss", "eval_accuracy"):
+        steps = [s for _, s, _ in view.metrics(key)]
+        assert steps == sorted(set(steps)), (key, steps)  # nothing twice
+    assert any(tmp_path.rglob("events.out.tfevents.*"))  # the other integration ran too
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    sys.path[:0] = [{tests!r}]  # tests/: linecheck, and integrations as a package
+    from pathlib import Path
+    from transformers import TrainerCallback
+    from integrations.test_transformers import make_trainer
+    from epochline.integrations.transformers import TrackerCallback
+
+    mode, folder = sys.argv[1], Path(sys.argv[2])
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 13:
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in epoch 2
+
+    if mode == "first":
+        callbacks = [TrackerCallback(path="modes/resume"), CtrlC()]
+    else:
+        callbacks = [TrackerCallback(path="modes/resume", run_id=sys.argv[3])]
+    trainer = make_trainer(folder, callbacks, num_train_epochs=3, save_strategy="epoch")
+    trainer.train(resume_from_checkpoint=None if mode == "first" else str(folder / "out" / "checkpoint-10"))
+""")
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_from_checkpoint_in_a_new_process(tmp_path, store_dir, store):
+    script = tmp_path / "train.py"
+    script.write_text(RESUME_SCRIPT.format(tests=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = {
+        **os.environ,
+        "EPOCHLINE_STORE": str(store_dir),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+    def train(*args):
+        return subprocess.run(
+            [sys.executable, str(script), *args, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+
+    first = train("first")
+    # Ctrl-C ends the process as Ctrl-C does (killed by SIGINT: 130 in a shell), the run interrupted
+    assert first.returncode in (-signal.SIGINT, 128 + signal.SIGINT), (first.returncode, first.stderr[-2000:])
+    (run,) = store().runs()
+    assert (run.status, run.reason) == ("interrupted", "KeyboardInterrupt")
+    assert [e["epoch"] for e in run.epochs()] == [1]
+    epoch_1 = run.epochs()[0]
+    assert protocol_lines(first.stdout)[1][-1]["status"] == "interrupted"
+
+    second = subprocess.run(
+        [sys.executable, str(script), "resume", str(tmp_path), run.id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    (run,) = store().runs()  # the same run, continued
+    assert run.status == "completed" and run.reason is None
+    assert [e["epoch"] for e in run.epochs()] == [1, 2, 3]
+    assert run.epochs()[0] == epoch_1  # epoch 1's record untouched by the new process
+    assert [(r["step"], r["epoch"]) for r in run.metric_rows("eval_accuracy")] == [(10, 1), (20, 2), (30, 3)]
+    completed = protocol_lines(second.stdout)[1][-1]
+    assert (completed["status"], completed["epoch"], completed["total_epochs"]) == ("completed", 3, 3)
