@@ -230,3 +230,32 @@ def test_ctrl_c_then_resume_from_checkpoint_in_a_new_process(tmp_path, store_dir
     assert [(r["step"], r["epoch"]) for r in run.metric_rows("eval_accuracy")] == [(10, 1), (20, 2), (30, 3)]
     completed = protocol_lines(second.stdout)[1][-1]
     assert (completed["status"], completed["epoch"], completed["total_epochs"]) == ("completed", 3, 3)
+
+
+def test_eval_steps_longer_than_an_epoch_keeps_val_series_and_final_values(tmp_path, store_dir, store, capfd):
+    # 10 steps per epoch, evaluation every 15: epoch 1 has none, epochs 2 and 3 one each
+    callback = TrackerCallback(path="modes/eval-steps")
+    make_trainer(tmp_path, [callback], num_train_epochs=3, eval_strategy="steps", eval_steps=15).train()
+    kogu, progress = protocol_lines(finished_output(capfd))
+    view = only_run(store)
+    records = {e["epoch"]: e["values"] for e in view.epochs()}
+    assert sorted(records) == [1, 2, 3] and "val_accuracy" not in records[1]
+    evals = {r["step"]: r for r in view.metric_rows("eval_accuracy")}
+    assert sorted(evals) == [15, 30] and [evals[s]["epoch"] for s in (15, 30)] == [2, 3]
+
+    plots: dict = {}
+    for obj in kogu:
+        if "plot" in obj:
+            plots.setdefault(obj["plot"]["name"], set()).update(obj["plot"]["metrics"])
+    assert {"train_loss", "val_loss"} <= plots["loss"] and "val_accuracy" in plots["accuracy"], plots
+
+    best = max((2, 3), key=lambda e: (records[e]["val_accuracy"], -e))  # ties: the earlier epoch
+    finals = [o["metric"]["metrics"] for o in kogu if "metric" in o and o["metric"]["iteration"] == -1]
+    completed = [p for p in progress if p["status"] == "completed"]
+    assert len(finals) == 1 and len(completed) == 1 and progress[-1] is completed[0]
+    for channel in (view.summary, finals[0]):
+        assert channel["best_epoch"] == best and channel["total_epochs"] == 3
+        assert channel["val_accuracy"] == records[best]["val_accuracy"]
+        assert not any(k.startswith("test_") for k in channel)
+    assert completed[0]["test_accuracy"] == pytest.approx(records[best]["val_accuracy"])
+    assert completed[0]["val_loss"] == pytest.approx(records[best]["val_loss"])
