@@ -6,7 +6,8 @@ the translation of ``Logger`` calls into run calls and nothing else.
   other ranks' experiment (Lightning's own ``DummyExperiment`` with the no-op run's methods).
 * Where in Lightning's loop a ``log_metrics`` call is made (:func:`loop_state`,
   :func:`epoch_level`, :func:`train_epoch_end`), read from the trainer's progress counters:
-  Lightning passes a logger nothing but the values and the step.
+  Lightning passes a logger nothing but the values and the step; whether this process is a
+  ``ddp_spawn`` worker (:func:`spawned_worker`).
 * Which files a ``ModelCheckpoint`` holds (:func:`checkpoint_files`).
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "train_epoch_end",
     "epoch_level",
     "max_epochs",
+    "spawned_worker",
     "checkpoint_files",
 ]
 
@@ -132,6 +134,13 @@ def max_epochs(trainer: Any) -> Optional[int]:
     """``trainer.max_epochs`` when it is a real bound (not -1 / None)."""
     value = getattr(trainer, "max_epochs", None)
     return value if isinstance(value, int) and value > 0 else None
+
+
+def spawned_worker(trainer: Any) -> bool:
+    """Whether this process is a worker that Lightning's launcher spawned (``ddp_spawn``): with a
+    launcher that spawns processes, Lightning trains (and calls ``log_graph``) only in a worker."""
+    launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
+    return type(launcher).__name__ == "_MultiProcessingLauncher"
 
 
 def checkpoint_files(callback: Any) -> List[str]:

@@ -28,6 +28,7 @@ artifacts in ``_checkpoints``.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import sys
 import threading
@@ -58,6 +59,7 @@ __all__ = [
     "log_images",
     "open_run",
     "end_run",
+    "leave_to_launcher",
     "EpochAccumulator",
     "prior_record",
     "prefixed",
@@ -222,6 +224,31 @@ def end_run(
         elif status == "completed":  # e.g. SystemExit(0) out of a framework call that failed
             status, reason = "failed", f"{type(exc).__name__} raised inside the framework call"
     run.finish(status or "completed", reason, hold_lines=hold_lines and exc is None)
+
+
+def leave_to_launcher(run: Any) -> None:
+    """Leave the end of ``run`` to the process that launched this one (Lightning's ``ddp_spawn``
+    workers: the launching process finalizes a failure, with the root cause it gets in
+    ``ProcessRaisedException``).
+
+    A worker that dies of an exception (its own, or a sibling's: the launcher then SIGTERMs it)
+    would otherwise finish the run from its exit paths (``sys.exit(1)`` in torch's spawn wrapper,
+    atexit, SIGTERM) with a symptom such as ``SystemExit: 1``, and print a final set of lines
+    before the launcher prints its own. So those exit paths leave it alone and only write what is
+    queued; the run ends by the worker's own ``finalize`` (success) or by the launcher's.
+    """
+    if not isinstance(run, epochline.Run) or run.finished:
+        return
+    from epochline import lifecycle
+
+    lifecycle._forget(run)  # not finished by this process's excepthook, atexit or SIGTERM
+    atexit.register(_write_queued, weakref.ref(run))
+
+
+def _write_queued(ref: "weakref.ref[Any]") -> None:
+    run = ref()
+    if run is not None and not run.finished:
+        run._dispatcher.park()  # write what is queued; the run stays open for the launcher
 
 
 def exception_in_flight() -> Optional[BaseException]:

@@ -37,6 +37,7 @@ from ._lightning_base import (
     loop_state,
     max_epochs,
     rank_zero_only,
+    spawned_worker,
     train_epoch_end,
     trainer_fn,
 )
@@ -49,6 +50,7 @@ from ._support import (
     catch_and_warn,
     end_run,
     exception_in_flight,
+    leave_to_launcher,
     open_run,
     prefixed,
     prior_record,
@@ -137,6 +139,7 @@ class KoguLoggerMixin:
         self._checkpoint_callbacks: Dict[int, Any] = {}
         self._finalized: Optional[Tuple[Any, ...]] = None
         self._phase: Any = None  # the run's "fit" phase while fit runs
+        self._worker = False  # a ddp_spawn worker: its launcher finalizes a failure
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -184,6 +187,8 @@ class KoguLoggerMixin:
             return run
         reopen = self._run_id if run is not None else None  # a later stage: tags, params recorded
         self._run = open_run("lightning", **{**self._options, "run_id": self._run_id}, reopen=reopen)
+        if self._worker:
+            leave_to_launcher(self._run)
         return self._run
 
     def _trainer(self) -> Any:
@@ -215,6 +220,9 @@ class KoguLoggerMixin:
         except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
             self._trainer_ref = lambda proxy=trainer: proxy
         run = self._run
+        if spawned_worker(trainer) and self._given is None:
+            self._worker = True
+            leave_to_launcher(run)
         if run is not None and not run.finished and trainer_fn(trainer) == "fit" and self._given is None:
             self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 

@@ -62,7 +62,7 @@ class _State:
         self.mode = _mode()
         self.params = KeyMapper()
         self.metrics = KeyMapper()
-        self.families: set = set()
+        self.families: Dict[str, list] = {}  # family -> its series, in declaration order
         self.run_id = run.id
         self.final: Dict[str, Any] = {}
         self.finished = False
@@ -71,8 +71,9 @@ class _State:
                 self.metrics(name)
                 if type(value) is not bool and isinstance(value, (int, float)):
                     family = _family(name, ())
-                    if family is not None:
-                        self.families.add(family)
+                    members = self.families.setdefault(family, []) if family is not None else None
+                    if members is not None and self.metrics(name) not in members:
+                        members.append(self.metrics(name))
 
 
 def _print(state: _State, obj: Any) -> None:
@@ -92,21 +93,36 @@ def _family(name: str, percent: Sequence[str]) -> str | None:
 def _declare_families(
     state: _State, names: Sequence[str], values: Dict[str, Any], percent: Sequence[str]
 ) -> None:
-    members: Dict[str, list] = {}
+    """Declare the loss/accuracy plots at their first record; declare a plot again, with all its
+    series so far, when a series of its family first appears later (``val_*`` of an epoch that
+    validates when epoch 1 did not: Keras ``validation_freq``, Lightning ``check_val_every_n_epoch``,
+    transformers ``eval_steps`` longer than an epoch)."""
+    grown: set = set()
     for name in names:
         value = values[name]
         if type(value) is bool or not isinstance(value, (int, float)):
             continue
         family = _family(name, percent)
-        if family is not None and family not in state.families:
-            members.setdefault(family, []).append(state.metrics(name))
+        if family is None:
+            continue
+        key = state.metrics(name)
+        members = state.families.setdefault(family, [])
+        if key not in members:
+            members.append(key)
+            grown.add(family)
     for family, _ in FAMILIES:
-        if family in members:
-            state.families.add(family)
+        if family in grown:
             label = "accuracy (%)" if family == "accuracy" and percent else family
             _print(
                 state,
-                {"plot": {"type": "line", "name": family, "y_label": label, "metrics": members[family]}},
+                {
+                    "plot": {
+                        "type": "line",
+                        "name": family,
+                        "y_label": label,
+                        "metrics": list(state.families[family]),
+                    }
+                },
             )
 
 
