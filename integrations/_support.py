@@ -37,8 +37,11 @@ import weakref
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
 
 import epochline
+from epochline.context._frameworks import huggingface_model, lightning_datasets
 from epochline.options import CONTEXT_OPTIONS, check_init_options, check_tags, unknown_keywords
 from epochline.run import exit_status, failure_reason
+from epochline.store import local_directory
+from epochline.values import flatten_params
 
 INIT_KEYWORDS: Tuple[str, ...] = (
     ("path", "name", "alias", "params", "ignore_params", "tags", "store", "run_id", "emit")
@@ -65,6 +68,12 @@ __all__ = [
     "prefixed",
     "parameter_count",
     "check_tags",
+    # the core's helpers for adapters, re-exported: an adapter module imports nothing of epochline
+    # but the public API and these private modules (one boundary, checked by test_contract.py)
+    "flatten_params",
+    "local_directory",
+    "lightning_datasets",
+    "huggingface_model",
 ]
 
 DEFAULT_EMIT = "kogu,progress"

@@ -24,8 +24,6 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
-from epochline.context._frameworks import lightning_datasets
-from epochline.values import flatten_params
 
 from ._checkpoints import Checkpoints
 from ._lightning_base import (
@@ -50,7 +48,10 @@ from ._support import (
     catch_and_warn,
     end_run,
     exception_in_flight,
+    flatten_params,
     leave_to_launcher,
+    lightning_datasets,
+    local_directory,
     open_run,
     prefixed,
     prior_record,
@@ -155,8 +156,6 @@ class KoguLoggerMixin:
     @property
     def save_dir(self) -> Optional[str]:
         """``<store>/lightning`` for a local store (Lightning's files, e.g. checkpoints), else None."""
-        from epochline.store import local_directory
-
         directory = local_directory(self._given.store_uri if self._given else self._options.get("store"))
         return None if directory is None else os.path.join(os.fspath(directory), "lightning")
 

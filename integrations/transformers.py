@@ -28,7 +28,6 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 from transformers import TrainerCallback
 
 import epochline
-from epochline.context._frameworks import huggingface_model
 
 from ._checkpoints import Checkpoints
 from ._support import (
@@ -37,6 +36,7 @@ from ._support import (
     adapter_options,
     catch_and_warn,
     end_run,
+    huggingface_model,
     log_images,
     open_run,
     prior_record,
@@ -240,9 +240,7 @@ class TrackerCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if repeated_call(self, "on_evaluate", state, id(metrics), content(metrics)):
-            return
-        run = self._live(state, create=self._run is None, args=args, model=model)
+        run = self._results_run("on_evaluate", args, state, metrics, model)
         if run is None:
             return
         metrics = dict(metrics or {})
@@ -275,15 +273,22 @@ class TrackerCallback(TrainerCallback):
         model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if not metrics or repeated_call(self, "on_predict", state, id(metrics), content(metrics)):
+        if not metrics:
             return
-        run = self._live(state, create=self._run is None, args=args, model=model)
+        run = self._results_run("on_predict", args, state, metrics, model)
         if run is None:
             return
         run.log(metrics, step=state.global_step, stage="test", epoch=max(self._epochs.epoch, 1))
         run.end_evaluation(metrics, stage="test", step=state.global_step)
         self._epochs.add_to_last(run, metrics)
         self._after_train(run)
+
+    def _results_run(self, event: str, args: Any, state: Any, metrics: Any, model: Any) -> Any:
+        """The run that an evaluate()/predict() result goes to: None for the same event again (a
+        callback registered twice) or another rank; a run of its own without a train() before."""
+        if repeated_call(self, event, state, id(metrics), content(metrics)):
+            return None
+        return self._live(state, create=self._run is None, args=args, model=model)
 
     def _after_train(self, run: Any) -> None:
         """An evaluate()/predict() after a train() that finished the run ends it again."""

@@ -6,10 +6,13 @@ importing epochline imports no framework. Each driver runs a real, tiny training
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +209,47 @@ def test_importing_epochline_imports_no_framework(adapter):
         "sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def epochline_imports(source):
+    """What a module's source takes from epochline other than its public API and the private
+    ``integrations/_*.py`` helpers: ``epochline.x`` / ``from epochline.x import`` modules, names of
+    ``from epochline import`` and ``epochline.<attribute>`` not in ``epochline.__all__``, and
+    relative imports of public modules."""
+    public = set(epochline.__all__)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("epochline.")]
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            if not (node.module or "").startswith("_"):
+                found.append("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.ImportFrom) and node.module == "epochline":
+            found += [f"epochline.{a.name}" for a in node.names if a.name not in public]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("epochline."):
+            found.append(node.module)
+        elif isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "epochline":
+            found += [f"epochline.{node.attr}"] if node.attr not in public else []
+    return found
+
+
+def test_the_import_rule_finds_what_it_forbids():
+    bad = (
+        "import epochline.run\nfrom epochline.values import flatten_params\nfrom epochline import lifecycle\n"
+        "from . import keras\nimport epochline\nepochline.lifecycle.active_runs()\nepochline.init()\n"
+        "from ._support import open_run\n"
+    )
+    assert epochline_imports(bad) == [
+        "epochline.run",
+        "epochline.values",
+        "epochline.lifecycle",
+        ".",
+        "epochline.lifecycle",
+    ]
+
+
+def test_an_adapter_module_uses_only_the_public_api_and_the_private_helpers(adapter):
+    """The adapter is a translation over the public API; what else of the core it needs comes
+    through ``integrations/_support.py`` (one boundary for the core to keep in step)."""
+    spec = importlib.util.find_spec(f"epochline.integrations.{adapter}")  # imports no framework
+    assert epochline_imports(Path(spec.origin).read_text(encoding="utf-8")) == []
