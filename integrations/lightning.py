@@ -72,6 +72,12 @@ def _log_model_mode(value: Union[bool, str, None]) -> str:
     return value
 
 
+_ENDINGS = {  # finalize's status, no exception in flight -> the run's status and reason
+    "failed": ("failed", "Lightning reported a failure"),
+    "finished": ("interrupted", "Lightning stopped the run to requeue it (SLURM)"),
+}
+
+
 class _Reopening:
     """What ``experiment`` returns after a stage finished the run: any use re-opens it by id.
 
@@ -385,12 +391,9 @@ class KoguLoggerMixin:
             end_run(run, hold_lines=fn == "fit")
         elif status == "failed" and exc is not None:
             end_run(run, exc)
-        elif status == "failed":
-            end_run(run, status="failed", reason="Lightning reported a failure")
-        elif status == "finished":
-            end_run(run, status="interrupted", reason="Lightning stopped the run to requeue it (SLURM)")
         else:
-            end_run(run, status="failed", reason=f"Lightning finalized the run with status {status!r}")
+            ending = _ENDINGS.get(status, ("failed", f"Lightning finalized the run with status {status!r}"))
+            end_run(run, status=ending[0], reason=ending[1])
 
     def _checkpoint_summary(self, run: Any) -> None:
         monitored = self._checkpoints.monitored()
