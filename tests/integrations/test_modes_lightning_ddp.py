@@ -76,3 +76,42 @@ def test_a_rank_failing_under_ddp_spawn_gives_one_final_set_led_by_its_cause(tmp
     (detail,) = [t for t in run.texts() if t.logger == "epochline.failure"]
     assert detail.level == "ERROR" and "Traceback" in detail.text
     assert detail.text.rstrip().endswith("ValueError: boom on rank 1")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo ddp_spawn on CPU is not run on Windows here")
+def test_ddp_spawn_fit_then_test_adds_to_the_last_epoch_and_ends_once(store_dir, store, capfd):
+    """Each ddp_spawn stage runs in new worker processes: the test stage's worker must add to the
+    stored last record, never replace epoch 1's (issue 13: "state lost between stages")."""
+    from epochline.integrations.lightning import KoguLogger
+
+    from .conftest import finished_output
+    from .lightning_models import DigitsData, DigitsMLP, _L, trainer_kwargs
+
+    logger = KoguLogger(path="ddp/fit-test")
+    trainer = _L.Trainer(logger=logger, **trainer_kwargs(max_epochs=2, strategy="ddp_spawn", devices=2))
+    model = DigitsMLP(images=False)
+    trainer.fit(model, DigitsData())
+    before = store().run(logger.version).epochs()
+    (result,) = trainer.test(model, DigitsData(), verbose=False)
+    kogu, progress = protocol_lines(finished_output(capfd))
+
+    run = store().run(logger.version)
+    after = run.epochs()
+    assert run.status == "completed" and [e["epoch"] for e in after] == [1, 2]
+    assert after[0] == before[0]  # epoch 1 untouched
+    added = {k: v for k, v in after[1]["values"].items() if k not in before[1]["values"]}
+    assert added.keys() == {"test_loss", "test_accuracy"}
+    assert added["test_accuracy"] == pytest.approx(100 * result["test_acc"], rel=1e-5)
+    assert {k: after[1]["values"][k] for k in before[1]["values"]} == before[1]["values"]
+    completed = [p for p in progress if p["status"] == "completed"]
+    assert progress[-1] is completed[-1]  # the last line holds the real test accuracy
+    assert completed[-1]["test_accuracy"] == pytest.approx(added["test_accuracy"])
+    finals = sum(o.get("metric", {}).get("iteration") == -1 for o in kogu)
+    if (len(completed), finals) == (2, 2):
+        # Known gap (issue 13, open): the fit's worker process ends before the test's worker
+        # starts, so the fit's held final lines are printed at its exit; the test stage's worker
+        # cannot take them back. Fixing it needs the held lines handed to the launching process.
+        pytest.xfail("ddp_spawn fit then test prints two final sets (one per worker process)")
+    assert len(completed) == 1 and finals == 1
