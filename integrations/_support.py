@@ -20,6 +20,10 @@ Adapter-author helpers (not user API):
   record once, and a later stage only adds to the last record.
 * :func:`prefixed` — Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``).
 * :func:`parameter_count` — the number of values in a model's weight tensors (any framework).
+* :func:`leave_to_launcher` — a ``ddp_spawn`` worker leaves a failed run's end to its launcher.
+* Re-exported core helpers (``flatten_params``, ``local_directory``, and the context recorders
+  ``lightning_datasets``, ``huggingface_model``): an adapter module imports nothing of epochline but
+  the public API and the private ``integrations/_*.py`` modules, so this is the one boundary.
 
 Framework-specific reading of framework objects (no run calls) lives in one private module per
 framework (``_keras_model``, ``_lightning_base``, ``_transformers_trainer``); checkpoint files ->
