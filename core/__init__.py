@@ -23,19 +23,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import errors as _errors  # a few small classes, no imports: loaded at once
+from .errors import *  # noqa: F403 - the errors are public under their own names
+
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load on first use
     from . import events
-    from .errors import (
-        AmbiguousRunError,
-        EpochlineError,
-        NoBackendError,
-        PluginError,
-        RunFinishedError,
-        RunNotFoundError,
-        StoreNotFoundError,
-        StoreUnavailableError,
-        StoreVersionError,
-    )
     from .insight.plot import plot
     from .lifecycle import init, is_enabled, new_run_id, set_enabled
     from .noop import NoOpRun
@@ -60,17 +52,7 @@ __all__ = [
     "new_run_id",
     "exit_status",
     "plot",
-    "__version__",
-    # errors
-    "EpochlineError",
-    "RunFinishedError",
-    "RunNotFoundError",
-    "AmbiguousRunError",
-    "StoreNotFoundError",
-    "StoreVersionError",
-    "StoreUnavailableError",
-    "NoBackendError",
-    "PluginError",
+    "__version__",  # noqa: F405 - read from the package metadata on first use (__getattr__)
     # plugin-author API
     "hookimpl",
     "register",
@@ -79,26 +61,13 @@ __all__ = [
     "RunInfo",
     "StoreBackend",
 ]
+__all__ += _errors.__all__  # the errors of epochline.errors, under their own names
 
 # Where each public name lives. ``import epochline`` loads none of these modules (a script, and
 # every CLI call, would otherwise pay for msgspec, pluggy and the store before doing anything);
 # each loads on first use of a name from it, e.g. when ``epochline.init`` is looked up.
 _LAZY = {
     "events": (".events", None),
-    **{
-        name: (".errors", name)
-        for name in (
-            "EpochlineError",
-            "RunFinishedError",
-            "RunNotFoundError",
-            "AmbiguousRunError",
-            "StoreNotFoundError",
-            "StoreVersionError",
-            "StoreUnavailableError",
-            "NoBackendError",
-            "PluginError",
-        )
-    },
     **{name: (".lifecycle", name) for name in ("init", "is_enabled", "new_run_id", "set_enabled")},
     "NoOpRun": (".noop", "NoOpRun"),
     **{name: (".plugins", name) for name in ("hookimpl", "register", "unregister")},

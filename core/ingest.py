@@ -541,8 +541,8 @@ def outcome(parser: LineParser, returncode: Optional[int] = None) -> Tuple[str, 
         if fail:
             return fail[0], f"{fail[1]} (exit code {returncode})" if fail[1] else f"exit code {returncode}"
         if returncode in (130, 143):
-            sig = "SIGINT" if returncode == 130 else "SIGTERM"
-            return "interrupted", f"exit code {returncode} ({sig})"
+            by = "SIGINT" if returncode == 130 else "SIGTERM"
+            return "interrupted", f"exit code {returncode} ({by})"
         return "failed", f"exit code {returncode}"
     if fail:
         return fail

@@ -174,7 +174,8 @@ def _popen_group_kwargs(own: bool) -> dict:
         return {}
     if sys.version_info >= (3, 11):
         return {"process_group": 0}
-    return {"preexec_fn": os.setpgrp}
+    else:  # an else, so that type checkers for 3.11+ skip it instead of calling it unreachable
+        return {"preexec_fn": os.setpgrp}
 
 
 def _recorded(run: Any) -> bool:
@@ -282,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         forward(signum, None)
 
     lock = threading.Lock()
-    emitting = bool(run) and bool(run._info.emit)
+    emitting = bool(run) and bool(run.emit)
     out = _Out(sys.stdout, lock, whole_lines=emitting)
     err = _Out(sys.stderr, threading.Lock())
     real_stdout = sys.stdout
@@ -290,6 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout = _LineLockedText(real_stdout, lock)
     console = _Console()
     stop = threading.Event()
+    assert proc.stdout is not None and proc.stderr is not None  # started with both piped
     pumps = [
         threading.Thread(
             target=_pump,

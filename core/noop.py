@@ -22,6 +22,7 @@ class NoOpRun:
     name = None
     path = None
     store_uri = None
+    emit: frozenset = frozenset()
     step = -1
     params: dict = {}
     fingerprint = None

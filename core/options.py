@@ -46,15 +46,19 @@ INIT_OPTIONS: Tuple[str, ...] = (
 """The keywords :func:`epochline.init` takes (adapters accept the ones that make sense for them)."""
 
 
+def _did_you_mean(word: str, valid: Collection[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest valid name, or nothing when none is close."""
+    close = difflib.get_close_matches(word, sorted(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_keywords(owner: str, given: Iterable[str], valid: Collection[str]) -> None:
     """Raise ``TypeError`` naming the first keyword of ``given`` not in ``valid``, with the closest
     valid name and the full list (Python's own message names neither)."""
     for key in given:
         if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(
-                f"{owner} got an unexpected keyword argument {key!r}{hint}; "
+                f"{owner} got an unexpected keyword argument {key!r}{_did_you_mean(key, valid)}; "
                 f"valid keywords: {', '.join(sorted(valid))}"
             )
 
@@ -113,10 +117,8 @@ def check_emit(emit: Any, what: str = "emit") -> None:
     valid = set(EMITTERS) | {"none"} | _plugin_names()
     for name in names:
         if name not in valid:
-            close = difflib.get_close_matches(name, sorted(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"{what}: unknown emitter {name!r}{hint}; choose from "
+                f"{what}: unknown emitter {name!r}{_did_you_mean(name, valid)}; choose from "
                 f"{', '.join(EMITTERS)} or 'none' (comma-separated)"
             )
 

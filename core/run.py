@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import _sigterm
 from . import events as ev
@@ -163,6 +163,12 @@ class Run(RunContext):
         return self._info.store.uri
 
     @property
+    def emit(self) -> FrozenSet[str]:
+        """The line emitters on for this run (``kogu``, ``progress``): a wrapper that shares stdout
+        with them (``epochline run``) keeps the child's lines whole when this is not empty."""
+        return self._info.emit
+
+    @property
     def step(self) -> int:
         """The last step logged (-1 before the first)."""
         return self._step
@@ -256,6 +262,11 @@ class Run(RunContext):
             len(values),
         )
 
+    def _send(self, event_type: Callable[..., ev.Event], /, **fields: Any) -> None:
+        """Queue one ``event_type`` event of this run, stamped now (every record method but the hot
+        :meth:`log`, which builds its event itself)."""
+        self._put(event_type(run_id=self._info.id, wall_time=_now(), **fields))
+
     def _clean(self, values: Mapping[Any, Any]) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         for key, value in values.items():
@@ -334,18 +345,7 @@ class Run(RunContext):
         except Exception as exc:
             self._lose(("image", type(exc).__name__), f"epochline: image {key!r} not stored: {exc}")
             return None
-        self._put(
-            ev.Image(
-                run_id=self._info.id,
-                wall_time=_now(),
-                key=key,
-                step=step,
-                media=rel,
-                width=width,
-                height=height,
-                caption=caption,
-            )
-        )
+        self._send(ev.Image, key=key, step=step, media=rel, width=width, height=height, caption=caption)
         return str(self._info.store.media_root / rel)
 
     def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]:
@@ -372,26 +372,12 @@ class Run(RunContext):
                 f"epochline: artifact {label!r} from {source} not stored: {exc}",
             )
             return None
-        self._put(
-            ev.Artifact(
-                run_id=self._info.id,
-                wall_time=_now(),
-                name=label,
-                media=rel,
-                size=size,
-                sha256=digest,
-                source=str(source),
-            )
-        )
+        self._send(ev.Artifact, name=label, media=rel, size=size, sha256=digest, source=str(source))
         return str(self._info.store.media_root / rel)
 
     def log_text(self, text: str, *, level: Optional[str] = None, logger: Optional[str] = None) -> None:
         self._check_open("log_text")
-        self._put(
-            ev.Text(
-                run_id=self._info.id, wall_time=_now(), text=plain_text(str(text)), level=level, logger=logger
-            )
-        )
+        self._send(ev.Text, text=plain_text(str(text)), level=level, logger=logger)
 
     def logging_handler(self, level: int = 20, fmt: Optional[str] = None) -> logging.Handler:
         """A ``logging.Handler`` that records log records as the run's text lines (``level``:
@@ -402,25 +388,25 @@ class Run(RunContext):
 
     def comment(self, text: str) -> None:
         self._check_open("comment")
-        self._put(ev.Comment(run_id=self._info.id, wall_time=_now(), text=str(text)))
+        self._send(ev.Comment, text=str(text))
 
     def tag(self, *tags: str) -> None:
         self._check_open("tag")
         for tag in tags:
             self._check_text("tag", tag)
-            self._put(ev.Tag(run_id=self._info.id, wall_time=_now(), tag=tag))
+            self._send(ev.Tag, tag=tag)
 
     def untag(self, *tags: str) -> None:
         self._check_open("untag")
         for tag in tags:
             self._check_text("tag", tag)
-            self._put(ev.Untag(run_id=self._info.id, wall_time=_now(), tag=tag))
+            self._send(ev.Untag, tag=tag)
 
     def rename(self, name: str) -> None:
         self._check_open("rename")
         self._check_text("name", name)
         self._name = name
-        self._put(ev.Rename(run_id=self._info.id, wall_time=_now(), name=name))
+        self._send(ev.Rename, name=name)
 
     def declare_plot(self, name: str, metrics: Sequence[str], y_label: str = "") -> None:
         """Declare a line plot of some numeric metrics (the Kogu ``plot`` message)."""
@@ -428,15 +414,7 @@ class Run(RunContext):
         self._check_text("name", name)
         if isinstance(metrics, str):
             metrics = (metrics,)
-        self._put(
-            ev.PlotDeclared(
-                run_id=self._info.id,
-                wall_time=_now(),
-                name=name,
-                metrics=tuple(str(m) for m in metrics),
-                y_label=str(y_label),
-            )
-        )
+        self._send(ev.PlotDeclared, name=name, metrics=tuple(str(m) for m in metrics), y_label=str(y_label))
 
     def log_histogram(
         self,
@@ -479,7 +457,7 @@ class Run(RunContext):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self._primary = (name, mode)
         self._best = None
-        self._put(ev.PrimaryMetric(run_id=self._info.id, wall_time=_now(), name=name, mode=mode))
+        self._send(ev.PrimaryMetric, name=name, mode=mode)
 
     @property
     def best(self) -> Optional[Dict[str, Any]]:
@@ -498,21 +476,19 @@ class Run(RunContext):
             "step": self._best[1],
         }
 
-    def set_best_epoch(self, epoch: int) -> None:
-        """Name the epoch the training kept (early stopping that restored the best weights, the
-        best checkpoint): the final record reports this epoch's values instead of choosing."""
-        self._check_open("set_best_epoch")
+    def _pin_best_epoch(self, epoch: Any) -> None:
+        """``set_best(epoch=...)``: the final record reports this epoch's values."""
         epoch = epoch if type(epoch) is int else self._as_int("epoch", epoch)
         if epoch < 1:
             raise ValueError(f"epochs are 1-indexed in epochline; got {epoch} (add 1 to a 0-based epoch)")
-        self._put(ev.BestEpoch(run_id=self._info.id, wall_time=_now(), epoch=epoch))
+        self._send(ev.BestEpoch, epoch=epoch)
 
     def summary(self, values: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         """Final results and notes (flattened like params); later keys overwrite earlier ones."""
         self._check_open("summary")
         flat = flatten_params({**(values or {}), **kwargs})
         if flat:
-            self._put(ev.SummaryUpdate(run_id=self._info.id, wall_time=_now(), values=flat))
+            self._send(ev.SummaryUpdate, values=flat)
 
     def epoch_record(
         self, values: Mapping[str, Any], *, scales: Optional[Mapping[str, str]] = None
@@ -547,16 +523,7 @@ class Run(RunContext):
             self._total_epochs = self._as_int("total_epochs", total_epochs)
         record, percent = self._record(values, scales)
         self._epochs_done = max(self._epochs_done, epoch)
-        self._put(
-            ev.EpochEnd(
-                run_id=self._info.id,
-                wall_time=_now(),
-                epoch=epoch,
-                values=record,
-                total_epochs=self._total_epochs,
-                percent=percent,
-            )
-        )
+        self._send(ev.EpochEnd, epoch=epoch, values=record, total_epochs=self._total_epochs, percent=percent)
         self._dispatcher.nudge()
         return record
 
@@ -588,17 +555,7 @@ class Run(RunContext):
             step = step if type(step) is int else self._as_int("step", step)
         record, percent = self._record(values, scales, stage)
         if record:
-            self._put(
-                ev.Evaluation(
-                    run_id=self._info.id,
-                    wall_time=_now(),
-                    stage=stage,
-                    values=record,
-                    epoch=epoch,
-                    step=step,
-                    percent=percent,
-                )
-            )
+            self._send(ev.Evaluation, stage=stage, values=record, epoch=epoch, step=step, percent=percent)
         return record
 
     def _record(
@@ -685,11 +642,7 @@ class Run(RunContext):
         self.status, self.reason = status, reason
         self._stop_context()
         if self._skipped:
-            self._put(
-                ev.SummaryUpdate(
-                    run_id=self._info.id, wall_time=_now(), values={"epochline_skipped_values": self._skipped}
-                )
-            )
+            self._send(ev.SummaryUpdate, values={"epochline_skipped_values": self._skipped})
         run_id, local, info = self._info.id, self.lost, self._info
         primary, field_map = self._primary, dict(self.field_map)
         scale = self._record_scale

@@ -288,9 +288,7 @@ class TrackerCallback(keras.callbacks.Callback):
             }
             if getattr(callback, "restore_best_weights", False):
                 info["early_stopping.restored_epoch"] = best + 1 + self._offset
-                set_best = getattr(run, "set_best_epoch", None)
-                if set_best is not None:  # the final record reports the restored epoch
-                    set_best(best + 1 + self._offset)
+                run.set_best(epoch=best + 1 + self._offset)  # the final record reports it
             run.summary(info)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -73,6 +72,8 @@ class RunContext:
         def _warn_once(self, key: tuple, message: str) -> None: ...
         def _lose(self, key: tuple, message: str) -> None: ...
         def _step_or_current(self, step: Any) -> int: ...
+        def _pin_best_epoch(self, epoch: Any) -> None: ...
+        def _send(self, event_type: Callable[..., Any], /, **fields: Any) -> None: ...
         def log_artifact(self, path: Any, name: Optional[str] = None) -> Optional[str]: ...
         def log_params(self, *args: Any, **kwargs: Any) -> None: ...
 
@@ -103,7 +104,7 @@ class RunContext:
                 )
 
     def _put_record(self, kind: str, name: str, data: Dict[str, Any]) -> None:
-        self._put(ev.Record(run_id=self._info.id, wall_time=time.time(), kind=kind, name=name, data=data))
+        self._send(ev.Record, kind=kind, name=name, data=data)
 
     @staticmethod
     def _wall_time(value: Any) -> float:
@@ -156,14 +157,7 @@ class RunContext:
         out = {k: self._params[k] for k in sorted(flips)}
         out.update(flat)
         if out:
-            self._put(
-                ev.Params(
-                    run_id=self._info.id,
-                    wall_time=time.time(),
-                    params=out,
-                    ignored=tuple(k for k in out if k in now),
-                )
-            )
+            self._send(ev.Params, params=out, ignored=tuple(k for k in out if k in now))
         meta = {"parents": dict(self._parents), "name_params": list(self._name_params)}
         if meta != self._meta_sent and (self._parents or self._name_params):
             self._meta_sent = meta
@@ -172,7 +166,7 @@ class RunContext:
             name = name_from_params(self._params, self._name_params)
             if name and name != self._name:
                 self._name = name
-                self._put(ev.Rename(run_id=self._info.id, wall_time=time.time(), name=name))
+                self._send(ev.Rename, name=name)
 
     # -- the best step ------------------------------------------------------------------------
     def _remember_primary(self, step: int, value: Any) -> None:
@@ -181,20 +175,31 @@ class RunContext:
         if len(recent) > RECENT_PRIMARY:
             recent.popitem(last=False)
 
-    def set_best(self, step: Optional[int] = None) -> None:
-        """Pin the best step (e.g. from early stopping; default: the last step logged).
+    def set_best(self, step: Optional[int] = None, *, epoch: Optional[int] = None) -> None:
+        """Name the best point of the run when the training, not the metric, decides it.
 
-        It overrides the primary metric's own tracking: the summary gets ``best_step`` and, with
-        a primary metric, ``best_<name>_step`` and the value logged at that step.
+        ``set_best(epoch=e)``: the training kept epoch ``e`` (early stopping that restored the
+        best weights, the best checkpoint reloaded); the final record (summary, Kogu ``-1`` line,
+        PROGRESS ``completed``) reports that epoch's values instead of choosing by the rule.
+
+        ``set_best(step)`` (default: the last step logged): pins the best *step* (legm's explicit
+        best step); it overrides the primary metric's own tracking: the summary gets ``best_step``
+        and, with a primary metric, ``best_<name>_step`` and the value logged at that step.
         """
         self._check_open("set_best")
+        if epoch is not None:
+            if step is not None:
+                raise ValueError(
+                    "set_best() takes a step or epoch=, not both (the epoch names the final record's "
+                    "epoch; the step pins the best step)"
+                )
+            self._pin_best_epoch(epoch)
+            return
         step = self._step_or_current(step)
         if step < 0:
             raise ValueError(f"the best step must be >= 0, got {step}")
         self._pinned_best = step
-        self._put(
-            ev.SummaryUpdate(run_id=self._info.id, wall_time=time.time(), values=self._pinned_summary())
-        )
+        self._send(ev.SummaryUpdate, values=self._pinned_summary())
 
     def _pinned(self) -> Dict[str, Any]:
         step = self._pinned_best
@@ -288,17 +293,7 @@ class RunContext:
         except OSError as exc:
             self._lose(("archive", what), f"epochline: {what} not archived: {exc}")
             return {"refused": f"{type(exc).__name__}: {exc}"}
-        self._put(
-            ev.Artifact(
-                run_id=self._info.id,
-                wall_time=time.time(),
-                name=label,
-                media=rel,
-                size=size,
-                sha256=digest,
-                source=str(path.absolute()),
-            )
-        )
+        self._send(ev.Artifact, name=label, media=rel, size=size, sha256=digest, source=str(path.absolute()))
         out: Dict[str, Any] = {"artifact": label, "bytes": size, "sha256": digest}
         if skipped:
             out["unreadable_files"] = skipped

@@ -10,8 +10,10 @@ at all.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterable, List, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple
 
+from ..errors import RunNotFoundError
 from . import media_path
 
 RUN_COLUMNS = (
@@ -68,6 +70,23 @@ _ORDER = {
 SERIES_COLUMNS = ("key", "kind", "stage")
 
 
+@contextmanager
+def _transaction(backend: Any) -> Iterator[Any]:
+    """A cursor in one write transaction: committed when the block ends, rolled back if it raises
+    (a run is imported or deleted whole, or not at all)."""
+    conn = backend.connect_for_writing()
+    try:
+        cur = conn.cursor()
+        backend._begin(cur)
+        yield cur
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
 def dump_run(backend: Any, run_id: str) -> Dict[str, Any]:
     """Every stored row of a run except its metric points: ``{"run": {...}, table: [[...]],
     "series": [{"key", "kind", "stage"}]}`` in stored form."""
@@ -104,10 +123,7 @@ def insert_run(
     the same transaction, so two imports cannot both succeed.
     """
     run = record["run"]
-    conn = backend.connect_for_writing()
-    try:
-        cur = conn.cursor()
-        backend._begin(cur)
+    with _transaction(backend) as cur:
         sql = backend._sql
         cur.execute(sql("SELECT 1 FROM runs WHERE id = ?"), (run["id"],))
         if cur.fetchone():
@@ -135,12 +151,6 @@ def insert_run(
             sid = int(cur.fetchone()[0])
             for chunk in points(series["key"]):
                 _insert_points(backend, cur, sid, chunk)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
 
 
 def _insert_points(backend: Any, cur: Any, sid: int, chunk: List[Tuple[int, float, Any]]) -> None:
@@ -170,14 +180,11 @@ def delete_run(backend: Any, run_id: str) -> Dict[str, int]:
     Returns ``{"runs": 1, "points": n, "media_files": removed}``. Media are content addressed, so
     two runs that logged the same image share one file: it goes with the last run using it.
     """
-    conn = backend.connect_for_writing()
     sql = backend._sql
-    try:
-        cur = conn.cursor()
-        backend._begin(cur)
+    with _transaction(backend) as cur:
         cur.execute(sql("SELECT 1 FROM runs WHERE id = ?"), (run_id,))
         if not cur.fetchone():
-            raise KeyError(f"no run {run_id!r} in {backend.uri}")
+            raise RunNotFoundError(f"no run {run_id!r} in {backend.uri}")
         cur.execute(
             sql("SELECT COUNT(*) FROM metrics WHERE series IN (SELECT id FROM series WHERE run_id = ?)"),
             (run_id,),
@@ -196,12 +203,6 @@ def delete_run(backend: Any, run_id: str) -> Dict[str, int]:
             cur.execute(sql("SELECT 1 FROM media WHERE path = ? LIMIT 1"), (path,))
             if cur.fetchone() is None:
                 orphans.append(path)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
     removed = 0
     for path in orphans:
         try:

@@ -1,9 +1,14 @@
-"""Run and NoOpRun have the same public names and signatures, and the no-op does nothing."""
+"""Run and NoOpRun have the same public names, signatures and return types, and the no-op does
+nothing."""
 
 import inspect
+import logging
+import typing
 
 import epochline
 from epochline import NoOpRun, Run
+from epochline.noop import public_methods
+from epochline.run import Phase
 
 
 def _public(cls):
@@ -38,3 +43,37 @@ def test_every_method_of_the_no_op_run_does_nothing(tmp_path, store_dir):
     assert run.set_best(3) is None and run.end_epoch(1, {"acc": 0.5}) == {}
     assert run.logging_handler().__class__.__name__ == "NullHandler"
     assert not store_dir.exists()  # nothing was written anywhere
+
+
+def _conforms(value, hint) -> bool:
+    """Whether ``value`` is of the annotated type ``hint`` (the shapes Run's annotations use)."""
+    if hint is typing.Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        return any(_conforms(value, arm) for arm in typing.get_args(hint))
+    if hint is Phase:  # the no-op's phase is a duck of Phase: the same public methods
+        return {n for n in dir(Phase) if not n.startswith("_")} <= set(dir(value))
+    return isinstance(value, origin or hint)
+
+
+def test_no_op_methods_return_what_run_annotates(store_dir):
+    """A caller that uses a return value (``end_epoch``'s record, ``phase()`` as a context) gets
+    a value of the same type from the no-op run, so code written for ``Run`` never breaks on it."""
+    epochline.set_enabled(False)
+    try:
+        run = epochline.init("off")
+    finally:
+        epochline.set_enabled(True)
+    checked = 0
+    for name, method in sorted(public_methods(Run).items()):
+        hint = typing.get_type_hints(method, localns={"logging": logging})["return"]
+        params = list(inspect.signature(method).parameters.values())[1:]
+        args = [None for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+        kwargs = {p.name: None for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+        result = getattr(run, name)(*args, **kwargs)
+        assert _conforms(result, hint), f"NoOpRun.{name} returned {result!r}; Run annotates {hint}"
+        checked += 1
+    assert checked == len(public_methods(Run)) >= 20

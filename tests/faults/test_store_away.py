@@ -217,7 +217,7 @@ def test_a_full_queue_waits_for_a_busy_sqlite_lock_instead_of_dropping(
     _, said = _quiet(_log, run, 0, 3000)  # fills the queue many times over while locked
     timer.join()
     _, said2 = _quiet(run.finish)
-    assert run.lost == 0 and run._dispatcher.dropped == 0, said + said2
+    assert run.lost == 0, said + said2  # lost counts the values dropped from a full queue too
     with epochline.open(store) as reader:
         view = reader.run(run.id)
         assert [s for _, s, _ in view.metrics("loss")] == list(range(3000))

@@ -118,11 +118,13 @@ def test_explicit_best_epoch_wins(store_dir, capsys):
     with epochline.init("x", emit="kogu") as run:
         for epoch, acc in enumerate([0.6, 0.714, 0.65, 0.558], start=1):
             run.end_epoch(epoch, {"val_accuracy": acc})
-        run.set_best_epoch(2)
+        run.set_best(epoch=2)
     (final,) = finals(split(capsys.readouterr().out)[0])
     assert final == {"val_accuracy": 71.39999999999999, "best_epoch": 2, "total_epochs": 4}
     with pytest.raises(ValueError, match="1-indexed"):
-        epochline.init("x").set_best_epoch(0)
+        epochline.init("x").set_best(epoch=0)
+    with pytest.raises(ValueError, match="not both"):
+        epochline.init("x").set_best(3, epoch=2)
 
 
 FIT_THEN_TEST = """
