@@ -237,7 +237,7 @@ def run_series(
 
     About ``points`` points per series, in memory bounded by ``points`` whatever the series'
     length. The database first reduces the series to ``points // 2`` step ranges
-    (:meth:`RunView.envelope`: min, max and counts per range, one grouped query); a series of
+    (:meth:`RunView.envelope`: min, max and counts per range, one pass over the points); a series of
     at most :data:`EXACT_FACTOR` x ``points`` points is then streamed through the exact min/max
     :class:`~epochline.ui.downsample.Envelope` instead, so short series keep each extreme at its
     own step. ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is the
