@@ -743,6 +743,8 @@ class Store:
                 )
             }
             sids = list(owner)
+            if not sids:
+                continue
             marks = ", ".join("?" * len(sids))
             if backend.hash_grouping:
                 rows = backend.query(
