@@ -62,6 +62,14 @@ def test_step_means_match_numpy(backend_uri):
             assert got[rid][0] == xs
             assert np.allclose(got[rid][1], ys, rtol=1e-12, atol=0)
         assert ids[3] not in got  # only NaN
+        import epochline.store.reader as reader
+
+        saved = reader._IN_BATCH
+        try:
+            reader._IN_BATCH = 2  # runs in batches: the grid stays the one of all runs
+            assert store.step_means(ids + [text_run.id], "score", buckets) == got
+        finally:
+            reader._IN_BATCH = saved
         assert got[text_run.id] == ([middle[0]], [5.0])
         assert store.step_means(ids, "nope", buckets) == {}
         assert store.step_means([], "score", buckets) == {}
