@@ -189,7 +189,7 @@ def end_run(
     run.finish(status or "completed", reason, hold_lines=hold_lines and exc is None)
 
 
-def leave_to_launcher(run: Any) -> None:
+def leave_to_launcher(run: Any, handover: Optional[str] = None) -> None:
     """Leave the end of ``run`` to the process that launched this one (Lightning's ``ddp_spawn``
     workers: the launching process finalizes a failure, with the root cause it gets in
     ``ProcessRaisedException``).
@@ -199,9 +199,17 @@ def leave_to_launcher(run: Any) -> None:
     atexit, SIGTERM) with a symptom such as ``SystemExit: 1``, and print a final set of lines
     before the launcher prints its own. So those exit paths leave it alone and only write what is
     queued; the run ends by the worker's own ``finalize`` (success) or by the launcher's.
+
+    ``handover``: the file the launcher named (:func:`epochline.protocol.receive_held_lines`) for
+    the held final lines of a stage that succeeds, so the launcher prints one final set for all
+    stages instead of one per worker process.
     """
     if not isinstance(run, epochline.Run) or run.finished:
         return
+    if handover:
+        from epochline.protocol import hand_over_held_lines
+
+        hand_over_held_lines(run.id, handover)
     from epochline import lifecycle
 
     lifecycle._forget(run)  # not finished by this process's excepthook, atexit or SIGTERM

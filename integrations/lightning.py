@@ -190,6 +190,7 @@ class KoguLoggerMixin:
         self._finalized: Optional[Tuple[Any, ...]] = None
         self._phase: Any = None  # the run's "fit" phase while fit runs
         self._worker = False  # a ddp_spawn worker: its launcher finalizes a failure
+        self._handover: Optional[str] = None  # where a worker leaves its final lines (launcher's)
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -244,7 +245,7 @@ class KoguLoggerMixin:
         )
         self._run = run
         if self._worker:
-            leave_to_launcher(run)
+            leave_to_launcher(run, self._handover)
         return run
 
     def _trainer(self) -> Any:
@@ -265,6 +266,10 @@ class KoguLoggerMixin:
         state["_phase"] = None
         state["_trainer_ref"] = None
         state["_checkpoint_callbacks"] = {}
+        if self._given is None:  # the worker's final lines come back here, printed once for all stages
+            from epochline.protocol import receive_held_lines
+
+            state["_handover"] = receive_held_lines(self._run_id)
         return state
 
     # -- Logger methods ------------------------------------------------------------------------
@@ -286,7 +291,7 @@ class KoguLoggerMixin:
         launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)
         if type(launcher).__name__ == "_MultiProcessingLauncher" and self._given is None:
             self._worker = True
-            leave_to_launcher(run)
+            leave_to_launcher(run, self._handover)
         if run is not None and not run.finished and _value(trainer.state.fn) == "fit" and self._given is None:
             self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 
