@@ -1,6 +1,6 @@
 """The viewer on big stores, measured in a real browser (Debian's chromium via Playwright).
 
-    python benchmarks/bench_ui.py [--store DIR] [--work DIR] [--repeat 3]
+    python benchmarks/bench_ui.py [--store DIR] [--work DIR] [--repeat 3] [--only groups]
     python benchmarks/bench_ui.py --work /tmp/x --runs 12 --steps 200 --series-points 2000 \
         --many-runs 60 --repeat 1          # a smoke run (CI): small stores, same pages
 
@@ -168,6 +168,11 @@ def main() -> None:
     parser.add_argument(
         "--many-runs", type=int, default=10_000, help="runs of the runs-table store (default 10,000)"
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="time only the pages whose name contains this text (e.g. 'groups'), and their baseline",
+    )
     args = parser.parse_args()
     work = Path(args.work)
     big = Path(args.store) if args.store else work / "store"
@@ -244,6 +249,9 @@ def main() -> None:
                 ],
             ),
         ]:
+            cases = [c for c in cases if args.only is None or args.only in c[0]]
+            if not cases:
+                continue
             viewer = Viewer(store)
             try:
                 base = timed(
@@ -259,6 +267,7 @@ def main() -> None:
                 viewer.stop()
         browser.close()
     scan = floor_seconds(one, "series1m", "loss")
+    load = os.getloadavg()
     print(
         f"{'page (ready in the browser), seconds':45s} {'cold':>7s} {'warm':>7s} {'x 404':>6s} {'target':>7s}"
     )
@@ -270,6 +279,7 @@ def main() -> None:
             f"{'' if target != target else f'{target:.1f}':>7s}"
         )
     print(f"database floor: one scan of the {args.series_points:,}-point series (COUNT, SUM): {scan:.3f} s")
+    print(f"load average when done: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min)")
     for name, mb in memory:
         print(f"server peak RSS over the {name} store: {mb:.0f} MB (target <= 200)")
 

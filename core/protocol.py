@@ -26,7 +26,9 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import os
 import re
+import tempfile
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -209,19 +211,51 @@ def best_epoch(records: Mapping[int, Mapping[str, Any]]) -> Tuple[Optional[str],
 
 _held: Dict[str, List[str]] = {}
 _held_lock = threading.RLock()
+# Lightning's ddp_spawn runs each stage (fit, then test) in new worker processes: a worker's held
+# final lines go to a file its launching process named (``_handed``: run id -> file) and the
+# launcher, which outlives every stage, prints the last stage's as its own held lines
+# (``_received``: run id -> file), so the whole script prints one final set, as without spawn.
+_handed: Dict[str, str] = {}
+_received: Dict[str, str] = {}
 
 
 def _write(text: str) -> None:
     console.write_line(text)  # whole and at column 0, whatever else prints to stdout
 
 
+def _release(run_id: str) -> None:
+    """Print the held lines of ``run_id`` (in a worker: hand them to its launcher instead)."""
+    lines = _held.pop(run_id, [])
+    if run_id in _handed:
+        target = _handed[run_id]
+        with open(target + ".tmp", "w", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+        os.replace(target + ".tmp", target)  # a later stage's final set replaces an earlier one's
+        return
+    for line in lines:
+        _write(line)
+
+
+def _collect_received() -> None:
+    """Take the final lines the workers handed over as this process's held lines."""
+    for run_id, path in list(_received.items()):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.read().splitlines()
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        _held[run_id] = lines
+
+
 def write_line(run_id: str, text: str) -> None:
     """Print one protocol line of run ``run_id`` (held lines of other runs go out first)."""
     with _held_lock:
+        if _received:
+            _collect_received()
         if _held and (len(_held) > 1 or run_id not in _held):
             for other in [r for r in _held if r != run_id]:
-                for line in _held.pop(other):
-                    _write(line)
+                _release(other)
         _write(text)
 
 
@@ -234,6 +268,8 @@ def hold_line(run_id: str, text: str) -> None:
 def drop_held_lines(run_id: str) -> None:
     """A later stage re-opened ``run_id``: its held final lines are replaced by that stage's."""
     with _held_lock:
+        if _received:
+            _collect_received()
         _held.pop(run_id, None)
 
 
@@ -241,9 +277,35 @@ def flush_held_lines() -> None:
     """Print every held final line now (done at process exit and on SIGTERM; call it yourself
     when the process goes on with other work and its consumer waits for the completed line)."""
     with _held_lock:
+        if _received:
+            _collect_received()
         for run_id in list(_held):
-            for line in _held.pop(run_id):
-                _write(line)
+            _release(run_id)
+
+
+def receive_held_lines(run_id: str) -> str:
+    """In a process that launches workers for ``run_id`` (Lightning's ``ddp_spawn``): the file
+    they hand their held final lines over to (:func:`hand_over_held_lines`). This process then
+    holds and prints them as its own, once, whichever stage's worker wrote them last."""
+    with _held_lock:
+        if run_id not in _received:
+            _received[run_id] = os.path.join(
+                tempfile.gettempdir(), f"epochline-{os.getpid()}-{run_id}.final-lines"
+            )
+        return _received[run_id]
+
+
+def hand_over_held_lines(run_id: str, path: str) -> None:
+    """In a worker process that records ``run_id``: its held final lines go to ``path`` (named by
+    the launching process with :func:`receive_held_lines`) instead of stdout. The stages of one
+    launcher run one after the other, so a file already there is an earlier stage's final set:
+    this stage replaces it (it prints its own, with its values, or hands over its own)."""
+    with _held_lock:
+        _handed[run_id] = path
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 atexit.register(flush_held_lines)

@@ -21,8 +21,8 @@ Adapter-author helpers (not user API):
 * :func:`prefixed` — Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``).
 * :func:`parameter_count` — the number of values in a model's weight tensors (any framework).
 * :func:`leave_to_launcher` — a ``ddp_spawn`` worker leaves a failed run's end to its launcher.
-* Re-exported core helpers (``flatten_params``, ``local_directory``, and the context recorders
-  ``lightning_datasets``, ``huggingface_model``): an adapter module imports nothing of epochline but
+* Re-exported core helpers (``flatten_params``, ``local_directory``, ``receive_held_lines``, and
+  the context recorders ``lightning_datasets``, ``huggingface_model``): an adapter module imports nothing of epochline but
   the public API and the private ``integrations/_*.py`` modules, so this is the one boundary.
 
 Framework-specific reading of framework objects (no run calls) lives in one private module per
@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Type
 import epochline
 from epochline.context._frameworks import huggingface_model, lightning_datasets
 from epochline.options import CONTEXT_OPTIONS, check_init_options, check_tags, unknown_keywords
+from epochline.protocol import receive_held_lines
 from epochline.run import exit_status, failure_reason
 from epochline.store import local_directory
 from epochline.values import flatten_params
@@ -78,6 +79,7 @@ __all__ = [
     "local_directory",
     "lightning_datasets",
     "huggingface_model",
+    "receive_held_lines",
 ]
 
 DEFAULT_EMIT = "kogu,progress"
@@ -239,7 +241,7 @@ def end_run(
     run.finish(status or "completed", reason, hold_lines=hold_lines and exc is None)
 
 
-def leave_to_launcher(run: Any) -> None:
+def leave_to_launcher(run: Any, handover: Optional[str] = None) -> None:
     """Leave the end of ``run`` to the process that launched this one (Lightning's ``ddp_spawn``
     workers: the launching process finalizes a failure, with the root cause it gets in
     ``ProcessRaisedException``).
@@ -249,9 +251,17 @@ def leave_to_launcher(run: Any) -> None:
     atexit, SIGTERM) with a symptom such as ``SystemExit: 1``, and print a final set of lines
     before the launcher prints its own. So those exit paths leave it alone and only write what is
     queued; the run ends by the worker's own ``finalize`` (success) or by the launcher's.
+
+    ``handover``: the file the launcher named (:func:`epochline.protocol.receive_held_lines`) for
+    the held final lines of a stage that succeeds, so the launcher prints one final set for all
+    stages instead of one per worker process.
     """
     if not isinstance(run, epochline.Run) or run.finished:
         return
+    if handover:
+        from epochline.protocol import hand_over_held_lines
+
+        hand_over_held_lines(run.id, handover)
     from epochline import lifecycle
 
     lifecycle._forget(run)  # not finished by this process's excepthook, atexit or SIGTERM

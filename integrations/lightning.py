@@ -55,6 +55,7 @@ from ._support import (
     open_run,
     prefixed,
     prior_record,
+    receive_held_lines,
 )
 
 LOG_MODEL_MODES = ("none", "best", "end", "all")
@@ -147,6 +148,7 @@ class KoguLoggerMixin:
         self._finalized: Optional[Tuple[Any, ...]] = None
         self._phase: Any = None  # the run's "fit" phase while fit runs
         self._worker = False  # a ddp_spawn worker: its launcher finalizes a failure
+        self._handover: Optional[str] = None  # where a worker leaves its final lines (launcher's)
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -193,7 +195,7 @@ class KoguLoggerMixin:
         reopen = self._run_id if run is not None else None  # a later stage: tags, params recorded
         self._run = open_run("lightning", **{**self._options, "run_id": self._run_id}, reopen=reopen)
         if self._worker:
-            leave_to_launcher(self._run)
+            leave_to_launcher(self._run, self._handover)
         return self._run
 
     def _trainer(self) -> Any:
@@ -208,6 +210,8 @@ class KoguLoggerMixin:
         # here; rank zero of the spawned processes opens it (by id: the live one in this process).
         state = self.__dict__.copy()
         state.update(_run=None, _given=None, _phase=None, _trainer_ref=None, _checkpoint_callbacks={})
+        if self._given is None:  # the worker's final lines come back here, printed once for all stages
+            state["_handover"] = receive_held_lines(self._run_id)
         return state
 
     # -- Logger methods ------------------------------------------------------------------------
@@ -227,7 +231,7 @@ class KoguLoggerMixin:
         run = self._run
         if spawned_worker(trainer) and self._given is None:
             self._worker = True
-            leave_to_launcher(run)
+            leave_to_launcher(run, self._handover)
         if run is not None and not run.finished and trainer_fn(trainer) == "fit" and self._given is None:
             self._phase = run.phase("fit")  # left unfinished inside it, the run ends failed
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 from ..epochs import canonical_field, is_accuracy
 from ..store.reader import RunView, closest
+from ._bands import mean_band
 
 if TYPE_CHECKING:
     from ..store.reader import Store
@@ -153,8 +154,6 @@ def plot(
     ``logy`` and shows percent for accuracies recorded in percent. An unknown metric raises
     :class:`KeyError` naming the closest recorded ones.
     """
-    from ._stats import t_ppf
-
     if band not in ("std", "ci"):
         raise ValueError(f"band must be 'std' or 'ci', got {band!r}")
     plt = _pyplot()
@@ -187,7 +186,7 @@ def plot(
             xs, ys = _thin(*lines[0], max_points)
             ax.plot(xs, ys, color=color, label=label, linewidth=1.2)
             continue
-        grid, mean, lo, hi = _band(lines, band, t_ppf)
+        grid, mean, lo, hi, _ = mean_band(lines, band)
         grid, mean = _thin(grid, mean, max_points)
         lo = _thin(list(range(len(lo))), lo, max_points)[1]
         hi = _thin(list(range(len(hi))), hi, max_points)[1]
@@ -228,41 +227,6 @@ def _decorate(ax: Any, metric: str, x: str, percent: bool, logy: bool, title: Op
     ax.grid(True, alpha=0.3)
     if any(line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()):
         ax.legend(loc="best", fontsize="small")
-
-
-def _band(
-    lines: List[Tuple[List[float], List[float]]], band: str, t_ppf: Any
-) -> Tuple[List[float], List[float], List[float], List[float]]:
-    """Mean and band over runs at every x any run has (each run interpolated linearly inside its
-    own x range, absent outside it)."""
-    import numpy as np
-
-    grid = np.unique(np.concatenate([np.asarray(xs, dtype=float) for xs, _ in lines]))
-    stack = np.full((len(lines), len(grid)), np.nan)
-    for i, (xs, ys) in enumerate(lines):
-        xa, ya = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-        ok = np.isfinite(ya)
-        if ok.sum() == 0:
-            continue
-        inside = (grid >= xa[ok][0]) & (grid <= xa[ok][-1])
-        stack[i, inside] = np.interp(grid[inside], xa[ok], ya[ok])
-    count = np.sum(np.isfinite(stack), axis=0)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(stack, axis=0)
-            std = np.where(count > 1, np.nanstd(stack, axis=0, ddof=1), 0.0)
-    if band == "ci":
-        half = (
-            np.array([t_ppf(0.975, n - 1) if n > 1 else 0.0 for n in count])
-            * std
-            / np.sqrt(np.maximum(count, 1))
-        )
-    else:
-        half = std
-    return grid.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist()
 
 
 __all__ = ["plot", "series", "smooth_ema", "X_AXES"]

@@ -109,6 +109,10 @@ class Backend:
     norowid = ""
     serial_pk = "BIGSERIAL PRIMARY KEY"
     value_columns = "value DOUBLE PRECISION, text TEXT"
+    hash_grouping = True
+    """Whether a ``GROUP BY`` over many points costs one pass (a hash aggregate, as PostgreSQL's).
+    SQLite sorts every point first, so readers that reduce millions of points ask it per range
+    instead (:meth:`~epochline.store.reader.Store.step_means`)."""
     retryable: Tuple[type, ...] = ()
     row_errors: Tuple[type, ...] = (ValueError, TypeError, OverflowError)
 

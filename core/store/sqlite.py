@@ -34,6 +34,7 @@ class SQLiteBackend(Backend):
     serial_pk = "INTEGER PRIMARY KEY"
     # no declared type: SQLite keeps each int, float and text value as it was given
     value_columns = "value"
+    hash_grouping = False
     retryable = (sqlite3.OperationalError,)
     row_errors = Backend.row_errors + (
         sqlite3.IntegrityError,

@@ -237,7 +237,7 @@ def run_series(
 
     About ``points`` points per series, in memory bounded by ``points`` whatever the series'
     length. The database first reduces the series to ``points // 2`` step ranges
-    (:meth:`RunView.envelope`: min, max and counts per range, one grouped query); a series of
+    (:meth:`RunView.envelope`: min, max and counts per range, one pass over the points); a series of
     at most :data:`EXACT_FACTOR` x ``points`` points is then streamed through the exact min/max
     :class:`~epochline.ui.downsample.Envelope` instead, so short series keep each extreme at its
     own step. ``points <= 0`` sends every point (the chart's "full data" button); ``n`` is the
@@ -388,50 +388,31 @@ def group_bands(
 ) -> Dict[str, Any]:
     """Mean ± std curves of metric ``key`` for each group of an :meth:`Store.aggregate` result.
 
-    The common step range is cut into ``points // 2`` buckets; each run contributes its mean in
-    each bucket (one grouped query per run: :meth:`RunView.envelope`), and the band is the mean
-    and standard deviation of those across the group's runs (``n`` runs per bucket; std 0 for
-    one run). Memory is bounded by the bucket count, whatever the runs' lengths.
+    The database reduces every counted run of every group at once to its mean in each of
+    ``points // 2`` step ranges, one grid for all groups (:meth:`Store.step_means`: one query
+    per 500 runs, memory bounded by the ranges whatever the runs' lengths); each group's band is
+    then :func:`epochline.insight._bands.mean_band` of its runs' curves, the function
+    ``epochline.plot`` draws groups with: mean and sample std across the runs at each x (``n``
+    runs there; std 0 for one run). ``runs`` counts the group's runs with a number of ``key``.
     """
+    from ..insight._bands import mean_band
+
+    groups = aggregate.get("groups", [])
+    ids = [rid for group in groups for rid in group.get("runs") or []]
+    curves = store.step_means(ids, key, max(1, points // 2)) if ids else {}
     out: List[Dict[str, Any]] = []
-    for group in aggregate.get("groups", []):
-        ids = list(group.get("runs") or [])
-        stats = store.metric_stats(ids, [key]) if ids else {}
-        present = [rid for rid in ids if key in stats.get(rid, {})]
-        band: Dict[str, Any] = {
-            "label": group.get("label") or str(group.get("key")),
-            "runs": len(present),
-            "step": [],
-            "mean": [],
-            "upper": [],
-            "lower": [],
-            "n": [],
-        }
-        out.append(band)
-        if not present:
-            continue
-        first = min(stats[r][key]["first_step"] for r in present)
-        last = max(stats[r][key]["last_step"] for r in present)
-        buckets = max(1, points // 2)
-        scale = buckets / (last - first) if last > first else 0.0
-        per_run: List[Dict[int, float]] = []
-        for rid in present:
-            # each run's mean per step range, computed by the database (sum / count per range);
-            # the run's ranges are mapped onto the group's common ones by their first step
-            means: Dict[int, List[float]] = {}
-            for r_first, _, _, _, _, _, numbers, total, _ in store.run(rid).envelope(key, buckets):
-                if numbers:
-                    b = min(buckets - 1, int((r_first - first) * scale))
-                    means.setdefault(b, []).append(total / numbers)
-            per_run.append({b: sum(v) / len(v) for b, v in means.items()})
-        for b in sorted({b for means in per_run for b in means}):
-            values = [means[b] for means in per_run if b in means]
-            n = len(values)
-            mean = sum(values) / n
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-            band["step"].append(round(first + (b + 0.5) / scale, 3) if scale else first)
-            band["mean"].append(mean)
-            band["upper"].append(mean + std)
-            band["lower"].append(mean - std)
-            band["n"].append(n)
+    for group in groups:
+        lines = [curves[rid] for rid in group.get("runs") or [] if rid in curves]
+        grid, mean, lower, upper, n = mean_band(lines) if lines else ([], [], [], [], [])
+        out.append(
+            {
+                "label": group.get("label") or str(group.get("key")),
+                "runs": len(lines),
+                "step": grid,
+                "mean": mean,
+                "upper": upper,
+                "lower": lower,
+                "n": n,
+            }
+        )
     return {"metric": key, "groups": out}

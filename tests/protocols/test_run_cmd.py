@@ -193,7 +193,7 @@ def test_signals_are_forwarded_and_output_is_unbuffered(store_dir, tmp_path, sig
         assert proc.stdout.readline().startswith(b"PROGRESS:")
         assert proc.stdout.readline() == b"ready\n"
         proc.send_signal(sig)
-        rc, _, err = finished(proc, timeout=30)
+        rc, _, err = finished(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -305,7 +305,7 @@ def test_a_group_signal_reaches_the_command_once(store_dir, tmp_path):
         os.killpg(proc.pid, signal.SIGINT)  # the group: epochline run (and, if shared, the command)
         assert proc.stdout.readline() == b"got 1\n"
         proc.send_signal(signal.SIGTERM)  # forwarded to the command: it exits with its count
-        rc, out, _ = finished(proc, timeout=30)
+        rc, out, _ = finished(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

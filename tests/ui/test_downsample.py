@@ -121,3 +121,86 @@ def test_postgres_store_in_the_viewer(tmp_path):
         series = c.get(f"/api/runs/{run.id}/series").json()["series"]
         assert series["acc"]["value"] == [0.5, 0.75] and series["flag"]["value"] == [1.0]
         assert series["note"]["value"] == [None]  # text is not charted
+
+
+def _reference_buckets(steps, walls, values, buckets):
+    """numpy's reduction of a series to ``buckets`` equal step ranges (the envelope's contract)."""
+    import numpy as np
+
+    steps, walls, values = np.asarray(steps), np.asarray(walls), np.asarray(values, dtype=float)
+    lo, span = int(steps[0]), int(steps[-1] - steps[0] + 1)
+    which = (steps - lo) * buckets // span
+    out = []
+    for b in np.unique(which):
+        inside = which == b
+        v = values[inside]
+        numbers = v[~np.isnan(v)]
+        s, w = steps[inside], walls[inside]
+        out.append(
+            (
+                int(s[0]),
+                int(s[-1]),
+                float(w[0]),
+                float(w[-1]),
+                float(numbers.min()) if len(numbers) else None,
+                float(numbers.max()) if len(numbers) else None,
+                len(numbers),
+                float(numbers.sum()),
+                int(inside.sum()),
+            )
+        )
+    return out
+
+
+def test_envelope_matches_numpy_per_bucket(backend_uri):
+    """RunView.envelope against a numpy reference, on SQLite and PostgreSQL, through both of its
+    queries (one indexed range aggregate per bucket, and the grouped one): every bucket's min and
+    max are the true extremes of that bucket, with its ends, counts and sum; and the chart's
+    points (data.run_series) hold each bucket's extremes, so no spike is lost."""
+    import numpy as np
+
+    import epochline.store.reader as reader
+
+    rng = np.random.default_rng(7)
+    n = 12_000
+    steps = np.cumsum(rng.integers(1, 5, n)) + 100  # gaps: bucket edges fall between points
+    values = rng.normal(0.0, 1.0, n)
+    values[rng.integers(0, n, 40)] = np.nan
+    values[5_000:5_300] = np.nan  # a NaN-only stretch
+    spikes = rng.integers(0, n, 12)
+    values[spikes] = rng.choice([-1.0, 1.0], 12) * rng.uniform(50, 100, 12)
+    walls = 1.7e9 + np.arange(n) * 0.5
+    with epochline.init(f"envelope/{uuid.uuid4().hex}", store=backend_uri) as run:
+        for s, v in zip(steps.tolist(), values.tolist()):
+            run.log({"loss": v}, step=s)
+    with epochline.open(backend_uri) as store:
+        view = store.run(run.id)
+        stored = view.metrics("loss")
+        walls = [t for t, _, _ in stored]  # the wall times the writer gave
+        assert [s for _, s, _ in stored] == steps.tolist()
+        for buckets in (37, 64):  # span / buckets > 100: the per-bucket queries
+            expected = _reference_buckets(steps, walls, values, buckets)
+            got = view.envelope("loss", buckets)
+            saved = reader._ENVELOPE_GROUPED
+            try:
+                reader._ENVELOPE_GROUPED = 10**9  # the same through the one grouped query
+                grouped = view.envelope("loss", buckets)
+            finally:
+                reader._ENVELOPE_GROUPED = saved
+            for rows in (got, grouped):
+                assert len(rows) == len(expected)
+                for row, ref in zip(rows, expected):
+                    assert row[:7] == ref[:7] and row[8] == ref[8]
+                    assert math.isclose(row[7], ref[7], rel_tol=1e-9, abs_tol=1e-9)
+        points = 200  # 100 chart buckets; 12,000 points > 4 x 200: drawn from the ranges
+        chart = data.run_series(view, points=points)["series"]["loss"]
+        assert chart["n"] == n and chart["downsampled"] and len(chart["step"]) <= points + 2
+        kept = list(zip(chart["step"], chart["value"]))
+        for ref in _reference_buckets(steps, walls, values, points // 2):
+            shown = [v for s, v in kept if ref[0] <= s <= ref[1]]
+            if ref[4] is None:
+                assert shown == [None]  # the line breaks over a NaN-only range
+            else:
+                assert ref[4] in shown and ref[5] in shown
+        assert sorted(v for v in chart["value"] if v is not None)[0] == np.nanmin(values)
+        assert sorted(v for v in chart["value"] if v is not None)[-1] == np.nanmax(values)
