@@ -37,17 +37,7 @@ from bench_insight import _points, _record, build_store  # noqa: E402
 
 from epochline.store import open_backend  # noqa: E402
 from epochline.store.admin import insert_run  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from epochline.ui._chromium import launch as launch_chromium  # noqa: E402
 
 
 def one_series_store(directory: Path, points: int = 1_000_000) -> None:
@@ -195,7 +185,7 @@ def main() -> None:
     rows: List[Tuple[str, float, float, float]] = []
     memory: List[Tuple[str, float]] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch_chromium(p)
         # bypass_csp: Playwright's wait conditions are evaluated strings, which the viewer forbids
         page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         page.context.set_default_timeout(60_000)

@@ -16,15 +16,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:
@@ -60,8 +51,10 @@ def main() -> None:
                 time.sleep(0.05)
         from playwright.sync_api import sync_playwright
 
+        from epochline.ui._chromium import launch as launch_chromium
+
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1280, "height": 760})
             page.goto(base + "/")
             page.wait_for_selector("#runs tbody tr")

@@ -18,16 +18,6 @@ pytest.importorskip("starlette", reason="the viewer needs the 'ui' extra")
 pytest.importorskip("uvicorn", reason="the viewer needs the 'ui' extra")
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<script>alert(1)</script>"
 
 
@@ -143,10 +133,13 @@ def live(store_of) -> Iterator[Any]:
 def browser():
     """Debian's headless Chromium driven by Playwright (no browser download)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the 'test' extra")
+    from epochline.ui._chromium import CHROMIUM
+    from epochline.ui._chromium import launch as launch_chromium
+
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
