@@ -14,6 +14,18 @@ from epochline.context import _code, _env
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"]
 
 
+def _python(code, cwd, store_dir, timeout):
+    """Run ``code`` in a fresh interpreter (what it imports is its own) with the test's store."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
+    )
+
+
 def _git(repo, *args):
     return subprocess.run([*GIT, *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
@@ -71,14 +83,7 @@ def test_env_never_imports_torch_and_sees_a_git_timeout(tmp_path, store_dir):
         assert "numpy" not in sys.modules, "capture_env imported numpy"
         print(_env.git_state(".", timeout=0.000001))
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
-    )
+    proc = _python(code, tmp_path, store_dir, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "git status took longer than" in proc.stdout
 
@@ -153,13 +158,6 @@ def test_env_reads_gpus_only_from_an_already_imported_torch(tmp_path, store_dir)
         with epochline.open() as store:
             print(store.run(run.id).env["gpus"] == [] and not torch.cuda.is_available())
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "EPOCHLINE_STORE": str(store_dir)},
-    )
+    proc = _python(code, tmp_path, store_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"  # a CPU build: asked, and no GPU (no error recorded)
