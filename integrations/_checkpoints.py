@@ -12,7 +12,7 @@ summary keys each adapter writes are documented per framework and stay in the ad
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 __all__ = ["Checkpoints"]
 
@@ -41,6 +41,15 @@ class Checkpoints:
         stored = run.log_artifact(path, name=name)
         self.stored[path] = (mtime, stored)
         return stored
+
+    def store_newest(self, run: Any, paths: Iterable[Any]) -> Optional[Tuple[str, Optional[str]]]:
+        """Store the newest (by mtime) of ``paths`` that exist: (its absolute path, stored path),
+        or None when none exists (a checkpoint callback that wrote nothing, a wrong path)."""
+        files = [os.path.abspath(os.fspath(p)) for p in paths if os.path.exists(p)]
+        if not files:
+            return None
+        newest = max(files, key=os.path.getmtime)
+        return newest, self.store(run, newest)
 
     def note_best(self, monitor: Optional[str], path: Any, score: Any = None) -> None:
         """The best file of the callback watching ``monitor`` (None or ``""``: a periodic one)."""

@@ -21,10 +21,11 @@ from ._support import parameter_count, safely
 __all__ = [
     "fit_params",
     "summary_text",
-    "learning_rate",
+    "with_learning_rate",
     "sibling_callbacks",
     "early_stops",
     "checkpoint_file",
+    "checkpoint_monitor",
 ]
 
 
@@ -87,15 +88,17 @@ def summary_text(owner: Any, model: Any) -> str:
     return "\n".join(lines)
 
 
-def learning_rate(model: Any) -> Optional[float]:
-    """The optimizer's current learning rate (a schedule's value at this step), or None."""
+def with_learning_rate(logs: Optional[Mapping[str, Any]], model: Any) -> Dict[str, Any]:
+    """An epoch's logs plus the optimizer's current learning rate (a schedule's value at this
+    step) as ``learning_rate``, unless the logs carry one (``LearningRateScheduler`` logs ``lr``)."""
+    values = dict(logs or {})
     lr = getattr(getattr(model, "optimizer", None), "learning_rate", None)
-    if lr is None:
-        return None
-    try:
-        return float(keras.ops.convert_to_numpy(lr))
-    except Exception:
-        return None
+    if lr is not None and "learning_rate" not in values and "lr" not in values:
+        try:
+            values["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+        except Exception:
+            pass
+    return values
 
 
 def sibling_callbacks() -> List[Any]:
@@ -112,19 +115,22 @@ def sibling_callbacks() -> List[Any]:
     return []
 
 
-def early_stops(callbacks: List[Any]) -> List[Tuple[str, int, Optional[int]]]:
-    """(monitor, stopped epoch, restored epoch or None) of each ``EarlyStopping`` that stopped the
-    fit; epochs 0-based as Keras counts them; restored only with ``restore_best_weights=True``
-    (the model is then the best epoch's, not the last's)."""
-    stops = []
+def early_stops(callbacks: List[Any], offset: int = 0) -> Tuple[Dict[str, Any], Optional[int]]:
+    """The summary of each ``EarlyStopping`` that stopped the fit (stopped epoch, monitor, and the
+    restored epoch with ``restore_best_weights=True``: the model is then the best epoch's, not the
+    last's), and that restored epoch; epochs 1-indexed, after ``offset`` earlier epochs."""
+    info: Dict[str, Any] = {}
+    restored_epoch = None
     for callback in callbacks:
         if not isinstance(callback, keras.callbacks.EarlyStopping):
             continue
         stopped, best = getattr(callback, "stopped_epoch", 0), getattr(callback, "best_epoch", None)
         if stopped and best is not None:
-            restored = best if getattr(callback, "restore_best_weights", False) else None
-            stops.append((callback.monitor, stopped, restored))
-    return stops
+            info.update({"early_stopping.stopped_epoch": stopped + 1 + offset})
+            info["early_stopping.monitor"] = callback.monitor
+            if getattr(callback, "restore_best_weights", False):
+                restored_epoch = info["early_stopping.restored_epoch"] = best + 1 + offset
+    return info, restored_epoch
 
 
 def checkpoint_file(checkpoint: Any, epoch: int, logs: Mapping[str, Any]) -> Optional[str]:
@@ -138,3 +144,11 @@ def checkpoint_file(checkpoint: Any, epoch: int, logs: Mapping[str, Any]) -> Opt
         return str(template.format(epoch=epoch + 1, **logs))
     except (KeyError, IndexError, ValueError):
         return template
+
+
+def checkpoint_monitor(checkpoint: Any) -> Dict[str, Any]:
+    """What a ``save_best_only`` ``ModelCheckpoint`` watches and its best value (else nothing)."""
+    monitor, best = getattr(checkpoint, "monitor", None), getattr(checkpoint, "best", None)
+    if monitor is not None and getattr(checkpoint, "save_best_only", False):
+        return {"best_model_monitor": monitor, "best_model_value": best}
+    return {}
