@@ -18,6 +18,7 @@ __all__ = [
     "IGNORED_ARGS",
     "training_arguments",
     "model_params",
+    "run_params",
     "total_epochs",
     "primary_metric",
     "epoch_number",
@@ -74,6 +75,17 @@ def model_params(model: Any) -> Dict[str, Any]:
         except Exception:
             pass
     return out
+
+
+def run_params(state: Any, args: Any, model: Any) -> Dict[str, Any]:
+    """What a training adds to ``TrainingArguments`` as run parameters: the planned steps and
+    epochs (``trainer.*``) and the model (``model.*``: config, class, parameter counts)."""
+    params: Dict[str, Any] = {
+        "trainer": {"max_steps": state.max_steps, "total_epochs": total_epochs(state, args)}
+    }
+    if model is not None:
+        params["model"] = model_params(model)
+    return params
 
 
 def total_epochs(state: Any, args: Any) -> Optional[int]:

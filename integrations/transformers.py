@@ -1,54 +1,41 @@
 """HuggingFace transformers: ``Trainer(..., callbacks=[TrackerCallback(path="nlp/tiny-bert")])``.
 
 It only translates Trainer events into run calls (the rules and their reasons: docs/transformers.md).
-
-* **Params** at train begin: every ``TrainingArguments`` field (``args.to_dict()``, which masks
-  tokens), the model config under ``model.*`` and the parameter counts.
-* **Metrics**: each ``on_log`` at ``state.global_step`` (names as transformers writes them), each
-  ``on_evaluate`` (``eval_*``) with its 1-indexed epoch, each ``on_predict`` (``test_*``).
-* **Epoch records**: one per training epoch (``ceil(state.epoch)``, strictly increasing) with the
-  latest ``loss`` as ``train_loss`` and the epoch's last evaluation, closed at that evaluation or
-  when the next epoch begins or training ends.
-* **After train()**: ``evaluate()``/``predict()`` results are added to the last epoch's record
-  (``test_*`` with ``metric_key_prefix="test"`` and for ``predict``), re-opening the run by id.
-* **Status**: ``on_train_end`` -> completed. The Trainer has no failure event: the run's ``"train"``
-  phase makes an uncaught exception ``failed`` (Ctrl-C: ``interrupted``), a swallowed one ``failed``
-  at exit or when ``train()`` is called again (the retry is a new run); ``with callback.guard():``
-  does it at once, in-process.
-
-Only the world process zero (``state.is_world_process_zero``) creates a run and logs.
+At train begin the ``TrainingArguments`` (``args.to_dict()``, tokens masked), the model config and
+parameter counts become params; each ``on_log`` is logged at ``state.global_step``, each
+``on_evaluate``/``on_predict`` with its 1-indexed epoch. One record per training epoch holds the
+latest ``loss`` as ``train_loss`` and the epoch's last evaluation. ``evaluate()``/``predict()``
+after ``train()`` add to the last record, re-opening the run by id. ``on_train_end`` completes the
+run; the Trainer has no failure event, so the run's ``"train"`` phase makes an exception ``failed``
+(at exit, or at once inside ``with callback.guard():``). Only world process zero logs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from transformers import TrainerCallback
 
 import epochline
 
-from ._checkpoints import Checkpoints
+from ._session import Session
 from ._support import (
     INIT_KEYWORDS,
-    EpochAccumulator,
     adapter_options,
     catch_and_warn,
     end_run,
     huggingface_model,
     log_images,
-    open_run,
-    prior_record,
     repeated_call,
 )
 from ._transformers_trainer import (
     IGNORED_ARGS,
     content,
     epoch_number,
-    model_params,
     primary_metric,
-    total_epochs,
+    run_params,
     training_arguments,
 )
 
@@ -90,59 +77,45 @@ class TrackerCallback(TrainerCallback):
                 raise TypeError(f"{what} must be True or False, got {flag!r}")
         if run is None:
             init_kwargs.setdefault("ignore_params", IGNORED_ARGS)
-        self._options = adapter_options(
+        options = adapter_options(
             "TrackerCallback", {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
         )
-        self._user_params = self._options.pop("params", None)  # logged after the Trainer's own
+        self._user_params = options.pop("params", None)  # logged after the Trainer's own
+        self._session = Session("transformers", options, run)
         self.images = images
         self.checkpoints = checkpoints
         self.epoch_loss = epoch_loss
         self.finish_on_train_end = finish_on_train_end
-        self._given = run
-        self._run: Any = run
-        self._phase: Any = None
         self._reset()
 
     def _reset(self) -> None:
         self._params_done = False
-        self._epochs = EpochAccumulator()
         self._closing: Optional[int] = None  # epoch that ended and awaits its evaluation
         self._train_loss: Optional[float] = None
-        self._checkpoints = Checkpoints()
         self._total_epochs: Optional[int] = None
 
     # -- the run -----------------------------------------------------------------------------------
     @property
     def run(self) -> Any:
         """The run (created on first use; a NoOpRun on a non-zero rank or when tracking is off)."""
-        if self._run is None:
-            self._run = open_run("transformers", **self._options, all_ranks=False)
-        return self._run
+        session = self._session
+        return session.run if session.run is not None else session.start(all_ranks=False)
 
     def _live(self, state: Any, create: bool = False, args: Any = None, model: Any = None) -> Any:
         """The run to log to on this process, or None (other rank, tracking off)."""
         if not getattr(state, "is_world_process_zero", True):
             return None
-        if create and self._given is None:
-            run = self._run
-            if run is not None and not run.finished and run.in_progress == "train":
-                # the last train() never reached its end (its exception was caught): it failed,
-                # and this train() is a run of its own
+        session = self._session
+        run = session.run
+        if create and session.owned and (run is None or run.finished or run.in_progress == "train"):
+            if run is not None and not run.finished:  # the last train() never reached its end
                 reason = "train did not reach its end (an exception was raised and caught by the caller)"
-                end_run(run, status="failed", reason=reason)
-            if run is None or run.finished:
-                if run is not None:
-                    self._reset()
-                self._run = open_run("transformers", **self._options, all_ranks=True)
-        run = self._run
-        if run is None or not isinstance(run, epochline.Run):
+                end_run(run, status="failed", reason=reason)  # and this train() is a new run
+            self._reset()
+            session.start(all_ranks=True)
+        if not isinstance(session.run, epochline.Run) or (session.run.finished and not session.owned):
             return None
-        if run.finished:
-            if self._given is not None:
-                return None
-            run = self._run = open_run("transformers", **self._options, all_ranks=True, reopen=run.id)
-            if self._epochs.epoch == 0:  # not this process's run: continue its stored last record
-                self._epochs.resume(run.epochs_done, prior_record(run, run.epochs_done))
+        run = session.current(all_ranks=True)  # a finished run re-opened (a later stage)
         if not self._params_done and args is not None:
             self._params_done = True
             self._log_params(run, args, model, state)
@@ -150,8 +123,8 @@ class TrackerCallback(TrainerCallback):
 
     def finish(self, status: str = "completed", reason: Optional[str] = None) -> None:
         """Close the last epoch record and end the run (idempotent; nothing if there is none)."""
-        run = self._run
-        if run is None or not isinstance(run, epochline.Run) or run.finished:
+        run = self._session.live
+        if run is None:
             return
         if status == "completed" and self._closing is not None:
             self._close_epoch(run)
@@ -162,21 +135,8 @@ class TrackerCallback(TrainerCallback):
         """``with cb.guard(): trainer.train()``: an exception (or Ctrl-C) ends the run failed
         (interrupted) at once, with its reason, and is re-raised. A block that ends normally
         finishes a still-open run: completed, or failed if ``train()`` did not reach its end."""
-        try:
+        with self._session.scope(self.finish, scoped=False):
             yield self
-        except BaseException as exc:
-            end_run(self._run if self._given is None else None, exc)
-            raise
-        run = self._run
-        if self._given is not None:
-            return
-        if isinstance(run, epochline.Run) and not run.finished and run.in_progress:
-            self.finish(
-                "failed",
-                f"{run.in_progress} did not reach its end (the exception was caught inside the guard block)",
-            )
-        else:
-            self.finish("completed")
 
     # -- Trainer events ----------------------------------------------------------------------------
     @catch_and_warn
@@ -186,8 +146,7 @@ class TrackerCallback(TrainerCallback):
         run = self._live(state, create=True, args=args, model=model)
         if run is None:
             return
-        if self._given is None:
-            self._phase = run.phase("train")
+        self._session.begin("train")
         primary = primary_metric(args)
         if primary is not None:
             run.set_primary_metric(*primary)
@@ -208,7 +167,7 @@ class TrackerCallback(TrainerCallback):
         if run is not None:
             if self._closing is not None:
                 self._close_epoch(run)
-            self._closing = max(self._epochs.closed + 1, epoch_number(state.epoch) or 1)
+            self._closing = max(self._session.epochs.closed + 1, epoch_number(state.epoch) or 1)
         return control
 
     @catch_and_warn
@@ -248,17 +207,17 @@ class TrackerCallback(TrainerCallback):
         test = all(str(k).startswith("test_") for k in metrics)
         epoch = self._closing if self._closing is not None else self._current_epoch(state)
         if run.in_progress != "train" and state.global_step > 0:  # after train(): the last epoch's
-            epoch = max(self._epochs.epoch, 1)
+            epoch = self._session.last_epoch()
         run.log(metrics, step=state.global_step, stage="test" if test else "val", epoch=epoch)
         if run.in_progress == "train" and state.global_step > 0:  # not an eval_on_start
             run.end_evaluation(metrics, stage="val", epoch=epoch, step=state.global_step)
-            self._epochs.add(run, epoch, metrics)
+            self._session.epochs.add(run, epoch, metrics)
             if self._closing is not None:
                 self._close_epoch(run)
         elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
             stage = "test" if test else "val"
             run.end_evaluation(metrics, stage=stage, epoch=None if test else epoch, step=state.global_step)
-            self._epochs.add_to_last(run, metrics)
+            self._session.add_to_last(metrics)
         if self.images is not None:
             log_images(self, run, self.images, state, model, step=state.global_step)
         self._after_train(run)
@@ -278,9 +237,9 @@ class TrackerCallback(TrainerCallback):
         run = self._results_run("on_predict", args, state, metrics, model)
         if run is None:
             return
-        run.log(metrics, step=state.global_step, stage="test", epoch=max(self._epochs.epoch, 1))
+        run.log(metrics, step=state.global_step, stage="test", epoch=self._session.last_epoch())
         run.end_evaluation(metrics, stage="test", step=state.global_step)
-        self._epochs.add_to_last(run, metrics)
+        self._session.add_to_last(metrics)
         self._after_train(run)
 
     def _results_run(self, event: str, args: Any, state: Any, metrics: Any, model: Any) -> Any:
@@ -288,17 +247,12 @@ class TrackerCallback(TrainerCallback):
         callback registered twice) or another rank; a run of its own without a train() before."""
         if repeated_call(self, event, state, id(metrics), content(metrics)):
             return None
-        return self._live(state, create=self._run is None, args=args, model=model)
+        return self._live(state, create=self._session.run is None, args=args, model=model)
 
     def _after_train(self, run: Any) -> None:
         """An evaluate()/predict() after a train() that finished the run ends it again."""
-        if (
-            run.in_progress is None
-            and self.finish_on_train_end
-            and self._given is None
-            and self._epochs.closed > 0
-        ):
-            end_run(run)
+        if run.in_progress is None and self.finish_on_train_end and self._session.epochs.closed > 0:
+            self._session.end()
 
     @catch_and_warn
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -306,20 +260,21 @@ class TrackerCallback(TrainerCallback):
         if run is None or self.checkpoints == "none":
             return
         folder = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
-        if folder == self._checkpoints.last:  # some versions save twice at the last step (4.46)
+        checkpoints = self._session.checkpoints
+        if folder == checkpoints.last:  # some versions save twice at the last step (4.46)
             return
         if not os.path.isdir(folder):
             message = f"checkpoint of step {state.global_step} not found at {folder}"
             run.log_text(message, level="WARNING", logger="epochline.transformers")
             return
-        self._checkpoints.last = folder
+        checkpoints.last = folder
         run.log_text(f"checkpoint saved: {folder}", logger="epochline.transformers")
         summary = {"checkpoint.last": folder, "checkpoint.last_step": state.global_step}
         if state.best_model_checkpoint:
             summary["checkpoint.best"] = os.path.abspath(state.best_model_checkpoint)
         run.summary(summary)
         if self.checkpoints == "all":
-            self._checkpoints.store(run, folder, name=os.path.basename(folder))
+            checkpoints.store(run, folder, name=os.path.basename(folder))
 
     @catch_and_warn
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -331,24 +286,22 @@ class TrackerCallback(TrainerCallback):
         if self._closing is not None:
             self._close_epoch(run)
         if self.checkpoints == "best":
-            best = state.best_model_checkpoint or self._checkpoints.last
+            best = state.best_model_checkpoint or self._session.checkpoints.last
             if best and os.path.isdir(best):
                 run.summary({"checkpoint.best": os.path.abspath(best)})
-                self._checkpoints.store(run, best, name="checkpoint-best")
-        if self._phase is not None:
-            self._phase.end()
-        if self.finish_on_train_end and self._given is None:
-            end_run(run, hold_lines=True)  # an evaluate()/predict() may follow
+                self._session.checkpoints.store(run, best, name="checkpoint-best")
+        self._session.end(hold_lines=True, finish=self.finish_on_train_end)  # evaluate() may follow
 
     # -- helpers -----------------------------------------------------------------------------------
     def _close_epoch(self, run: Any) -> None:
         epoch, self._closing = self._closing or 1, None
         values = {"train_loss": self._train_loss} if self._train_loss is not None else {}
         total = max(self._total_epochs, epoch) if self._total_epochs else None
-        self._epochs.add(run, epoch, values, total)
-        if not self._epochs.dirty and self._epochs.epoch == epoch:
-            self._epochs.dirty = True  # an epoch with nothing to say still gets its record
-        self._epochs.close(run, total)
+        epochs = self._session.epochs
+        epochs.add(run, epoch, values, total)
+        if not epochs.dirty and epochs.epoch == epoch:
+            epochs.dirty = True  # an epoch with nothing to say still gets its record
+        epochs.close(run, total)
 
     def _current_epoch(self, state: Any) -> Optional[int]:
         """The 1-indexed epoch in progress (the one that ended, between its end and the next)."""
@@ -358,12 +311,8 @@ class TrackerCallback(TrainerCallback):
         """``TrainingArguments`` as the run's config, the model as a model record and as params."""
         run.log_config(args=training_arguments(args))
         huggingface_model(run, model)  # _name_or_path and config.to_dict() as a model record
-        self._total_epochs = total_epochs(state, args)
-        extra: Dict[str, Any] = {
-            "trainer": {"max_steps": state.max_steps, "total_epochs": self._total_epochs}
-        }
-        if model is not None:
-            extra["model"] = model_params(model)
-        run.log_params(extra)
+        params = run_params(state, args, model)
+        self._total_epochs = params["trainer"]["total_epochs"]
+        run.log_params(params)
         if self._user_params is not None:
             run.log_params(self._user_params)
