@@ -58,3 +58,18 @@ class Checkpoints:
     def monitored(self) -> Dict[str, Tuple[str, Optional[float]]]:
         """The best of each monitoring callback; only when there is none, the periodic latest."""
         return {m: best for m, best in self.best.items() if m} or dict(self.best)
+
+    def best_summary(self) -> Dict[str, Any]:
+        """The run summary of the best checkpoint (a monitoring callback's, never a periodic
+        one's latest file when there is one): ``best_checkpoint`` and its score, and with several
+        monitoring callbacks each one's as ``best_checkpoints.<monitor>``."""
+        monitored = self.monitored()
+        if not monitored:
+            return {}
+        (path, score), *_ = monitored.values()
+        summary: Dict[str, Any] = {"best_checkpoint": path, "best_checkpoint_score": score}
+        if len(monitored) > 1:
+            for monitor, (other, value) in monitored.items():
+                summary[f"best_checkpoints.{monitor}"] = other
+                summary[f"best_checkpoints.{monitor}_score"] = value
+        return summary

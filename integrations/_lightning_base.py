@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, List, Optional, Tuple
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import epochline
 
@@ -44,6 +45,11 @@ __all__ = [
     "max_epochs",
     "spawned_worker",
     "checkpoint_files",
+    "log_model_mode",
+    "finalize_status",
+    "epoch_number",
+    "record_values",
+    "trainer_ref",
 ]
 
 STAGES = {"train": "train", "validate": "val", "sanity_check": "val", "test": "test", "predict": "predict"}
@@ -151,3 +157,53 @@ def checkpoint_files(callback: Any) -> List[str]:
         *getattr(callback, "best_k_models", {}).keys(),
     }
     return sorted(os.path.abspath(p) for p in paths if p and os.path.isfile(p))
+
+
+LOG_MODEL_MODES = ("none", "best", "end", "all")
+
+
+def log_model_mode(value: Any) -> str:
+    """``log_model=`` as MLflow's and W&B's loggers take it: False -> none; True -> end (top-k,
+    best and last of each ModelCheckpoint when fit ends); "best" -> the best of each monitoring
+    checkpoint; "all" -> each one when it is saved."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "end"
+    if value not in LOG_MODEL_MODES:
+        raise ValueError(f"log_model must be False, True, 'best' or 'all', got {value!r}")
+    return str(value)
+
+
+def finalize_status(status: str) -> Tuple[str, str]:
+    """(run status, reason) of a ``finalize(status)`` with no exception in flight."""
+    if status == "finished":
+        return "interrupted", "Lightning stopped the run to requeue it (SLURM)"
+    if status == "failed":
+        return "failed", "Lightning reported a failure"
+    return "failed", f"Lightning finalized the run with status {status!r}"
+
+
+def epoch_number(epoch: Any, trainer: Any) -> Optional[int]:
+    """The 1-indexed epoch of a ``log_metrics`` call: Lightning's 0-based ``epoch`` key, else the
+    trainer's current epoch (a logged ``"step"`` key or ``LearningRateMonitor`` leaves it out)."""
+    if epoch is None:
+        epoch = getattr(trainer, "current_epoch", None)
+    return None if epoch is None else int(epoch) + 1
+
+
+def record_values(metrics: Mapping[str, Any]) -> Dict[str, Any]:
+    """The values an epoch record takes, under Lightning's names: ``loss_epoch`` as ``loss``;
+    ``*_step`` values (one batch's) left out."""
+    return {k[:-6] if k.endswith("_epoch") else k: v for k, v in metrics.items() if not k.endswith("_step")}
+
+
+def trainer_ref(model: Any) -> Optional[Callable[[], Any]]:
+    """A weak reference to the trainer of a LightningModule (None without one)."""
+    trainer = getattr(model, "trainer", None)
+    if trainer is None:
+        return None
+    try:
+        return weakref.ref(trainer)
+    except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
+        return lambda: trainer

@@ -59,8 +59,9 @@ class Session:
         """A new run for the next training (``options`` add to the adapter's); the user's run stays."""
         if self.given is not None:
             return self.given
+        if self.run is not None:  # what the last run gathered is not this one's
+            self.epochs, self.checkpoints = EpochAccumulator(), Checkpoints()
         self.run = open_run(self.framework, **{**self.options, **options})
-        self.epochs, self.checkpoints = EpochAccumulator(), Checkpoints()
         return self.run
 
     def current(self, **options: Any) -> Any:
@@ -86,6 +87,11 @@ class Session:
         replacing an earlier epoch's values)."""
         self.last_epoch()
         self.epochs.add_to_last(self.run, values, total_epochs)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """A pickled session (Lightning's ``ddp_spawn`` pickles its loggers) carries no run: its
+        threads and connections stay in this process, and the other process opens it by id."""
+        return {**self.__dict__, "run": None, "given": None, "phase": None}
 
     def begin(self, phase: str) -> None:
         """A framework call starts (``"fit"``, ``"train"``, ``"evaluate"``): until :meth:`end`, a

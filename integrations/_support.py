@@ -38,7 +38,7 @@ import sys
 import threading
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar
 
 import epochline
 from epochline.context._frameworks import huggingface_model, lightning_datasets
@@ -71,6 +71,8 @@ __all__ = [
     "EpochAccumulator",
     "prior_record",
     "prefixed",
+    "image_captions",
+    "table_text",
     "parameter_count",
     "check_tags",
     # the core's helpers for adapters, re-exported: an adapter module imports nothing of epochline
@@ -354,6 +356,32 @@ def prefixed(values: Mapping[str, Any], prefix: str, separator: str = "-") -> Di
     if not prefix:
         return dict(values)
     return {k if k in ("epoch", "step") else f"{prefix}{separator}{k}": v for k, v in values.items()}
+
+
+def image_captions(images: Any, caption: Any) -> List[Tuple[Any, Optional[str]]]:
+    """(image, caption) pairs of a ``log_image(key, images, caption=)`` call: one image or a list;
+    one caption for all or one per image (a count that differs is the caller's :class:`UsageError`)."""
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    if caption is None or isinstance(caption, str):
+        return [(image, caption) for image in images]
+    captions = list(caption)
+    if len(captions) != len(images):
+        raise UsageError(f"log_image got {len(images)} images and {len(captions)} captions")
+    return list(zip(images, captions))
+
+
+def table_text(
+    columns: Optional[Iterable[Any]], data: Optional[Iterable[Iterable[Any]]], dataframe: Any
+) -> str:
+    """A table (W&B's ``log_table`` arguments) as text: a tab-separated header line, then one line
+    per row; "" for no table."""
+    if dataframe is not None:
+        columns = [str(c) for c in dataframe.columns]
+        data = dataframe.itertuples(index=False)
+    lines = ["\t".join(str(c) for c in columns)] if columns else []
+    lines += ["\t".join(str(v) for v in row) for row in (data or [])]
+    return "\n".join(lines)
 
 
 def parameter_count(tensors: Iterable[Any]) -> int:
