@@ -4,10 +4,12 @@ the translation of ``Logger`` calls into run calls and nothing else.
 * Which Lightning is installed: ``rank_zero_only``, the ``Logger`` base class (``lightning`` first,
   else ``pytorch_lightning``; :func:`logger_class` builds the public class over either) and the
   other ranks' experiment (Lightning's own ``DummyExperiment`` with the no-op run's methods).
-* Where in Lightning's loop a ``log_metrics`` call is made (:func:`loop_state`,
-  :func:`epoch_level`, :func:`train_epoch_end`), read from the trainer's progress counters:
-  Lightning passes a logger nothing but the values and the step; whether this process is a
-  ``ddp_spawn`` worker (:func:`spawned_worker`).
+* Where in Lightning's loop a ``log_metrics`` call is made (:func:`loop`), read from the
+  trainer's progress counters: Lightning passes a logger nothing but the values and the step;
+  whether this process is a ``ddp_spawn`` worker (:func:`spawned_worker`); the trainer of a
+  module (:func:`trainer_ref`), the 1-indexed epoch of a call (:func:`epoch_number`) and the names
+  an epoch record takes (:func:`record_values`).
+* The ``log_model`` modes and ``finalize`` statuses (:func:`log_model_mode`, :func:`finalize_status`).
 * Which files a ``ModelCheckpoint`` holds (:func:`checkpoint_files`).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import epochline
 
@@ -39,10 +41,8 @@ __all__ = [
     "RankExperiment",
     "logger_class",
     "trainer_fn",
-    "loop_state",
-    "train_epoch_end",
-    "epoch_level",
-    "max_epochs",
+    "Loop",
+    "loop",
     "spawned_worker",
     "checkpoint_files",
     "log_model_mode",
@@ -81,8 +81,17 @@ def _dummy_experiment_class() -> type:
 RankExperiment = _dummy_experiment_class()
 
 
-def logger_class(mixin: type, package: str, name: str = "KoguLogger") -> type:
-    """``class KoguLogger(mixin, <package>.loggers.Logger)``; ImportError if ``package`` is missing."""
+def logger_class(mixin: type, package: Optional[str] = None, name: str = "KoguLogger") -> type:
+    """``class <name>(mixin, <package>.loggers.Logger)``. Without ``package``: over
+    ``lightning.pytorch``'s ``Logger``, else ``pytorch_lightning``'s; ImportError if missing."""
+    if package is None:
+        try:
+            return logger_class(mixin, "lightning.pytorch", name)
+        except ImportError:  # only pytorch_lightning installed (or neither: that import raises)
+            try:
+                return logger_class(mixin, "pytorch_lightning", name)
+            except ImportError as exc:
+                raise ImportError(NEEDS_LIGHTNING) from exc
     base = importlib.import_module(f"{package}.loggers").Logger
     return type(
         name,
@@ -106,13 +115,13 @@ def trainer_fn(trainer: Any) -> Optional[str]:
     return _value(getattr(getattr(trainer, "state", None), "fn", None))
 
 
-def loop_state(trainer: Any) -> Tuple[Optional[str], Optional[str]]:
+def _loop_state(trainer: Any) -> Tuple[Optional[str], Optional[str]]:
     """(trainer function, recorded stage) of the call being made now."""
     stage = _value(getattr(getattr(trainer, "state", None), "stage", None))
     return trainer_fn(trainer), STAGES.get(stage or "")
 
 
-def train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
     """True for the call Lightning makes at the end of a training epoch (after its validation):
     the epoch is processed but not yet completed."""
     if fn != "fit" or stage != "train":
@@ -124,10 +133,10 @@ def train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bo
         return False
 
 
-def epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+def _epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
     """Whether a call's values describe the epoch: validation's, the train-epoch-end call's and
     those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
-    if trainer is None or fn != "fit" or stage != "train" or train_epoch_end(trainer, fn, stage):
+    if trainer is None or fn != "fit" or stage != "train" or _train_epoch_end(trainer, fn, stage):
         return True
     try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
         current = trainer.fit_loop.epoch_progress.current
@@ -140,6 +149,36 @@ def max_epochs(trainer: Any) -> Optional[int]:
     """``trainer.max_epochs`` when it is a real bound (not -1 / None)."""
     value = getattr(trainer, "max_epochs", None)
     return value if isinstance(value, int) and value > 0 else None
+
+
+class Loop(NamedTuple):
+    """Where in Lightning's loop a ``log_metrics`` call is made, read from the trainer's state and
+    progress counters (Lightning passes a logger nothing but the values and the step)."""
+
+    fn: Optional[str]
+    """The trainer function running: ``"fit"``, ``"validate"``, ``"test"``, ``"predict"``, or
+    None when no trainer is known."""
+    stage: Optional[str]
+    """The stage the run records: ``train``, ``val`` (sanity check too), ``test``, ``predict``."""
+    epoch_level: bool
+    """The values describe the epoch: validation's, the train-epoch-end call's and those logged
+    before the epoch's first batch (LearningRateMonitor); not a training step's."""
+    epoch_end: bool
+    """The call Lightning makes at the end of a training epoch (after its validation)."""
+    max_epochs: Optional[int]
+    """``trainer.max_epochs`` when it is a real bound."""
+
+    @property
+    def evaluating(self) -> bool:
+        """A ``validate``/``test`` call (its values join the last epoch's record)."""
+        return self.fn in ("validate", "test")
+
+
+def loop(trainer: Any) -> Loop:
+    """The :class:`Loop` state of ``trainer`` now (all None/True without a trainer)."""
+    fn, stage = _loop_state(trainer)
+    end = _train_epoch_end(trainer, fn, stage)
+    return Loop(fn, stage, _epoch_level(trainer, fn, stage), end, max_epochs(trainer))
 
 
 def spawned_worker(trainer: Any) -> bool:

@@ -16,15 +16,7 @@ from typing import Any, Callable, Dict, Literal, Mapping, Optional
 
 import keras
 
-from ._keras_model import (
-    checkpoint_file,
-    checkpoint_monitor,
-    early_stops,
-    fit_params,
-    sibling_callbacks,
-    summary_text,
-    with_learning_rate,
-)
+from . import _keras_model as fw
 from ._session import Session
 from ._support import (
     INIT_KEYWORDS,
@@ -139,10 +131,10 @@ class TrackerCallback(keras.callbacks.Callback):
         self._epoch_batches: Optional[int] = None
         self._last_logged = 0
         self._candidates = {}
-        self._siblings = sibling_callbacks()
+        self._siblings = fw.sibling_callbacks()
         ignore = ("verbose", "model.name", "model.layer_names")
-        run.log_params(fit_params(self, self.model, self.params), ignore=ignore)
-        summary = summary_text(self, self.model)
+        run.log_params(fw.fit_params(self, self.model, self.params), ignore=ignore)
+        summary = fw.summary_text(self, self.model)
         if summary:
             run.log_text(summary, logger="keras.summary")
 
@@ -174,13 +166,13 @@ class TrackerCallback(keras.callbacks.Callback):
             return
         self._done += self._epoch_batches or self._steps or 1
         step, number = self._base + self._done, epoch + self._offset + 1
-        values = with_learning_rate(logs, self.model)
+        values = fw.with_learning_rate(logs, self.model)
         run.log(values, step=step, epoch=number)
         epochs.add(run, number, values)
         epochs.close(run, self._total_epochs)
         if self._images is not None:
             log_images(self, run, self._images, self.model, number, step=step, caption=f"epoch {number}")
-        path = checkpoint_file(self._checkpoint, epoch, logs or {})  # Keras' own epoch number
+        path = fw.checkpoint_file(self._checkpoint, epoch, logs or {})  # Keras' own epoch number
         if path is not None:
             self._candidates[path] = None
 
@@ -193,13 +185,13 @@ class TrackerCallback(keras.callbacks.Callback):
         newest = self._session.checkpoints.store_newest(run, self._candidates)
         if newest is not None:  # with save_best_only: the best model
             stored = {"best_model_file": newest[0], "best_model_stored": newest[1]}
-            run.summary({**stored, **checkpoint_monitor(self._checkpoint)})
+            run.summary({**stored, **fw.checkpoint_monitor(self._checkpoint)})
         elif self._checkpoint is not None:
             what = getattr(self._checkpoint, "filepath", self._checkpoint)
             warn_once(
                 self, "checkpoint", FileNotFoundError(f"no checkpoint file was found to store ({what!r})")
             )
-        stops, restored = early_stops(self._siblings, self._offset)
+        stops, restored = fw.early_stops(self._siblings, self._offset)
         if restored is not None:  # the final record reports the restored epoch
             run.set_best(epoch=restored)
         if self._session.epochs.closed:

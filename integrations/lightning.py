@@ -18,24 +18,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import epochline
 
-from ._lightning_base import (
-    NEEDS_LIGHTNING,
-    RankExperiment,
-    checkpoint_files,
-    epoch_level,
-    epoch_number,
-    finalize_status,
-    log_model_mode,
-    logger_class,
-    loop_state,
-    max_epochs,
-    rank_zero_only,
-    record_values,
-    spawned_worker,
-    train_epoch_end,
-    trainer_fn,
-    trainer_ref,
-)
+from . import _lightning_base as fw
 from ._session import Reopening, Session
 from ._support import (
     DEFAULT_EMIT,
@@ -83,7 +66,7 @@ class KoguLoggerMixin:
         options = adapter_options(
             type(self).__name__, {"path": path, **init_kwargs}, run=run, allowed=allowed
         )
-        self._prefix, self._log_model = prefix, log_model_mode(log_model)
+        self._prefix, self._log_model = prefix, fw.log_model_mode(log_model)
         self._run_id = (
             run.id if run is not None and run.id else (options.get("run_id") or epochline.new_run_id())
         )
@@ -126,8 +109,8 @@ class KoguLoggerMixin:
     @property
     def experiment(self) -> Any:
         """The :class:`epochline.Run` (on other ranks an experiment that accepts any call)."""
-        if getattr(rank_zero_only, "rank", 0) > 0:
-            return RankExperiment()
+        if getattr(fw.rank_zero_only, "rank", 0) > 0:
+            return fw.RankExperiment()
         run, session = self._session.run, self._session
         if run is not None and run.finished and session.owned:
             return Reopening(run, self._open)  # Lightning reads it at every stage's setup
@@ -145,9 +128,9 @@ class KoguLoggerMixin:
     def _trainer(self) -> Any:
         return self._trainer_ref() if self._trainer_ref is not None else None
 
-    def _total(self, trainer: Any) -> Optional[int]:
+    def _total(self, loop: fw.Loop) -> Optional[int]:
         total = self._session.options.get("total_epochs")
-        return total if total is not None else max_epochs(trainer)
+        return total if total is not None else loop.max_epochs
 
     def __getstate__(self) -> Dict[str, Any]:
         # ddp_spawn pickles the trainer and its loggers: the run (threads, connections) stays
@@ -162,17 +145,17 @@ class KoguLoggerMixin:
     def log_graph(self, model: Any, input_array: Any = None) -> None:
         """Lightning calls this on every rank right after the hyper-parameters, with the module:
         the adapter takes the trainer from it (no graph is recorded)."""
-        ref = trainer_ref(model)
+        ref = fw.trainer_ref(model)
         if ref is None:
             return
         self._trainer_ref = ref
-        if spawned_worker(ref()) and self._session.owned:
+        if fw.spawned_worker(ref()) and self._session.owned:
             self._worker = True
             leave_to_launcher(self._session.run, self._handover)
-        if trainer_fn(ref()) == "fit":
+        if fw.trainer_fn(ref()) == "fit":
             self._session.begin("fit")  # left unfinished inside it, the run ends failed
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def log_hyperparams(
         self, params: Any, metrics: Optional[Mapping[str, Any]] = None, *args: Any, **kwargs: Any
@@ -188,36 +171,35 @@ class KoguLoggerMixin:
         if metrics:
             self._open().summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
         run, epochs, trainer = self._open(), self._session.epochs, self._trainer()
         raw = dict(metrics)
-        epoch = epoch_number(raw.pop("epoch", None), trainer)
+        epoch = fw.epoch_number(raw.pop("epoch", None), trainer)
         values = prefixed(raw, self._prefix, self.LOGGER_JOIN_CHAR)  # the record keeps Lightning's names
-        record = record_values(raw)
-        fn, stage = loop_state(trainer)
-        if fn in ("validate", "test") or (
-            fn is None and record and all(k.startswith("test") for k in record)
-        ):
+        record, loop = fw.record_values(raw), fw.loop(trainer)
+        if loop.evaluating or (loop.fn is None and record and all(k.startswith("test") for k in record)):
             last = epochs.epoch or epoch  # (no trainer known: only test metrics are told apart, by name)
-            run.log(values, step=step, epoch=last, stage=stage)
+            run.log(values, step=step, epoch=last, stage=loop.stage)
             self._eval.update(record)
             if record:  # the final record's test values (or a later validate's)
-                kind = "test" if fn in ("test", None) else "val"
-                run.end_evaluation(record, stage=kind, epoch=last if fn == "validate" else None, step=step)
+                kind = "test" if loop.fn in ("test", None) else "val"
+                run.end_evaluation(
+                    record, stage=kind, epoch=last if loop.fn == "validate" else None, step=step
+                )
             return
-        run.log(values, step=step, epoch=epoch, stage=stage)
-        if stage == "val" and record:  # every validation counts for the best (val_check_interval<1)
+        run.log(values, step=step, epoch=epoch, stage=loop.stage)
+        if loop.stage == "val" and record:  # every validation counts for the best (val_check_interval<1)
             run.end_evaluation(record, stage="val", epoch=epoch, step=step)
         # a training step's values: the record takes the epoch's, not the last batch's
-        epochs.add(run, epoch, record if epoch_level(trainer, fn, stage) else {}, self._total(trainer))
-        if train_epoch_end(trainer, fn, stage):
-            epochs.close(run, self._total(trainer))
+        epochs.add(run, epoch, record if loop.epoch_level else {}, self._total(loop))
+        if loop.epoch_end:
+            epochs.close(run, self._total(loop))
             if epochs.closed == 1:  # the loaders are loaded now: their sizes cost a len()
                 lightning_datasets(run, trainer)
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def log_image(
         self,
@@ -235,7 +217,7 @@ class KoguLoggerMixin:
         run, key = self._open(), prefixed({key: None}, self._prefix, self.LOGGER_JOIN_CHAR).popitem()[0]
         return [run.log_image(key, image, step=step, caption=text) for image, text in pairs]
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def log_text(
         self,
@@ -254,7 +236,7 @@ class KoguLoggerMixin:
 
     log_table = log_text
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Remember each monitoring callback's best (``summary``); store checkpoints by ``log_model``."""
@@ -265,7 +247,7 @@ class KoguLoggerMixin:
             score = getattr(checkpoint_callback, "best_model_score", None)
             self._session.checkpoints.note_best(monitor, best, score)
         if self._log_model == "all":
-            self._store_checkpoints(checkpoint_files(checkpoint_callback))
+            self._store_checkpoints(fw.checkpoint_files(checkpoint_callback))
 
     def _store_checkpoints(self, paths: Iterable[str]) -> None:
         run = self._open()
@@ -275,7 +257,7 @@ class KoguLoggerMixin:
     def save(self) -> None:
         """Nothing to do: the run's writer thread stores events as they come."""
 
-    @rank_zero_only
+    @fw.rank_zero_only
     @catch_and_warn
     def finalize(self, status: str) -> None:
         """End of a fit/validate/test/predict call (Lightning calls it inside its ``except``
@@ -290,8 +272,8 @@ class KoguLoggerMixin:
             if status == "success" or not session.owned or (run is not None and run.status != "completed"):
                 return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
             run = self._open()  # record the failure of a later stage in the same run
-        trainer = self._trainer()
-        fn, total = trainer_fn(trainer), self._total(trainer)
+        loop = fw.loop(self._trainer())
+        fn, total = loop.fn, self._total(loop)
         if self._eval:  # validate/test values join the last epoch's record (one line, not two)
             values, self._eval = self._eval, {}
             session.add_to_last(values, total)
@@ -304,30 +286,26 @@ class KoguLoggerMixin:
                 self._store_checkpoints(path for path, _ in session.checkpoints.monitored().values())
             elif self._log_model == "end":
                 for callback in self._checkpoint_callbacks.values():
-                    self._store_checkpoints(checkpoint_files(callback))
+                    self._store_checkpoints(fw.checkpoint_files(callback))
         if status == "success":  # after fit a test may follow: the final lines wait for it
             session.end(hold_lines=fn == "fit")
         elif status == "failed" and exc is not None:
             session.end(exc)
         else:
-            ending, reason = finalize_status(status)
+            ending, reason = fw.finalize_status(status)
             session.end(status=ending, reason=reason)
 
 
-try:
-    KoguLogger = logger_class(KoguLoggerMixin, "lightning.pytorch")
-except ImportError:  # only pytorch_lightning installed (or neither: that import raises)
-    try:
-        PLKoguLogger = KoguLogger = logger_class(KoguLoggerMixin, "pytorch_lightning", "PLKoguLogger")
-    except ImportError as exc:
-        raise ImportError(NEEDS_LIGHTNING) from exc
+KoguLogger = fw.logger_class(KoguLoggerMixin)  # over lightning.pytorch, else pytorch_lightning
 
 
 def __getattr__(name: str) -> Any:
     if name == "PLKoguLogger":  # built on first use: importing pytorch_lightning takes seconds
-        cls = globals()["PLKoguLogger"] = logger_class(KoguLoggerMixin, "pytorch_lightning", "PLKoguLogger")
+        cls = globals()["PLKoguLogger"] = fw.logger_class(
+            KoguLoggerMixin, "pytorch_lightning", "PLKoguLogger"
+        )
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["KoguLogger", "PLKoguLogger", "KoguLoggerMixin", "DEFAULT_EMIT"]
+__all__ = ["KoguLogger", "PLKoguLogger", "KoguLoggerMixin", "DEFAULT_EMIT"]  # noqa: F822 (PLKoguLogger: __getattr__)

@@ -20,6 +20,7 @@ from transformers import TrainerCallback
 
 import epochline
 
+from . import _transformers_trainer as fw
 from ._session import Session
 from ._support import (
     INIT_KEYWORDS,
@@ -29,14 +30,6 @@ from ._support import (
     huggingface_model,
     log_images,
     repeated_call,
-)
-from ._transformers_trainer import (
-    IGNORED_ARGS,
-    content,
-    epoch_number,
-    primary_metric,
-    run_params,
-    training_arguments,
 )
 
 CHECKPOINT_MODES = ("paths", "none", "best", "all")
@@ -76,7 +69,7 @@ class TrackerCallback(TrainerCallback):
             if type(flag) is not bool:
                 raise TypeError(f"{what} must be True or False, got {flag!r}")
         if run is None:
-            init_kwargs.setdefault("ignore_params", IGNORED_ARGS)
+            init_kwargs.setdefault("ignore_params", fw.IGNORED_ARGS)
         options = adapter_options(
             "TrackerCallback", {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
         )
@@ -147,7 +140,7 @@ class TrackerCallback(TrainerCallback):
         if run is None:
             return
         self._session.begin("train")
-        primary = primary_metric(args)
+        primary = fw.primary_metric(args)
         if primary is not None:
             run.set_primary_metric(*primary)
 
@@ -167,14 +160,14 @@ class TrackerCallback(TrainerCallback):
         if run is not None:
             if self._closing is not None:
                 self._close_epoch(run)
-            self._closing = max(self._session.epochs.closed + 1, epoch_number(state.epoch) or 1)
+            self._closing = max(self._session.epochs.closed + 1, fw.epoch_number(state.epoch) or 1)
         return control
 
     @catch_and_warn
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None, **kwargs: Any
     ) -> None:
-        if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), content(logs)):
+        if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), fw.content(logs)):
             return
         if any(str(k).startswith(("eval_", "test_")) for k in logs):
             return  # evaluate()/predict()'s log: recorded by on_evaluate/on_predict, with its epoch
@@ -245,7 +238,7 @@ class TrackerCallback(TrainerCallback):
     def _results_run(self, event: str, args: Any, state: Any, metrics: Any, model: Any) -> Any:
         """The run that an evaluate()/predict() result goes to: None for the same event again (a
         callback registered twice) or another rank; a run of its own without a train() before."""
-        if repeated_call(self, event, state, id(metrics), content(metrics)):
+        if repeated_call(self, event, state, id(metrics), fw.content(metrics)):
             return None
         return self._live(state, create=self._session.run is None, args=args, model=model)
 
@@ -305,13 +298,13 @@ class TrackerCallback(TrainerCallback):
 
     def _current_epoch(self, state: Any) -> Optional[int]:
         """The 1-indexed epoch in progress (the one that ended, between its end and the next)."""
-        return self._closing if self._closing is not None else epoch_number(state.epoch)
+        return self._closing if self._closing is not None else fw.epoch_number(state.epoch)
 
     def _log_params(self, run: Any, args: Any, model: Any, state: Any) -> None:
         """``TrainingArguments`` as the run's config, the model as a model record and as params."""
-        run.log_config(args=training_arguments(args))
+        run.log_config(args=fw.training_arguments(args))
         huggingface_model(run, model)  # _name_or_path and config.to_dict() as a model record
-        params = run_params(state, args, model)
+        params = fw.run_params(state, args, model)
         self._total_epochs = params["trainer"]["total_epochs"]
         run.log_params(params)
         if self._user_params is not None:

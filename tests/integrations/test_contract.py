@@ -221,9 +221,9 @@ def epochline_imports(source):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.startswith("epochline.")]
-        elif isinstance(node, ast.ImportFrom) and node.level:
-            if not (node.module or "").startswith("_"):
-                found.append("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.ImportFrom) and node.level:  # `from ._support import x`, `from . import _x`
+            modules = [node.module] if node.module else [a.name for a in node.names]
+            found += ["." * node.level + m for m in modules if not m.startswith("_")]
         elif isinstance(node, ast.ImportFrom) and node.module == "epochline":
             found += [f"epochline.{a.name}" for a in node.names if a.name not in public]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("epochline."):
@@ -237,13 +237,13 @@ def test_the_import_rule_finds_what_it_forbids():
     bad = (
         "import epochline.run\nfrom epochline.values import flatten_params\nfrom epochline import lifecycle\n"
         "from . import keras\nimport epochline\nepochline.lifecycle.active_runs()\nepochline.init()\n"
-        "from ._support import open_run\n"
+        "from ._support import open_run\nfrom . import _keras_model as fw\n"
     )
     assert epochline_imports(bad) == [
         "epochline.run",
         "epochline.values",
         "epochline.lifecycle",
-        ".",
+        ".keras",
         "epochline.lifecycle",
     ]
 
