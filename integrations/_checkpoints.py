@@ -42,6 +42,21 @@ class Checkpoints:
         self.stored[path] = (mtime, stored)
         return stored
 
+    def saved(self, run: Any, path: str, *, copy: bool, logger: str) -> bool:
+        """A checkpoint the framework says it saved at ``path``: its path recorded as a text
+        record (the files stay where they are unless ``copy``), or a WARNING record when it is not
+        there. False for the same path again (some frameworks announce the last one twice)."""
+        if path == self.last:
+            return False
+        if not os.path.exists(path):
+            run.log_text(f"checkpoint not found at {path}", level="WARNING", logger=logger)
+            return False
+        self.last = path
+        run.log_text(f"checkpoint saved: {path}", logger=logger)
+        if copy:
+            self.store(run, path, name=os.path.basename(path))
+        return True
+
     def store_newest(self, run: Any, paths: Iterable[Any]) -> Optional[Tuple[str, Optional[str]]]:
         """Store the newest (by mtime) of ``paths`` that exist: (its absolute path, stored path),
         or None when none exists (a checkpoint callback that wrote nothing, a wrong path)."""

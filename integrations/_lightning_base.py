@@ -45,6 +45,7 @@ __all__ = [
     "loop",
     "spawned_worker",
     "checkpoint_files",
+    "best_checkpoint",
     "log_model_mode",
     "finalize_status",
     "epoch_number",
@@ -246,3 +247,12 @@ def trainer_ref(model: Any) -> Optional[Callable[[], Any]]:
         return weakref.ref(trainer)
     except TypeError:  # pytorch_lightning 1.9 hands over a weakref.proxy, not the trainer
         return lambda: trainer
+
+
+def best_checkpoint(callback: Any) -> Optional[Tuple[Optional[str], str, Any]]:
+    """(monitor, path, score) of a ModelCheckpoint's best file so far (monitor None: a periodic
+    callback, its latest file), or None before it saved one."""
+    best = getattr(callback, "best_model_path", None)
+    if not best:
+        return None
+    return getattr(callback, "monitor", None), best, getattr(callback, "best_model_score", None)

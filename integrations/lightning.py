@@ -241,11 +241,9 @@ class KoguLoggerMixin:
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Remember each monitoring callback's best (``summary``); store checkpoints by ``log_model``."""
         self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
-        best = getattr(checkpoint_callback, "best_model_path", None)
-        if best:  # monitor None: a periodic callback, its latest file
-            monitor = getattr(checkpoint_callback, "monitor", None)
-            score = getattr(checkpoint_callback, "best_model_score", None)
-            self._session.checkpoints.note_best(monitor, best, score)
+        best = fw.best_checkpoint(checkpoint_callback)
+        if best is not None:
+            self._session.checkpoints.note_best(*best)
         if self._log_model == "all":
             self._store_checkpoints(fw.checkpoint_files(checkpoint_callback))
 

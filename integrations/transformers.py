@@ -164,9 +164,7 @@ class TrackerCallback(TrainerCallback):
         return control
 
     @catch_and_warn
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: Optional[Mapping[str, Any]] = None, **kwargs: Any
-    ) -> None:
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not logs or repeated_call(self, "on_log", state, state.global_step, id(logs), fw.content(logs)):
             return
         if any(str(k).startswith(("eval_", "test_")) for k in logs):
@@ -183,51 +181,33 @@ class TrackerCallback(TrainerCallback):
             )
 
     @catch_and_warn
-    def on_evaluate(
-        self,
-        args: Any,
-        state: Any,
-        control: Any,
-        metrics: Optional[Mapping[str, Any]] = None,
-        model: Any = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+        model = kwargs.get("model")
         run = self._results_run("on_evaluate", args, state, metrics, model)
         if run is None:
             return
-        metrics = dict(metrics or {})
-        metrics.pop("epoch", None)
-        test = all(str(k).startswith("test_") for k in metrics)
-        epoch = self._closing if self._closing is not None else self._current_epoch(state)
-        if run.in_progress != "train" and state.global_step > 0:  # after train(): the last epoch's
-            epoch = self._session.last_epoch()
-        run.log(metrics, step=state.global_step, stage="test" if test else "val", epoch=epoch)
-        if run.in_progress == "train" and state.global_step > 0:  # not an eval_on_start
-            run.end_evaluation(metrics, stage="val", epoch=epoch, step=state.global_step)
+        metrics = {k: v for k, v in (metrics or {}).items() if k != "epoch"}
+        stage = "test" if all(str(k).startswith("test_") for k in metrics) else "val"
+        training, step = run.in_progress == "train", state.global_step
+        epoch = self._current_epoch(state) if training or step == 0 else self._session.last_epoch()
+        run.log(metrics, step=step, stage=stage, epoch=epoch)
+        if training and step > 0:  # not an eval_on_start
+            run.end_evaluation(metrics, stage="val", epoch=epoch, step=step)
             self._session.epochs.add(run, epoch, metrics)
             if self._closing is not None:
                 self._close_epoch(run)
-        elif state.global_step > 0:  # after train(): a test set's results (metric_key_prefix="test")
-            stage = "test" if test else "val"
-            run.end_evaluation(metrics, stage=stage, epoch=None if test else epoch, step=state.global_step)
+        elif step > 0:  # after train(): the last epoch's (a test set's with metric_key_prefix="test")
+            run.end_evaluation(metrics, stage=stage, epoch=None if stage == "test" else epoch, step=step)
             self._session.add_to_last(metrics)
         if self.images is not None:
-            log_images(self, run, self.images, state, model, step=state.global_step)
+            log_images(self, run, self.images, state, model, step=step)
         self._after_train(run)
 
     @catch_and_warn
-    def on_predict(
-        self,
-        args: Any,
-        state: Any,
-        control: Any,
-        metrics: Optional[Mapping[str, Any]] = None,
-        model: Any = None,
-        **kwargs: Any,
-    ) -> None:
+    def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
         if not metrics:
             return
-        run = self._results_run("on_predict", args, state, metrics, model)
+        run = self._results_run("on_predict", args, state, metrics, kwargs.get("model"))
         if run is None:
             return
         run.log(metrics, step=state.global_step, stage="test", epoch=self._session.last_epoch())
@@ -253,21 +233,12 @@ class TrackerCallback(TrainerCallback):
         if run is None or self.checkpoints == "none":
             return
         folder = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
-        checkpoints = self._session.checkpoints
-        if folder == checkpoints.last:  # some versions save twice at the last step (4.46)
-            return
-        if not os.path.isdir(folder):
-            message = f"checkpoint of step {state.global_step} not found at {folder}"
-            run.log_text(message, level="WARNING", logger="epochline.transformers")
-            return
-        checkpoints.last = folder
-        run.log_text(f"checkpoint saved: {folder}", logger="epochline.transformers")
-        summary = {"checkpoint.last": folder, "checkpoint.last_step": state.global_step}
-        if state.best_model_checkpoint:
-            summary["checkpoint.best"] = os.path.abspath(state.best_model_checkpoint)
-        run.summary(summary)
-        if self.checkpoints == "all":
-            checkpoints.store(run, folder, name=os.path.basename(folder))
+        copy = self.checkpoints == "all"
+        if self._session.checkpoints.saved(run, folder, copy=copy, logger="epochline.transformers"):
+            summary = {"checkpoint.last": folder, "checkpoint.last_step": state.global_step}
+            if state.best_model_checkpoint:
+                summary["checkpoint.best"] = os.path.abspath(state.best_model_checkpoint)
+            run.summary(summary)
 
     @catch_and_warn
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
