@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 import epochline
 
 from ._checkpoints import Checkpoints
-from ._support import EpochAccumulator, end_run, open_run, prior_record
+from ._support import EpochAccumulator, end_run, leave_to_launcher, open_run, prior_record, receive_held_lines
 
 __all__ = ["Session", "Reopening"]
 
@@ -41,6 +41,8 @@ class Session:
         self.run: Any = run
         self.phase: Any = None
         self.scoped = False  # inside the adapter's `with` block: the block ends the run
+        self.worker = False  # a spawned worker process: its launcher ends a failed run
+        self.handover: Optional[str] = None  # where a worker leaves its final lines (the launcher's)
         self.epochs = EpochAccumulator()
         self.checkpoints = Checkpoints()
 
@@ -62,6 +64,8 @@ class Session:
         if self.run is not None:  # what the last run gathered is not this one's
             self.epochs, self.checkpoints = EpochAccumulator(), Checkpoints()
         self.run = open_run(self.framework, **{**self.options, **options})
+        if self.worker:
+            leave_to_launcher(self.run, self.handover)
         return self.run
 
     def current(self, **options: Any) -> Any:
@@ -72,7 +76,17 @@ class Session:
             return self.start(**options)
         if run.finished and self.given is None:
             self.run = run = open_run(self.framework, **{**self.options, **options}, reopen=run.id)
+            if self.worker:
+                leave_to_launcher(run, self.handover)
         return run
+
+    def in_worker(self) -> None:
+        """This process is a worker that another process launched (Lightning's ``ddp_spawn``): the
+        launcher ends a failed run and prints the final lines once for all stages (see
+        :func:`~epochline.integrations._support.leave_to_launcher`). The user's run is theirs."""
+        if self.given is None:
+            self.worker = True
+            leave_to_launcher(self.run, self.handover)
 
     def last_epoch(self) -> int:
         """The last epoch recorded (at least 1). A run another process recorded (a later stage in
@@ -90,8 +104,13 @@ class Session:
 
     def __getstate__(self) -> Dict[str, Any]:
         """A pickled session (Lightning's ``ddp_spawn`` pickles its loggers) carries no run: its
-        threads and connections stay in this process, and the other process opens it by id."""
-        return {**self.__dict__, "run": None, "given": None, "phase": None}
+        threads and connections stay in this process, and the other process opens it by id.
+        With a run of its own it carries the file where that process hands back its final lines
+        (:func:`epochline.protocol.receive_held_lines`), so they are printed here, once."""
+        state = {**self.__dict__, "run": None, "given": None, "phase": None}
+        if self.given is None and self.options.get("run_id"):
+            state["handover"] = receive_held_lines(self.options["run_id"])
+        return state
 
     def begin(self, phase: str) -> None:
         """A framework call starts (``"fit"``, ``"train"``, ``"evaluate"``): until :meth:`end`, a

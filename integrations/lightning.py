@@ -28,11 +28,9 @@ from ._support import (
     exception_in_flight,
     flatten_params,
     image_captions,
-    leave_to_launcher,
     lightning_datasets,
     local_directory,
     prefixed,
-    receive_held_lines,
     table_text,
 )
 
@@ -76,8 +74,6 @@ class KoguLoggerMixin:
         self._hparams: Optional[Dict[str, Any]] = None
         self._checkpoint_callbacks: Dict[int, Any] = {}
         self._finalized: Optional[Tuple[Any, ...]] = None
-        self._worker = False  # a ddp_spawn worker: its launcher finalizes a failure
-        self._handover: Optional[str] = None  # where a worker leaves its final lines (launcher's)
 
     # -- Logger properties -----------------------------------------------------------------
     @property
@@ -113,17 +109,8 @@ class KoguLoggerMixin:
             return fw.RankExperiment()
         run, session = self._session.run, self._session
         if run is not None and run.finished and session.owned:
-            return Reopening(run, self._open)  # Lightning reads it at every stage's setup
-        return self._open()
-
-    def _open(self) -> Any:
-        """The run (started, or re-opened for a later stage); a worker leaves its end to its launcher."""
-        run, session = self._session.run, self._session
-        if run is None or (run.finished and session.owned):
-            run = session.current()
-            if self._worker:
-                leave_to_launcher(run, self._handover)
-        return run
+            return Reopening(run, session.current)  # Lightning reads it at every stage's setup
+        return self._session.current()
 
     def _trainer(self) -> Any:
         return self._trainer_ref() if self._trainer_ref is not None else None
@@ -133,12 +120,9 @@ class KoguLoggerMixin:
         return total if total is not None else loop.max_epochs
 
     def __getstate__(self) -> Dict[str, Any]:
-        # ddp_spawn pickles the trainer and its loggers: the run (threads, connections) stays
-        # here; rank zero of the spawned processes opens it (by id: the live one in this process).
-        state = {**self.__dict__, "_trainer_ref": None, "_checkpoint_callbacks": {}}
-        if self._session.owned:  # the worker's final lines come back here, printed once for all stages
-            state["_handover"] = receive_held_lines(self._run_id)
-        return state
+        # ddp_spawn pickles the trainer and its loggers: the session leaves its run here (the
+        # spawned rank zero opens it by id: the live one when it is this process)
+        return {**self.__dict__, "_trainer_ref": None, "_checkpoint_callbacks": {}}
 
     # -- Logger methods ------------------------------------------------------------------------
     @catch_and_warn
@@ -149,9 +133,8 @@ class KoguLoggerMixin:
         if ref is None:
             return
         self._trainer_ref = ref
-        if fw.spawned_worker(ref()) and self._session.owned:
-            self._worker = True
-            leave_to_launcher(self._session.run, self._handover)
+        if fw.spawned_worker(ref()):
+            self._session.in_worker()
         if fw.trainer_fn(ref()) == "fit":
             self._session.begin("fit")  # left unfinished inside it, the run ends failed
 
@@ -167,14 +150,14 @@ class KoguLoggerMixin:
             flat = flatten_params(params)
             if flat and flat != self._hparams:
                 self._hparams = flat
-                self._open().log_params(params)
+                self._session.current().log_params(params)
         if metrics:
-            self._open().summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
+            self._session.current().summary(prefixed(metrics, self._prefix, self.LOGGER_JOIN_CHAR))
 
     @fw.rank_zero_only
     @catch_and_warn
     def log_metrics(self, metrics: Mapping[str, Any], step: Optional[int] = None) -> None:
-        run, epochs, trainer = self._open(), self._session.epochs, self._trainer()
+        run, epochs, trainer = self._session.current(), self._session.epochs, self._trainer()
         raw = dict(metrics)
         epoch = fw.epoch_number(raw.pop("epoch", None), trainer)
         values = prefixed(raw, self._prefix, self.LOGGER_JOIN_CHAR)  # the record keeps Lightning's names
@@ -214,7 +197,10 @@ class KoguLoggerMixin:
         Returns the stored paths."""
         pairs = image_captions(images, caption)
         step = getattr(self._trainer(), "global_step", None) if step is None else step
-        run, key = self._open(), prefixed({key: None}, self._prefix, self.LOGGER_JOIN_CHAR).popitem()[0]
+        run, key = (
+            self._session.current(),
+            prefixed({key: None}, self._prefix, self.LOGGER_JOIN_CHAR).popitem()[0],
+        )
         return [run.log_image(key, image, step=step, caption=text) for image, text in pairs]
 
     @fw.rank_zero_only
@@ -232,7 +218,7 @@ class KoguLoggerMixin:
         logger ``key``; ``key`` alone records nothing."""
         text = table_text(columns, data, dataframe)
         if text:
-            self._open().log_text(text, logger=key)
+            self._session.current().log_text(text, logger=key)
 
     log_table = log_text
 
@@ -248,7 +234,7 @@ class KoguLoggerMixin:
             self._store_checkpoints(fw.checkpoint_files(checkpoint_callback))
 
     def _store_checkpoints(self, paths: Iterable[str]) -> None:
-        run = self._open()
+        run = self._session.current()
         for path in paths:
             self._session.checkpoints.store(run, path, name=f"checkpoints/{os.path.basename(path)}")
 
@@ -269,7 +255,7 @@ class KoguLoggerMixin:
         if run is None or run.finished:
             if status == "success" or not session.owned or (run is not None and run.status != "completed"):
                 return  # nothing new was logged in this stage, or it already ended so (SIGTERM)
-            run = self._open()  # record the failure of a later stage in the same run
+            run = self._session.current()  # record the failure of a later stage in the same run
         loop = fw.loop(self._trainer())
         fn, total = loop.fn, self._total(loop)
         if self._eval:  # validate/test values join the last epoch's record (one line, not two)
