@@ -12,7 +12,14 @@ import pytest
 
 import epochline
 from epochline.integrations._checkpoints import Checkpoints
-from epochline.integrations._support import log_images, parameter_count, safely
+from epochline.integrations._support import (
+    UsageError,
+    image_captions,
+    log_images,
+    parameter_count,
+    safely,
+    table_text,
+)
 
 
 class Owner:
@@ -75,3 +82,81 @@ def test_images_of_a_user_function_are_logged_and_a_failing_one_warns_once(store
 def test_parameter_count_reads_shapes_only():
     assert parameter_count([np.zeros((3, 4)), np.zeros(5), np.zeros(())]) == 12 + 5 + 1
     assert parameter_count([]) == 0
+
+
+def test_a_saved_checkpoint_is_recorded_by_path_once_and_a_missing_one_warned(store_dir, store, tmp_path):
+    folder = tmp_path / "checkpoint-10"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"weights")
+    checkpoints = Checkpoints()
+    with epochline.init("support/saved", emit="none") as run:
+        assert checkpoints.saved(run, str(folder), copy=False, logger="tests")
+        assert not checkpoints.saved(run, str(folder), copy=False, logger="tests")  # announced twice
+        assert not checkpoints.saved(run, str(tmp_path / "checkpoint-20"), copy=False, logger="tests")
+        copied = tmp_path / "checkpoint-30"
+        copied.mkdir()
+        (copied / "model.bin").write_bytes(b"more")
+        assert checkpoints.saved(run, str(copied), copy=True, logger="tests")
+        run_id = run.id
+    with store() as opened:
+        view = opened.run(run_id)
+        texts = [(t.level, t.text) for t in view.texts()]
+        artifacts = [a.name for a in view.artifacts()]
+    assert texts == [
+        (None, f"checkpoint saved: {folder}"),
+        ("WARNING", f"checkpoint not found at {tmp_path / 'checkpoint-20'}"),
+        (None, f"checkpoint saved: {copied}"),
+    ]
+    assert len(artifacts) == 1 and artifacts[0].startswith("checkpoint-30")  # only the copied one
+
+
+def test_the_newest_checkpoint_of_several_is_stored(store_dir, store, tmp_path):
+    old, new = tmp_path / "old.keras", tmp_path / "new.keras"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    os.utime(old, (1_000_000, 1_000_000))
+    checkpoints = Checkpoints()
+    with epochline.init("support/newest", emit="none") as run:
+        assert checkpoints.store_newest(run, [tmp_path / "gone.keras"]) is None
+        path, stored = checkpoints.store_newest(run, [new, old, tmp_path / "gone.keras"])
+    assert path == str(new) and Path(stored).read_bytes() == b"new"
+
+
+def test_the_best_checkpoint_summary_names_each_monitor_only_when_there_are_several(tmp_path):
+    checkpoints = Checkpoints()
+    assert checkpoints.best_summary() == {}
+    checkpoints.note_best(None, tmp_path / "last.ckpt")  # periodic: its latest file, no score
+    assert checkpoints.best_summary() == {
+        "best_checkpoint": str(tmp_path / "last.ckpt"),
+        "best_checkpoint_score": None,
+    }
+    checkpoints.note_best("val_acc", tmp_path / "a.ckpt", 0.5)
+    assert checkpoints.best_summary() == {
+        "best_checkpoint": str(tmp_path / "a.ckpt"),
+        "best_checkpoint_score": 0.5,
+    }
+    checkpoints.note_best("val_loss", tmp_path / "b.ckpt", 0.25)
+    assert checkpoints.best_summary() == {
+        "best_checkpoint": str(tmp_path / "a.ckpt"),
+        "best_checkpoint_score": 0.5,
+        "best_checkpoints.val_acc": str(tmp_path / "a.ckpt"),
+        "best_checkpoints.val_acc_score": 0.5,
+        "best_checkpoints.val_loss": str(tmp_path / "b.ckpt"),
+        "best_checkpoints.val_loss_score": 0.25,
+    }
+
+
+def test_images_and_captions_pair_up_or_the_call_is_refused():
+    assert image_captions("a.png", None) == [("a.png", None)]
+    assert image_captions(["a", "b"], "both") == [("a", "both"), ("b", "both")]
+    assert image_captions(("a", "b"), ["one", None]) == [("a", "one"), ("b", None)]
+    with pytest.raises(UsageError, match="2 images and 1 captions"):
+        image_captions(["a", "b"], ["one"])
+
+
+def test_a_table_becomes_tab_separated_text():
+    pd = pytest.importorskip("pandas")
+    assert table_text(["a", "b"], [[1, "x"], [2, None]], None) == "a\tb\n1\tx\n2\tNone"
+    frame = pd.DataFrame({"epoch": [1, 2], "acc": [0.5, 0.75]})
+    assert table_text(None, None, frame) == "epoch\tacc\n1\t0.5\n2\t0.75"
+    assert table_text(None, None, None) == "" and table_text([], [], None) == ""
