@@ -19,15 +19,19 @@ Adapter-author helpers (not user API):
 * :class:`EpochAccumulator` — the values of the epoch being gathered; each epoch closes into one
   record once, and a later stage only adds to the last record.
 * :func:`prefixed` — Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``).
+* :func:`image_captions`, :func:`table_text` — the arguments of ``log_image``/``log_table`` calls
+  (W&B's signatures, which Lightning's loggers share) as what a run records.
 * :func:`parameter_count` — the number of values in a model's weight tensors (any framework).
 * :func:`leave_to_launcher` — a ``ddp_spawn`` worker leaves a failed run's end to its launcher.
 * Re-exported core helpers (``flatten_params``, ``local_directory``, ``receive_held_lines``, and
   the context recorders ``lightning_datasets``, ``huggingface_model``): an adapter module imports nothing of epochline but
   the public API and the private ``integrations/_*.py`` modules, so this is the one boundary.
 
-Framework-specific reading of framework objects (no run calls) lives in one private module per
-framework (``_keras_model``, ``_lightning_base``, ``_transformers_trainer``); checkpoint files ->
-artifacts in ``_checkpoints``.
+The run of one adapter object across a framework's calls (which run, later stages, phases,
+endings) is :class:`~epochline.integrations._session.Session`. Framework-specific reading of
+framework objects (no run calls) lives in one private module per framework (``_keras_model``,
+``_lightning_base``, ``_transformers_trainer``), which an adapter imports as ``fw``; checkpoint
+files -> artifacts in ``_checkpoints``.
 """
 
 from __future__ import annotations

@@ -292,6 +292,16 @@ def test_with_block_ends_the_run_when_fit_raises(store_dir, store, digits, exc, 
     assert cb.run.finished and cb.run.in_progress is None
 
 
+def test_a_fit_that_raised_inside_the_with_block_and_was_caught_ends_the_run_failed(store_dir, store, digits):
+    with TrackerCallback(path="digits/caught") as cb:
+        try:
+            fit(make_model(), digits, [cb, RaiseAt(0, RuntimeError("x"))])
+        except RuntimeError:
+            pass
+    view = only_run(store)
+    assert view.status == "failed" and view.reason.startswith("fit did not reach its end")
+
+
 def test_without_with_block_a_raising_fit_leaves_the_run_in_progress(store_dir, digits):
     """The excepthook/atexit then end it (tested in subprocesses below)."""
     cb = TrackerCallback(path="digits/open")
