@@ -144,6 +144,28 @@ def check_positive_int(what: str, value: Any) -> Optional[int]:
     return int(value)
 
 
+def check_choice(what: str, value: Any, choices: Collection[str]) -> str:
+    """``value`` if it is one of ``choices``, else ``ValueError`` listing them (and the closest)."""
+    if not isinstance(value, str) or value not in choices:
+        hint = _did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}{hint}")
+    return value
+
+
+def check_flag(what: str, value: Any) -> bool:
+    """``value`` if it is True or False (not 0/1 or a string, whose meaning would be a guess)."""
+    if type(value) is not bool:
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def check_function(what: str, value: Any, signature: str) -> Any:
+    """``value`` if it is None or callable, else ``TypeError`` saying what it should be called as."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{what} must be a function {signature}, got {value!r}")
+    return value
+
+
 def _check_ignore(ignore: Any) -> Tuple[str, ...]:
     out = (ignore,) if isinstance(ignore, str) else tuple(ignore or ())
     for key in out:

@@ -46,7 +46,16 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import epochline
 from epochline.context._frameworks import huggingface_model, lightning_datasets
-from epochline.options import CONTEXT_OPTIONS, check_init_options, check_tags, unknown_keywords
+from epochline.options import (
+    CONTEXT_OPTIONS,
+    check_choice,
+    check_flag,
+    check_function,
+    check_init_options,
+    check_positive_int,
+    check_tags,
+    unknown_keywords,
+)
 from epochline.protocol import receive_held_lines
 from epochline.run import exit_status, failure_reason
 from epochline.store import local_directory
@@ -79,6 +88,10 @@ __all__ = [
     "table_text",
     "parameter_count",
     "check_tags",
+    "check_choice",
+    "check_flag",
+    "check_function",
+    "check_positive_int",
     # the core's helpers for adapters, re-exported: an adapter module imports nothing of epochline
     # but the public API and these private modules (one boundary, checked by test_contract.py)
     "flatten_params",

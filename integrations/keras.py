@@ -22,6 +22,8 @@ from ._support import (
     INIT_KEYWORDS,
     adapter_options,
     catch_and_warn,
+    check_function,
+    check_positive_int,
     end_run,
     log_images,
     repeated_call,
@@ -60,12 +62,8 @@ class TrackerCallback(keras.callbacks.Callback):
         **init_kwargs: Any,
     ) -> None:
         super().__init__()
-        if log_every_n_batches is not None and (
-            type(log_every_n_batches) is not int or log_every_n_batches < 1
-        ):
-            raise ValueError(f"log_every_n_batches must be a positive int, got {log_every_n_batches!r}")
-        if images is not None and not callable(images):
-            raise TypeError("images= takes a function fn(model, epoch) -> {key: image}")
+        check_positive_int("log_every_n_batches", log_every_n_batches)
+        check_function("images", images, "fn(model, epoch) -> {key: image}")
         options = adapter_options(
             "TrackerCallback", {"path": path, **init_kwargs}, run=run, allowed=INIT_KEYWORDS
         )

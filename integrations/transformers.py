@@ -26,6 +26,9 @@ from ._support import (
     INIT_KEYWORDS,
     adapter_options,
     catch_and_warn,
+    check_choice,
+    check_flag,
+    check_function,
     end_run,
     huggingface_model,
     log_images,
@@ -61,13 +64,10 @@ class TrackerCallback(TrainerCallback):
         run: Any = None,
         **init_kwargs: Any,
     ):
-        if checkpoints not in CHECKPOINT_MODES:
-            raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINT_MODES)}; got {checkpoints!r}")
-        if images is not None and not callable(images):
-            raise TypeError("images must be a function (state, model) -> {key: image}")
-        for what, flag in (("epoch_loss", epoch_loss), ("finish_on_train_end", finish_on_train_end)):
-            if type(flag) is not bool:
-                raise TypeError(f"{what} must be True or False, got {flag!r}")
+        self.checkpoints = check_choice("checkpoints", checkpoints, CHECKPOINT_MODES)
+        self.images = check_function("images", images, "(state, model) -> {key: image}")
+        self.epoch_loss = check_flag("epoch_loss", epoch_loss)
+        self.finish_on_train_end = check_flag("finish_on_train_end", finish_on_train_end)
         if run is None:
             init_kwargs.setdefault("ignore_params", fw.IGNORED_ARGS)
         options = adapter_options(
@@ -75,10 +75,6 @@ class TrackerCallback(TrainerCallback):
         )
         self._user_params = options.pop("params", None)  # logged after the Trainer's own
         self._session = Session("transformers", options, run)
-        self.images = images
-        self.checkpoints = checkpoints
-        self.epoch_loss = epoch_loss
-        self.finish_on_train_end = finish_on_train_end
         self._reset()
 
     def _reset(self) -> None:

@@ -142,8 +142,11 @@ def test_batch_hook_exists_only_when_asked_for():
         pytest.skip("this Keras version dispatches every batch hook (it marks no default hooks)")
     assert is_default(TrackerCallback().on_train_batch_end)
     assert not is_default(TrackerCallback(log_every_n_batches=3).on_train_batch_end)
-    with pytest.raises(ValueError):
-        TrackerCallback(log_every_n_batches=0)
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="log_every_n_batches must be a positive integer"):
+            TrackerCallback(log_every_n_batches=bad)
+    with pytest.raises(TypeError, match=r"images must be a function fn\(model, epoch\)"):
+        TrackerCallback(images={"a": 1})
 
 
 def test_per_batch_logging_every_n_batches(store_dir, store, digits):

@@ -453,6 +453,12 @@ def test_bad_options_are_refused():
         TrackerCallback(checkpoints="some")
     with pytest.raises(TypeError, match="images"):
         TrackerCallback(images={"a": 1})
+    with pytest.raises(ValueError, match="did you mean 'best'"):
+        TrackerCallback(checkpoints="bset")
+    with pytest.raises(TypeError, match="epoch_loss must be True or False, got 'yes'"):
+        TrackerCallback(epoch_loss="yes")
+    with pytest.raises(TypeError, match="finish_on_train_end must be True or False, got 0"):
+        TrackerCallback(finish_on_train_end=0)
 
 
 # -- issue 13 ---------------------------------------------------------------------------------------
