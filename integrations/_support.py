@@ -345,6 +345,16 @@ class EpochAccumulator:
         self.closed = max(self.closed, self.epoch)
         return run.end_epoch(self.epoch, self.values, total_epochs=total_epochs, scales=self.scales or None)
 
+    def end(
+        self, run: Any, epoch: int, values: Mapping[str, Any], total_epochs: Optional[int] = None
+    ) -> Optional[Dict[str, Any]]:
+        """Close ``epoch`` now, with ``values`` added: its record is written even when nothing was
+        gathered (an epoch with nothing to say still has its record); nothing for an epoch
+        already closed."""
+        if self.add(run, epoch, values, total_epochs) and epoch == self.epoch:
+            self.dirty = True
+        return self.close(run, total_epochs)
+
     def add_to_last(
         self, run: Any, values: Mapping[str, Any], total_epochs: Optional[int] = None
     ) -> Optional[Dict[str, Any]]:

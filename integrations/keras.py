@@ -166,8 +166,7 @@ class TrackerCallback(keras.callbacks.Callback):
         step, number = self._base + self._done, epoch + self._offset + 1
         values = fw.with_learning_rate(logs, self.model)
         run.log(values, step=step, epoch=number)
-        epochs.add(run, number, values)
-        epochs.close(run, self._total_epochs)
+        epochs.end(run, number, values, self._total_epochs)
         if self._images is not None:
             log_images(self, run, self._images, self.model, number, step=step, caption=f"epoch {number}")
         path = fw.checkpoint_file(self._checkpoint, epoch, logs or {})  # Keras' own epoch number
@@ -194,8 +193,7 @@ class TrackerCallback(keras.callbacks.Callback):
             run.set_best(epoch=restored)
         if self._session.epochs.closed:
             stops["epochs_trained"] = self._session.epochs.closed
-        if stops:
-            run.summary(stops)
+        run.summary(stops)  # (nothing without early stopping or epochs)
         self._session.end(hold_lines=True)  # an evaluate() may follow
 
     # -- evaluate ------------------------------------------------------------------------------

@@ -197,11 +197,8 @@ class KoguLoggerMixin:
         Returns the stored paths."""
         pairs = image_captions(images, caption)
         step = getattr(self._trainer(), "global_step", None) if step is None else step
-        run, key = (
-            self._session.current(),
-            prefixed({key: None}, self._prefix, self.LOGGER_JOIN_CHAR).popitem()[0],
-        )
-        return [run.log_image(key, image, step=step, caption=text) for image, text in pairs]
+        key = f"{self._prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._prefix else key
+        return [self._session.current().log_image(key, im, step=step, caption=c) for im, c in pairs]
 
     @fw.rank_zero_only
     @catch_and_warn
@@ -263,9 +260,7 @@ class KoguLoggerMixin:
             session.add_to_last(values, total)
         session.epochs.close(run, total)
         if fn in ("fit", None):
-            best = session.checkpoints.best_summary()
-            if best:
-                run.summary(best)
+            run.summary(session.checkpoints.best_summary())  # (nothing without checkpoints)
             if self._log_model == "best":
                 self._store_checkpoints(path for path, _ in session.checkpoints.monitored().values())
             elif self._log_model == "end":

@@ -257,11 +257,7 @@ class TrackerCallback(TrainerCallback):
         epoch, self._closing = self._closing or 1, None
         values = {"train_loss": self._train_loss} if self._train_loss is not None else {}
         total = max(self._total_epochs, epoch) if self._total_epochs else None
-        epochs = self._session.epochs
-        epochs.add(run, epoch, values, total)
-        if not epochs.dirty and epochs.epoch == epoch:
-            epochs.dirty = True  # an epoch with nothing to say still gets its record
-        epochs.close(run, total)
+        self._session.epochs.end(run, epoch, values, total)
 
     def _current_epoch(self, state: Any) -> Optional[int]:
         """The 1-indexed epoch in progress (the one that ended, between its end and the next)."""

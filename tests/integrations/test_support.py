@@ -160,3 +160,17 @@ def test_a_table_becomes_tab_separated_text():
     frame = pd.DataFrame({"epoch": [1, 2], "acc": [0.5, 0.75]})
     assert table_text(None, None, frame) == "epoch\tacc\n1\t0.5\n2\t0.75"
     assert table_text(None, None, None) == "" and table_text([], [], None) == ""
+
+
+def test_an_epoch_ended_with_nothing_to_say_still_gets_its_record(store_dir, store):
+    from epochline.integrations._support import EpochAccumulator
+
+    epochs = EpochAccumulator()
+    with epochline.init("support/epochs", emit="none") as run:
+        epochs.end(run, 1, {})  # e.g. transformers with logging_steps longer than an epoch
+        epochs.end(run, 2, {"train_loss": 0.5}, total_epochs=3)
+        assert epochs.end(run, 2, {"train_loss": 0.1}) is None  # closed already: never rewritten
+        run_id = run.id
+    with store() as opened:
+        records = opened.run(run_id).epochs()
+    assert [(r["epoch"], r["values"]) for r in records] == [(1, {}), (2, {"train_loss": 0.5})]
