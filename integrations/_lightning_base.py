@@ -40,6 +40,7 @@ __all__ = [
     "rank_zero_only",
     "RankExperiment",
     "logger_class",
+    "derives_from",
     "trainer_fn",
     "Loop",
     "loop",
@@ -104,6 +105,11 @@ def logger_class(mixin: type, package: Optional[str] = None, name: str = "KoguLo
             "__qualname__": name,
         },
     )
+
+
+def derives_from(cls: type, package: str) -> bool:
+    """Whether ``cls`` is built over ``package``'s ``Logger`` (without importing ``package``)."""
+    return any(base.__module__.split(".")[0] == package for base in cls.__mro__)
 
 
 def _value(enum: Any) -> Optional[str]:

@@ -276,6 +276,8 @@ class KoguLoggerMixin:
 
 
 KoguLogger = fw.logger_class(KoguLoggerMixin)  # over lightning.pytorch, else pytorch_lightning
+if fw.derives_from(KoguLogger, "pytorch_lightning"):
+    PLKoguLogger = KoguLogger  # only pytorch_lightning installed: one class serves both names
 
 
 def __getattr__(name: str) -> Any:
@@ -287,4 +289,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["KoguLogger", "PLKoguLogger", "KoguLoggerMixin", "DEFAULT_EMIT"]  # noqa: F822 (PLKoguLogger: __getattr__)
+__all__ = ["KoguLogger", "PLKoguLogger", "KoguLoggerMixin", "DEFAULT_EMIT"]
