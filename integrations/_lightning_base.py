@@ -140,10 +140,10 @@ def _train_epoch_end(trainer: Any, fn: Optional[str], stage: Optional[str]) -> b
         return False
 
 
-def _epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
+def _epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str], epoch_end: bool) -> bool:
     """Whether a call's values describe the epoch: validation's, the train-epoch-end call's and
     those logged before the epoch's first batch (LearningRateMonitor); not a step's."""
-    if trainer is None or fn != "fit" or stage != "train" or _train_epoch_end(trainer, fn, stage):
+    if trainer is None or fn != "fit" or stage != "train" or epoch_end:
         return True
     try:  # on_train_epoch_start runs between the epoch's "ready" and "started" marks
         current = trainer.fit_loop.epoch_progress.current
@@ -152,7 +152,7 @@ def _epoch_level(trainer: Any, fn: Optional[str], stage: Optional[str]) -> bool:
         return True
 
 
-def max_epochs(trainer: Any) -> Optional[int]:
+def _max_epochs(trainer: Any) -> Optional[int]:
     """``trainer.max_epochs`` when it is a real bound (not -1 / None)."""
     value = getattr(trainer, "max_epochs", None)
     return value if isinstance(value, int) and value > 0 else None
@@ -185,7 +185,7 @@ def loop(trainer: Any) -> Loop:
     """The :class:`Loop` state of ``trainer`` now (all None/True without a trainer)."""
     fn, stage = _loop_state(trainer)
     end = _train_epoch_end(trainer, fn, stage)
-    return Loop(fn, stage, _epoch_level(trainer, fn, stage), end, max_epochs(trainer))
+    return Loop(fn, stage, _epoch_level(trainer, fn, stage, end), end, _max_epochs(trainer))
 
 
 def spawned_worker(trainer: Any) -> bool:

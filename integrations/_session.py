@@ -63,9 +63,7 @@ class Session:
             return self.given
         if self.run is not None:  # what the last run gathered is not this one's
             self.epochs, self.checkpoints = EpochAccumulator(), Checkpoints()
-        self.run = open_run(self.framework, **{**self.options, **options})
-        if self.worker:
-            leave_to_launcher(self.run, self.handover)
+        self.run = self._open(**options)
         return self.run
 
     def current(self, **options: Any) -> Any:
@@ -75,9 +73,14 @@ class Session:
         if run is None:
             return self.start(**options)
         if run.finished and self.given is None:
-            self.run = run = open_run(self.framework, **{**self.options, **options}, reopen=run.id)
-            if self.worker:
-                leave_to_launcher(run, self.handover)
+            self.run = run = self._open(**options, reopen=run.id)
+        return run
+
+    def _open(self, **options: Any) -> Any:
+        """``open_run`` with the adapter's options; a worker's run is left to its launcher."""
+        run = open_run(self.framework, **{**self.options, **options})
+        if self.worker:
+            leave_to_launcher(run, self.handover)
         return run
 
     def in_worker(self) -> None:

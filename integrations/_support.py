@@ -53,7 +53,6 @@ from epochline.options import (
     check_function,
     check_init_options,
     check_positive_int,
-    check_tags,
     unknown_keywords,
 )
 from epochline.protocol import receive_held_lines
@@ -84,10 +83,10 @@ __all__ = [
     "EpochAccumulator",
     "prior_record",
     "prefixed",
+    "prefixed_key",
     "image_captions",
     "table_text",
     "parameter_count",
-    "check_tags",
     "check_choice",
     "check_flag",
     "check_function",
@@ -380,9 +379,12 @@ def prior_record(run: Any, epoch: int) -> Tuple[Dict[str, Any], Tuple[str, ...]]
 
 def prefixed(values: Mapping[str, Any], prefix: str, separator: str = "-") -> Dict[str, Any]:
     """Lightning's ``_add_prefix``: every key but ``epoch``/``step`` gets ``prefix + separator``."""
-    if not prefix:
-        return dict(values)
-    return {k if k in ("epoch", "step") else f"{prefix}{separator}{k}": v for k, v in values.items()}
+    return {k if k in ("epoch", "step") else prefixed_key(k, prefix, separator): v for k, v in values.items()}
+
+
+def prefixed_key(key: str, prefix: str, separator: str = "-") -> str:
+    """One key under Lightning's ``prefix`` rule (``"tmp"`` + ``"loss"`` -> ``"tmp-loss"``)."""
+    return f"{prefix}{separator}{key}" if prefix else key
 
 
 def image_captions(images: Any, caption: Any) -> List[Tuple[Any, Optional[str]]]:

@@ -31,6 +31,7 @@ from ._support import (
     lightning_datasets,
     local_directory,
     prefixed,
+    prefixed_key,
     table_text,
 )
 
@@ -197,7 +198,7 @@ class KoguLoggerMixin:
         Returns the stored paths."""
         pairs = image_captions(images, caption)
         step = getattr(self._trainer(), "global_step", None) if step is None else step
-        key = f"{self._prefix}{self.LOGGER_JOIN_CHAR}{key}" if self._prefix else key
+        key = prefixed_key(key, self._prefix, self.LOGGER_JOIN_CHAR)
         return [self._session.current().log_image(key, im, step=step, caption=c) for im, c in pairs]
 
     @fw.rank_zero_only
